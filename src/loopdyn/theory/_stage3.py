@@ -1,0 +1,101 @@
+r"""Stage 3 theory: training the 4-D effective model directly (spec §4.5, §6.5, Fig 5d).
+
+The overlaps $\sigma = (\sigma_{zm}, \sigma_{zu}, \sigma_{vm}, \sigma_{vu})$ of the full model at
+`ep_of_stab` (or a chosen epoch) seed the effective system $s_{t+1} = P_{\rm eff}(\sigma)\, s_t$,
+$s = (x, v, \kappa_m, \kappa_u)$, $\kappa_0 = 0$, with control $u_t = \sigma_{zm}\kappa_{m,t} +
+\sigma_{zu}\kappa_{u,t}$, and the four numbers are trained by clipped SGD on the `mean` loss of
+:class:`loopdyn.tasks.Regulation` (spec §3.1):
+
+$$\mathcal L = \operatorname{mean}_{t<T,\,i,\,b}\,(x^{(i)}_{t,b})^2 + \beta\,\operatorname{mean}_b\sum_{t<T} u_{t,b}^2 .$$
+
+This is plain gradient descent on the overlaps (identity metric), as the reference `P_Model_eff`;
+the exact overlap dynamics induced by gradient descent on $z, u, v$ differ (spec §7.4).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax import lax
+
+from ..analysis._joint import effective_matrix, spectrum
+from ..tasks import Regulation
+
+
+class EffectiveTraining(NamedTuple):
+    """Result of :func:`train_effective_model`; a leading `beta` axis when several β were given.
+
+    - `loss` `(..., epochs)`: training loss of epoch `e`, computed with `sigma[e]` before its update;
+    - `sigma` `(..., epochs + 1, 4)`: overlaps after `e` updates (`sigma[0]` = start, `sigma[-1]` = final);
+    - `eigenvalues` complex `(..., 4)`: spectrum of the final $P_{\rm eff}$, decreasing modulus.
+    """
+
+    loss: np.ndarray
+    sigma: np.ndarray
+    eigenvalues: np.ndarray
+
+
+def effective_episode_loss(sigma, x0, beta, T: int):
+    r"""The `mean` training loss of one episode batch of the effective model.
+
+    **Arguments:** `sigma` `(4,)`; `x0` `(batch, 2)` initial plant states ($\kappa_0 = 0$);
+    `beta`: control penalty; `T`: steps in the loss ($x_0 \dots x_{T-1}$).
+    """
+    P = effective_matrix(*(sigma[i] for i in range(4)))
+    s0 = jnp.concatenate([x0, jnp.zeros_like(x0)], axis=-1)
+    readout = sigma[:2]
+
+    def step(s, _):
+        return s @ P.T, (s[:, :2], (s[:, 2:] @ readout)[:, None])
+
+    _, (xs, us) = lax.scan(step, s0, length=T)
+    return Regulation(n_states=2, T=T, batch=x0.shape[0], loss="mean").train_loss(xs, us, beta)
+
+
+def train_effective_model(sigma_start, *, key, epochs: int = 1000, lr: float = 0.01, clip: float = 1.0,
+                          batch: int = 100, T: int = 50, beta=0.0, x0_range: float = 2.0) -> EffectiveTraining:
+    r"""Clipped SGD directly on the four overlaps of $P_{\rm eff}$ (spec §4.5, `theory[13]`).
+
+    Every epoch draws a fresh batch $x_0 \sim U(-a, a)^2$ (`Regulation.sample_x0` with the epoch's key
+    from `jax.random.split(key, epochs)`), evaluates the loss, clips the gradient to global norm
+    `clip` (0 = off) and takes one SGD step. Epochs run in a `lax.scan`; a sequence of β is vmapped
+    over with the same initial states for every β.
+
+    **Arguments:** `sigma_start` `(4,)` ordered $(\sigma_{zm}, \sigma_{zu}, \sigma_{vm}, \sigma_{vu})$;
+    `key`: PRNG key; `epochs`, `lr`, `clip`, `batch`, `T`: as spec §3.1; `beta`: a number or a
+    sequence of numbers; `x0_range`: $a$.
+
+    **Returns:** :class:`EffectiveTraining`.
+    """
+    s0 = jnp.asarray(sigma_start)
+    s0 = s0.astype(jnp.result_type(s0.dtype, float))
+    if s0.shape != (4,):
+        raise ValueError(f"sigma_start must have shape (4,), got {s0.shape}")
+    betas = jnp.asarray(beta, s0.dtype)
+    if betas.ndim > 1:
+        raise ValueError(f"beta must be a number or a 1-D sequence, got shape {betas.shape}")
+    task = Regulation(n_states=2, T=T, batch=batch, x0_range=x0_range, loss="mean")
+    opt = optax.chain(optax.clip_by_global_norm(clip), optax.sgd(lr)) if clip > 0 else optax.sgd(lr)
+    keys = jax.random.split(key, epochs)
+
+    def run(b):
+        def epoch(carry, k):
+            s, state = carry
+            x0 = task.sample_x0(k, batch, s.dtype)
+            loss, g = jax.value_and_grad(effective_episode_loss)(s, x0, b, T)
+            updates, state = opt.update(g, state, s)
+            s_next = optax.apply_updates(s, updates)
+            return (s_next, state), (loss, s_next)
+
+        _, (loss, trail) = lax.scan(epoch, (s0, opt.init(s0)), keys)
+        return loss, jnp.concatenate([s0[None], trail], axis=0)
+
+    loss, sigma = jax.jit(jax.vmap(run) if betas.ndim else run)(betas)
+    sigma = np.asarray(sigma)
+    final = sigma[..., -1, :]
+    lam = spectrum(effective_matrix(*(final[..., i] for i in range(4))))
+    return EffectiveTraining(np.asarray(loss), sigma, lam)

@@ -1,0 +1,139 @@
+"""Training ensembles: vmapped runs equal runs trained one by one; resume; divergence."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import loopdyn
+from loopdyn import _config
+
+SMALL = """
+name = "small"
+epochs = 30
+seeds = [0, 1, 2]
+dtype = "float64"
+[task]
+T = 15
+batch = 16
+test_batch = 8
+[agent]
+N = 12
+rank = 1
+[train]
+lr = 0.05
+[record]
+chunk = 10
+"""
+
+
+def _cfg(extra="", **tables):
+    return _config.from_toml_text(SMALL + extra, source="test.toml")
+
+
+def _arrays(path):
+    ds = loopdyn.open_run(path)
+    return {k: ds[k].values for k in ds.data_vars}, ds
+
+
+def test_ensemble_equals_runs_one_by_one(tmp_path):
+    cfg = _cfg('[sweep]\n"train.lr" = [0.05, 0.2]\n"agent.N" = [12, 9]\n')
+    arrays, ds = _arrays(loopdyn.train(cfg, tmp_path / "ens.zarr", progress=False))
+    assert ds.sizes["run"] == 12
+    for i in range(ds.sizes["run"]):
+        run = ds.isel(run=i)
+        solo = dataclasses.replace(cfg, seeds=(int(run.seed),), sweep=())
+        solo = solo.with_values({"train.lr": float(run.lr), "agent.N": int(run.N)})
+        a, sds = _arrays(loopdyn.train(solo, tmp_path / f"solo{i}.zarr", progress=False))
+        np.testing.assert_allclose(arrays["train_loss"][i], a["train_loss"][0], rtol=1e-9)
+        np.testing.assert_allclose(arrays["test_loss"][i], a["test_loss"][0], rtol=1e-9)
+        np.testing.assert_allclose(arrays["eigenvalues"][i], a["eigenvalues"][0], rtol=1e-7, atol=1e-9)
+        n = int(run.N)
+        np.testing.assert_allclose(arrays["z"][i][:, :n], a["z"][0], rtol=1e-9, atol=1e-12)
+        assert np.all(np.isnan(arrays["z"][i][:, n:]))  # padding of the smaller group
+
+
+def test_same_config_same_numbers(tmp_path):
+    cfg = _cfg()
+    a, _ = _arrays(loopdyn.train(cfg, tmp_path / "a.zarr", progress=False))
+    b, _ = _arrays(loopdyn.train(cfg, tmp_path / "b.zarr", progress=False))
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_resume_is_identical_to_uninterrupted(tmp_path):
+    cfg = _cfg()
+    full, _ = _arrays(loopdyn.train(cfg, tmp_path / "full.zarr", progress=False))
+    part = loopdyn.train(cfg, tmp_path / "part.zarr", progress=False, stop_after=20)
+    _, ds = _arrays(part)
+    assert ds.sizes["epoch"] == 20 and ds.sizes["checkpoint"] == 20
+    loopdyn.resume(part, progress=False)
+    resumed, ds = _arrays(part)
+    assert ds.sizes["epoch"] == 30
+    for k in full:
+        np.testing.assert_array_equal(full[k], resumed[k])
+
+
+def test_half_written_chunk_is_ignored_and_overwritten(tmp_path):
+    cfg = _cfg()
+    full, _ = _arrays(loopdyn.train(cfg, tmp_path / "full.zarr", progress=False))
+    part = loopdyn.train(cfg, tmp_path / "part.zarr", progress=False, stop_after=10)
+    import zarr
+
+    g = zarr.open_group(str(part), mode="r+")
+    g["train_loss"][:, 10:20] = 123.0  # a chunk written but never committed by the progress marker
+    assert loopdyn.open_run(part).sizes["epoch"] == 10
+    loopdyn.resume(part, progress=False)
+    resumed, _ = _arrays(part)
+    np.testing.assert_array_equal(full["train_loss"], resumed["train_loss"])
+
+
+def test_divergent_run_is_marked_and_others_kept(tmp_path):
+    # sigma_zm(0) = 0.3 > 0 makes the joint system diverge like (1 + sqrt 0.3)^t: float32 overflows at T = 300.
+    text = SMALL.replace('dtype = "float64"', 'dtype = "float32"').replace("T = 15", "T = 300")
+    cfg = _config.from_toml_text(text + '[sweep]\n"agent.over" = [-0.02, 0.3]\n', source="t.toml")
+    arrays, ds = _arrays(loopdyn.train(cfg, tmp_path / "div.zarr", progress=False))
+    div = arrays["diverged_epoch"]
+    assert list(div[:3]) == [-1, -1, -1] and list(div[3:]) == [0, 0, 0]
+    assert np.all(np.isnan(arrays["train_loss"][3:]))
+    assert np.all(np.isfinite(arrays["train_loss"][:3]))
+    assert arrays["train_loss"].dtype == np.float32 and arrays["z"].dtype == np.float32
+    solo = dataclasses.replace(cfg, seeds=(0,), sweep=()).with_values({"agent.over": -0.02})
+    a, _ = _arrays(loopdyn.train(solo, tmp_path / "solo.zarr", progress=False))
+    np.testing.assert_allclose(arrays["train_loss"][0], a["train_loss"][0], rtol=1e-5)
+
+
+def test_store_records_provenance(tmp_path):
+    cfg = _cfg()
+    ds = loopdyn.open_run(loopdyn.train(cfg, tmp_path / "p.zarr", progress=False))
+    assert ds.attrs["config"]["agent"]["N"] == 12
+    assert ds.attrs["versions"]["jax"] and ds.attrs["git_commit"]
+    assert list(ds.seed.values) == [0, 1, 2]
+    # the stored parameters reproduce the stored overlaps and spectral radius
+    m = ds.m.values[0, :, 0]
+    z = ds.z.values[0, 7, :, 0]
+    np.testing.assert_allclose(z @ m, ds.sigma_zm.values[0, 7], rtol=1e-10)
+    from loopdyn.analysis import effective_matrix, spectrum
+
+    ov = {k: ds[k].values[0, 7] for k in ("sigma_zm", "sigma_zu", "sigma_vm", "sigma_vu")}
+    np.testing.assert_allclose(np.abs(spectrum(effective_matrix(**ov))).max(), ds.spectral_radius.values[0, 7], rtol=1e-10)
+
+
+def test_skip_first_update_repeats_epoch_zero_weights(tmp_path):
+    cfg = _cfg().with_values({"train.skip_first_update": True})
+    ds = loopdyn.open_run(loopdyn.train(cfg, tmp_path / "s.zarr", progress=False))
+    np.testing.assert_array_equal(ds.z.values[:, 0], ds.z.values[:, 1])
+    assert not np.array_equal(ds.z.values[:, 1], ds.z.values[:, 2])
+    np.testing.assert_array_equal(ds.test_loss.values[:, 0], ds.test_loss.values[:, 1])
+
+
+@pytest.mark.parametrize("schedule,expected", [("every:7", [0, 7, 14, 21, 28, 29]), ("log", None)])
+def test_checkpoint_schedules(tmp_path, schedule, expected):
+    cfg = _cfg().with_values({"record.checkpoint": schedule, "record.n_log": 5})
+    ds = loopdyn.open_run(loopdyn.train(cfg, tmp_path / "c.zarr", progress=False))
+    ck = list(ds.checkpoint.values)
+    if expected is not None:
+        assert ck == expected
+    else:
+        assert ck[0] == 0 and ck[-1] == 29 and len(ck) <= 7
+    assert np.all(np.isfinite(ds.z.values))
