@@ -77,11 +77,22 @@ class AgentConfig:
 class TrainConfig:
     """Optimisation (paper-spec §3)."""
 
-    mode: str = _f("closed_loop", doc="training mode", choices=("closed_loop",))
+    mode: str = _f("closed_loop", doc="training mode",
+                   choices=("closed_loop", "open_loop_noise", "open_loop_teacher", "open_loop_gain"))
     optimizer: str = _f("sgd", doc="optimiser", choices=("sgd", "adam"))
     lr: float = _f(0.01, doc="learning rate", check=_POS)
     clip: float = _f(1.0, doc="global-norm gradient clip; 0 = off", check=_NONNEG)
     skip_first_update: bool = _f(False, doc="epoch 0 only evaluates (reference code of spec §3.2)")
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """The teacher of an open-loop student (spec §3.3)."""
+
+    store: str = _f("", doc="store holding the teacher runs ('self': earlier phase of the same experiment)")
+    run: int = _f(-1, doc="teacher run index; -1 = the run with the student's seed")
+    epoch: int = _f(-1, doc="checkpoint epoch of the teacher; -1 = the last one")
+    K: tuple[tuple[float, ...], ...] = _f((), doc="static gain u = K x for mode = open_loop_gain (rows: controls)")
 
 
 @dataclass(frozen=True)
@@ -98,6 +109,7 @@ SECTIONS: dict[str, type] = {
     "task": TaskConfig,
     "agent": AgentConfig,
     "train": TrainConfig,
+    "teacher": TeacherConfig,
     "record": RecordConfig,
 }
 
@@ -121,6 +133,7 @@ class Config:
     task: TaskConfig = TaskConfig()
     agent: AgentConfig = AgentConfig()
     train: TrainConfig = TrainConfig()
+    teacher: TeacherConfig = TeacherConfig()
     record: RecordConfig = RecordConfig()
     sweep: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     extra: tuple[tuple[str, Any], ...] = ()  # experiment-specific tables, kept verbatim
@@ -181,6 +194,13 @@ def _coerce(source: str, dotted: str, value: Any, typ: Any, fld: dataclasses.Fie
     elif t == "str":
         if not isinstance(value, str):
             raise _err(source, dotted, f"= {value!r} must be a string")
+    elif t.startswith("tuple[tuple"):
+        ok = isinstance(value, (list, tuple)) and all(
+            isinstance(r, (list, tuple)) and r and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in r)
+            for r in value)
+        if not ok or len({len(r) for r in value}) > 1:
+            raise _err(source, dotted, f"= {value!r} must be a matrix: a list of equally long lists of numbers")
+        value = tuple(tuple(float(v) for v in r) for r in value)
     elif t.startswith("tuple"):
         if isinstance(value, str):
             value = [value]
@@ -232,7 +252,7 @@ def parse_seeds(value: Any, source: str = "<seeds>") -> tuple[int, ...]:
 
 
 TOP_KEYS = ("name", "description", "epochs", "seeds", "dtype", "sweep")
-EXPERIMENT_TABLES = ("closed_vs_open", "stages", "teacher", "open_loop")
+EXPERIMENT_TABLES = ("closed_vs_open", "stages")
 
 
 def from_dict(tables: dict[str, Any], *, source: str = "<inline>") -> Config:
@@ -313,6 +333,14 @@ def _check_consistency(cfg: Config) -> None:
         raise _err(s, "plant.n_observed", "must be 2 (positions) or 4 (full state) for point_mass_2d")
     if not math.isnan(a.over) and (a.init != "lowrank" or a.rank != 1):
         raise _err(s, "agent.over", "sets sigma_zm only for init = 'lowrank' with rank = 1; remove it or change the agent")
+    mode, t = cfg.train.mode, cfg.teacher
+    if mode == "open_loop_gain":
+        k = p.order if p.kind == "integrator" else (4 if p.kind == "point_mass_2d" else 2)
+        m = p.n_controls if p.kind == "integrator" else (2 if p.kind == "point_mass_2d" else 1)
+        if not t.K or len(t.K) != m or len(t.K[0]) != k:
+            raise _err(s, "teacher.K", f"must be a {m} x {k} matrix (controls x states) for mode = 'open_loop_gain'")
+    elif mode.startswith("open_loop") and not t.store:
+        raise _err(s, "teacher.store", f"is required for mode = {mode!r}: the store of the teacher run")
     ck = cfg.record.checkpoint
     if ck not in ("auto", "every", "log") and not (ck.startswith("every:") and ck[6:].isdigit() and int(ck[6:]) > 0):
         raise _err(s, "record.checkpoint", f"= {ck!r} is not allowed; choose auto, every, log or every:K with K > 0")

@@ -14,6 +14,9 @@ $|\lambda|^2 = 1 + k_2 - k_1$.
 
 from __future__ import annotations
 
+from functools import partial
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
@@ -26,6 +29,7 @@ STABLE, UNSTABLE_OSCILLATORY, UNSTABLE_REAL = 2, 1, 0
 """Labels of :func:`stability_region` (the values of the reference code, contours at 0.5 and 1.5)."""
 
 
+@partial(jax.jit, static_argnames="drop_first")
 def effective_gains(xs, us, drop_first: int = 1):
     r"""Least-squares static gain of a closed-loop controller (spec §4.6, `nonlin[3]`).
 
@@ -150,11 +154,15 @@ def gain_loss_landscape(k1_grid, k2_grid, x0=(1.0, 1.0), T: int = 50):
     """
     k1, k2 = jnp.asarray(k1_grid), jnp.asarray(k2_grid)
     dtype = jnp.result_type(k1.dtype, k2.dtype, float)
-    k1, k2 = k1.astype(dtype), k2.astype(dtype)
+    return _landscape(k1.astype(dtype), k2.astype(dtype), jnp.asarray(x0, dtype), T=T)
+
+
+@partial(jax.jit, static_argnames="T")
+def _landscape(k1, k2, x0, *, T: int):
     K1, K2 = jnp.meshgrid(k1, k2)
     one = jnp.ones_like(K1)
     M = jnp.stack([jnp.stack([one, one], -1), jnp.stack([K1, 1 + K2], -1)], -2)
-    return _log_sum_sq_norms(M, jnp.asarray(x0, K1.dtype), 2, 1, T) - jnp.log(T)
+    return _log_sum_sq_norms(M, x0, 2, 1, T) - jnp.log(T)
 
 
 def lqr_gain(A, B, Q, R):

@@ -6,7 +6,7 @@ along `epoch` in the same blocks the trainer writes, so a write never touches an
 
 Atomicity. After all arrays of a chunk are written, the trainer writes the optimiser state to
 `state/epoch_<E>.npz` and only then replaces `progress.json` (`os.replace`, atomic on POSIX)
-with `{"epochs_done": E}`. Readers trust nothing beyond `epochs_done`; `--resume` restarts from
+with `{"phase": p, "epochs_done": E}`. Readers trust nothing beyond it; `--resume` restarts from
 there, overwriting any half-written block.
 """
 
@@ -53,6 +53,10 @@ def create(path: Path, attrs: dict[str, Any], coords: dict[str, tuple[tuple[str,
     group.attrs.update({"loopdyn_format": FORMAT, **attrs})
     for name, (dims, values) in coords.items():
         values = np.asarray(values)
+        if values.dtype.kind == "U":  # variable-length UTF-8, the string type of the Zarr v3 spec
+            arr = group.create_array(name, shape=values.shape, dtype=str, dimension_names=list(dims))
+            arr[...] = values
+            continue
         arr = group.create_array(name, shape=values.shape, chunks=values.shape or None, dtype=values.dtype,
                                  dimension_names=list(dims), fill_value=_fill(values.dtype))
         arr[...] = values
@@ -89,42 +93,69 @@ def open_group(path: Path, mode: str = "r+") -> zarr.Group:
     return group
 
 
-def epochs_done(path: Path) -> int:
+def read_progress(path: Path) -> tuple[int, int]:
+    """`(phase, epochs_done)` of the last complete chunk; `(0, 0)` before the first."""
     p = Path(path) / PROGRESS
     if not p.is_file():
-        return 0
+        return 0, 0
     try:
-        return int(json.loads(p.read_text())["epochs_done"])
+        data = json.loads(p.read_text())
+        return int(data["phase"]), int(data["epochs_done"])
     except (ValueError, KeyError, TypeError):
         raise StoreError(f"{p}: unreadable progress marker; the store is corrupt, train again") from None
 
 
-def write_progress(path: Path, done: int) -> None:
-    _atomic_write(Path(path) / PROGRESS, json.dumps({"epochs_done": int(done)}).encode())
+def epochs_done(path: Path) -> int:
+    """Epochs visible to readers: those of the current phase (all of them once the store is complete)."""
+    return read_progress(path)[1]
 
 
-def save_state(path: Path, done: int, arrays: dict[str, np.ndarray]) -> None:
-    """Save the training state after `done` epochs, then drop older states."""
-    d = Path(path) / "state"
-    d.mkdir(exist_ok=True)
-    target = d / f"epoch_{done}.npz"
-    tmp = d / f"epoch_{done}.tmp.npz"
+def write_progress(path: Path, phase: int, done: int, n_phases: int = 1) -> None:
+    _atomic_write(Path(path) / PROGRESS,
+                  json.dumps({"phase": int(phase), "epochs_done": int(done), "phases": int(n_phases)}).encode())
+
+
+def _state_file(path: Path, phase: int, done: int) -> Path:
+    return Path(path) / "state" / f"phase{phase}_epoch{done}.npz"
+
+
+def save_state(path: Path, phase: int, done: int, arrays: dict[str, np.ndarray]) -> None:
+    """Save the training state after `done` epochs of `phase` (written before the progress marker)."""
+    target = _state_file(path, phase, done)
+    target.parent.mkdir(exist_ok=True)
+    tmp = target.with_name(target.stem + ".tmp.npz")
     np.savez(tmp, **arrays)
     os.replace(tmp, target)
 
 
-def prune_states(path: Path, keep: int) -> None:
-    for f in (Path(path) / "state").glob("epoch_*.npz"):
-        if f.name != f"epoch_{keep}.npz":
+def prune_states(path: Path, phase: int, keep: int) -> None:
+    for f in (Path(path) / "state").glob("*.npz"):
+        if f != _state_file(path, phase, keep):
             f.unlink()
 
 
-def load_state(path: Path, done: int) -> dict[str, np.ndarray]:
-    f = Path(path) / "state" / f"epoch_{done}.npz"
+def load_state(path: Path, phase: int, done: int) -> dict[str, np.ndarray]:
+    f = _state_file(path, phase, done)
     if not f.is_file():
         raise StoreError(f"{path}: training state for epoch {done} is missing; the store cannot be resumed, train again")
-    with np.load(f) as z:
-        return {k: z[k] for k in z.files}
+    try:
+        with np.load(f) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise StoreError(f"{f}: unreadable training state ({e}); the store cannot be resumed, train again") from None
+
+
+def raw_dataset(path: Path) -> xr.Dataset:
+    """The whole store as written, without cutting incomplete epochs (for internal readers that
+    know which parts are complete, e.g. a teacher from an earlier phase)."""
+    open_group(path, mode="r")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*not recognized as a component")
+        ds = xr.open_zarr(str(path), consolidated=False, zarr_format=3)
+    for key in ("config", "versions", "phases"):
+        if isinstance(ds.attrs.get(key), str):
+            ds.attrs[key] = json.loads(ds.attrs[key])
+    return ds
 
 
 def open_run(path: str | Path) -> xr.Dataset:
@@ -148,7 +179,7 @@ def open_run(path: str | Path) -> xr.Dataset:
     if "checkpoint" in ds.dims:
         ds = ds.sel(checkpoint=ds.checkpoint < done)
     ds.attrs["epochs_done"] = done
-    for key in ("config", "versions", "run_table"):
+    for key in ("config", "versions", "phases"):
         if isinstance(ds.attrs.get(key), str):
             ds.attrs[key] = json.loads(ds.attrs[key])
     return ds

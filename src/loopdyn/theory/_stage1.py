@@ -11,6 +11,8 @@ geometric-sum loss, steep ($\propto \sqrt{\sigma}$ in the exponent) for $\sigma 
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -35,7 +37,7 @@ def stage1_eigenvalues(sigma):
 
 
 def _growth_rate(xp, sigma):
-    """$r = |1 + \\sqrt{\\sigma}|^2$: $(1+\\sqrt\\sigma)^2$ for $\\sigma \\ge 0$, $1 - \\sigma$ below."""
+    r"""$r = |1 + \sqrt{\sigma}|^2$: $(1+\sqrt\sigma)^2$ for $\sigma \ge 0$, $1 - \sigma$ below."""
     return xp.where(sigma >= 0, (1 + xp.sqrt(xp.maximum(sigma, 0))) ** 2, 1 - sigma)
 
 
@@ -47,6 +49,15 @@ def geometric_sum_loss(sigma, T_prime: int = 101, *, log: bool = False):
 
     Evaluated in log space ($r \ge 1$ for every real $\sigma$), so `log=True` is finite far beyond
     the float range of $\mathcal L$ itself; the limit $r \to 1$ gives $T'/2$.
+
+    It is an estimate of :func:`simulated_stage1_loss`, not an identity: even where the stage-1
+    reduction is exact ($\sigma_{vu} = \sigma_{vm}\sigma_{zu} = 0$) the simulated loss grows like
+    $r^{T}$ but with a different prefactor, because $\|x_t\|^2$ follows $|\lambda_1|^{2t}$ only up to
+    a bounded factor (mode mixing, oscillating for $\sigma < 0$) and the sum starts from
+    $\|x_0\|^2 = 2$, $x_1 = (0, -1)$. For example, at $\sigma_{zm} = -1$ (the plant block is then
+    $\sqrt2$ times a rotation) the 100-step simulated loss is exactly $1 + \mathcal L_{\rm th}$ with
+    $T' = 99$. Near $\sigma = 0$ the simulation grows
+    polynomially ($\|x_t\| \propto t$) while the formula stays at $T'/2$, so the two differ most there.
 
     **Arguments:** `sigma`: $\sigma_{zm}$, any shape (NumPy or JAX); `T_prime`: number of terms;
     `log`: return $\log \mathcal L_{\rm th}$ (what Fig 3d plots).
@@ -85,15 +96,19 @@ def simulated_stage1_loss(sigma, *, key, N: int = 100, steps: int = 100, log: bo
     sig = jnp.asarray(sigma)
     sig = sig.astype(jnp.result_type(sig.dtype, float))
     flat = sig.reshape(-1)
-    keys = jax.random.split(key, flat.shape[0])
+    out = _stage1_log_losses(flat, jax.random.split(key, flat.shape[0]), N=N, steps=steps).reshape(sig.shape)
+    return out if log else jnp.exp(out)
+
+
+@partial(jax.jit, static_argnames=("N", "steps"))
+def _stage1_log_losses(sigma, keys, *, N: int, steps: int):
     spec = AgentSpec(N=N, rank=1, init="lowrank")
     plant = double_integrator()
-    s0 = jnp.array([1.0, -1.0, 0.0, 0.0], sig.dtype)
+    s0 = jnp.array([1.0, -1.0, 0.0, 0.0], sigma.dtype)
 
     def one(s, k):
-        p = init_params(spec, k, over=s, dtype=sig.dtype)
+        p = init_params(spec, k, over=s, dtype=sigma.dtype)
         P = reduced_joint_matrix(plant.A, plant.B, plant.C, p["m"], p["U"], p["V"], p["z"])
         return np.log(0.5) + _log_sum_sq_norms(P, s0, 2, 0, steps - 1)
 
-    out = jax.jit(jax.vmap(one))(flat, keys).reshape(sig.shape)
-    return out if log else jnp.exp(out)
+    return jax.vmap(one)(sigma, keys)

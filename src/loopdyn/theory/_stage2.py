@@ -17,6 +17,7 @@ moves $\lambda_1$ up along $\operatorname{Re}\lambda \approx 1$, large α down t
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -94,7 +95,16 @@ def optimise_surrogate(sigma_start, alphas, *, T: int = 10, steps: int = 240, lr
     if s0.shape != (4,):
         raise ValueError(f"sigma_start must have shape (4,), got {s0.shape}")
     alpha = jnp.atleast_1d(jnp.asarray(alphas, s0.dtype))
-    opt = optax.chain(optax.clip_by_global_norm(clip), optax.sgd(lr)) if clip > 0 else optax.sgd(lr)
+    sigma, loss = _surrogate_paths(s0, alpha, jnp.asarray(lr, s0.dtype), jnp.asarray(clip, s0.dtype),
+                                   T=T, steps=steps, clipped=clip > 0)
+    sigma = np.asarray(sigma)
+    roots = cubic_roots(characteristic_cubic(*(sigma[..., i] for i in range(4))))
+    return SurrogatePath(np.asarray(alpha), sigma, np.asarray(loss), roots[..., 0])
+
+
+@partial(jax.jit, static_argnames=("T", "steps", "clipped"))
+def _surrogate_paths(s0, alpha, lr, clip, *, T: int, steps: int, clipped: bool):
+    opt = optax.chain(optax.clip_by_global_norm(clip), optax.sgd(lr)) if clipped else optax.sgd(lr)
 
     def path(a):
         def step(carry, _):
@@ -108,16 +118,16 @@ def optimise_surrogate(sigma_start, alphas, *, T: int = 10, steps: int = 240, lr
         trail = jnp.concatenate([s0[None], trail], axis=0)
         return trail, surrogate_loss(trail, a, T)
 
-    sigma, loss = jax.jit(jax.vmap(path))(alpha)
-    sigma = np.asarray(sigma)
-    roots = cubic_roots(characteristic_cubic(*(sigma[..., i] for i in range(4))))
-    return SurrogatePath(np.asarray(alpha), sigma, np.asarray(loss), roots[..., 0])
+    return jax.vmap(path)(alpha)
 
 
-def _unit_gradients(sigma):
+@jax.jit
+@jax.vmap
+def _angle(sigma):
     g0 = jax.grad(short_term_loss)(sigma)
     g_inf = jax.grad(lambda s: dominant_modulus_sq_approx(*_unstack(s)))(sigma)
-    return g0, g_inf
+    cos = g0 @ g_inf / (jnp.linalg.norm(g0) * jnp.linalg.norm(g_inf))
+    return jnp.degrees(jnp.arccos(jnp.clip(cos, -1.0, 1.0)))
 
 
 def gradient_angle(sigma):
@@ -132,7 +142,4 @@ def gradient_angle(sigma):
     **Returns:** `(...)`, in $[0, 180]$.
     """
     sigma = _as_sigma(sigma)
-    flat = sigma.reshape(-1, 4)
-    g0, g_inf = jax.vmap(_unit_gradients)(flat)
-    cos = jnp.sum(g0 * g_inf, -1) / (jnp.linalg.norm(g0, axis=-1) * jnp.linalg.norm(g_inf, axis=-1))
-    return jnp.degrees(jnp.arccos(jnp.clip(cos, -1.0, 1.0))).reshape(sigma.shape[:-1])
+    return _angle(sigma.reshape(-1, 4)).reshape(sigma.shape[:-1])

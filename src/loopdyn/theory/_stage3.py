@@ -6,7 +6,8 @@ $s = (x, v, \kappa_m, \kappa_u)$, $\kappa_0 = 0$, with control $u_t = \sigma_{zm
 \sigma_{zu}\kappa_{u,t}$, and the four numbers are trained by clipped SGD on the `mean` loss of
 :class:`loopdyn.tasks.Regulation` (spec §3.1):
 
-$$\mathcal L = \operatorname{mean}_{t<T,\,i,\,b}\,(x^{(i)}_{t,b})^2 + \beta\,\operatorname{mean}_b\sum_{t<T} u_{t,b}^2 .$$
+$$\mathcal L = \operatorname{mean}_{t<T,\,i,\,b}\,(x^{(i)}_{t,b})^2
++ \beta\,\operatorname{mean}_b\sum_{t<T} u_{t,b}^2 .$$
 
 This is plain gradient descent on the overlaps (identity metric), as the reference `P_Model_eff`;
 the exact overlap dynamics induced by gradient descent on $z, u, v$ differ (spec §7.4).
@@ -14,6 +15,7 @@ the exact overlap dynamics induced by gradient descent on $z, u, v$ differ (spec
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -78,9 +80,19 @@ def train_effective_model(sigma_start, *, key, epochs: int = 1000, lr: float = 0
     betas = jnp.asarray(beta, s0.dtype)
     if betas.ndim > 1:
         raise ValueError(f"beta must be a number or a 1-D sequence, got shape {betas.shape}")
+    loss, sigma = _train(s0, jax.random.split(key, epochs), betas, jnp.asarray(lr, s0.dtype),
+                         jnp.asarray(clip, s0.dtype), jnp.asarray(x0_range, s0.dtype),
+                         batch=batch, T=T, clipped=clip > 0)
+    sigma = np.asarray(sigma)
+    final = sigma[..., -1, :]
+    lam = spectrum(effective_matrix(*(final[..., i] for i in range(4))))
+    return EffectiveTraining(np.asarray(loss), sigma, lam)
+
+
+@partial(jax.jit, static_argnames=("batch", "T", "clipped"))
+def _train(s0, keys, betas, lr, clip, x0_range, *, batch: int, T: int, clipped: bool):
     task = Regulation(n_states=2, T=T, batch=batch, x0_range=x0_range, loss="mean")
-    opt = optax.chain(optax.clip_by_global_norm(clip), optax.sgd(lr)) if clip > 0 else optax.sgd(lr)
-    keys = jax.random.split(key, epochs)
+    opt = optax.chain(optax.clip_by_global_norm(clip), optax.sgd(lr)) if clipped else optax.sgd(lr)
 
     def run(b):
         def epoch(carry, k):
@@ -94,8 +106,4 @@ def train_effective_model(sigma_start, *, key, epochs: int = 1000, lr: float = 0
         _, (loss, trail) = lax.scan(epoch, (s0, opt.init(s0)), keys)
         return loss, jnp.concatenate([s0[None], trail], axis=0)
 
-    loss, sigma = jax.jit(jax.vmap(run) if betas.ndim else run)(betas)
-    sigma = np.asarray(sigma)
-    final = sigma[..., -1, :]
-    lam = spectrum(effective_matrix(*(final[..., i] for i in range(4))))
-    return EffectiveTraining(np.asarray(loss), sigma, lam)
+    return jax.vmap(run)(betas) if betas.ndim else run(betas)

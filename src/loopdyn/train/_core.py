@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import optax
 
 from ..agents import AgentSpec, init_params, split_trainable
+from ..analysis._gains import effective_gains
 from ..plants import LinearPlant
 from ..tasks import Regulation
 from ._rollout import closed_loop
@@ -39,8 +40,8 @@ class ClosedLoop:
 
     name: str = "closed_loop"
 
-    def loss(self, problem: "Problem", params: dict, hp: dict, key) -> jax.Array:
-        task = problem.task
+    def loss(self, problem: "Problem", params: dict, consts: dict, key) -> jax.Array:
+        task, hp = problem.task, consts["hp"]
         k_x, k_w = jax.random.split(key)
         x0 = task.sample_x0(k_x, task.batch, problem.dtype)
         xs, us = closed_loop(problem.spec, problem.plant, params, x0, task.T, g=hp["g"], noise=hp["noise"],
@@ -61,9 +62,11 @@ class Problem:
     dtype: Any = jnp.float32
     mode: Any = field(default_factory=ClosedLoop)
 
-    def test_loss(self, params: dict, hp: dict, test_x0) -> jax.Array:
-        xs, _ = closed_loop(self.spec, self.plant, params, test_x0, self.task.T, g=hp["g"])
-        return self.task.test_metric(xs)
+    def closed_loop_test(self, params: dict, hp: dict, test_x0) -> tuple[jax.Array, jax.Array]:
+        """Closed-loop test metric on the fixed test batch (noise-free) and the least-squares
+        effective gains `K` (`u ~ K x`, t = 0 dropped) of the same trajectories (spec §4.6)."""
+        xs, us = closed_loop(self.spec, self.plant, params, test_x0, self.task.T, g=hp["g"])
+        return self.task.test_metric(xs), effective_gains(xs, us)
 
 
 def init_run(problem: Problem, seed, hp: dict) -> tuple[dict, dict]:
@@ -86,8 +89,8 @@ def make_epoch(problem: Problem, test_x0) -> Callable:
     def epoch(state, consts, e):
         trained, frozen, hp = state["params"], consts["frozen"], consts["hp"]
         key = jax.random.fold_in(consts["key"], e)
-        loss, grads = jax.value_and_grad(lambda p: problem.mode.loss(problem, {**p, **frozen}, hp, key))(trained)
-        test = problem.test_loss({**trained, **frozen}, hp, test_x0)
+        loss, grads = jax.value_and_grad(lambda p: problem.mode.loss(problem, {**p, **frozen}, consts, key))(trained)
+        test, gains = problem.closed_loop_test({**trained, **frozen}, hp, test_x0)
         opt = make_optimizer(problem.optimizer, hp["lr"], hp["clip"])
         updates, opt_state = opt.update(grads, state["opt"], trained)
         new_params = optax.apply_updates(trained, updates)
@@ -110,6 +113,7 @@ def make_epoch(problem: Problem, test_x0) -> Callable:
         record = {
             "train_loss": jnp.where(alive, loss, nan),
             "test_loss": jnp.where(alive, test, nan),
+            "gains": jnp.where(alive, gains, nan),
             "params": trained,
         }
         return new_state, record

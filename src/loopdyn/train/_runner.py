@@ -31,7 +31,9 @@ from ..plants import plant_from_config
 from ..store import _zarr as zs
 from ..tasks import regulation_from_config
 from ..tasks._regulation import TEST_LOSS_LABELS, TRAIN_LOSS_LABELS
-from ._core import HP_NAMES, Problem, init_run, make_chunk
+from ._core import HP_NAMES, ClosedLoop, Problem, init_run, make_chunk
+from ._modes import OPEN_LOOP_MODES
+from ._teacher import load_teacher
 
 HP_KEYS = dict(zip(HP_NAMES, ("train.lr", "train.clip", "task.beta", "agent.over", "agent.g", "plant.noise")))
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
@@ -47,6 +49,8 @@ class Group:
     problem: Problem
     hp: dict[str, np.ndarray]  # (n_runs,) per scalar
     seeds: np.ndarray
+    phase: int = 0
+    label: str = "closed_loop"
     chunk_fn: Callable | None = None
 
 
@@ -54,19 +58,20 @@ def _static_key(cfg: Config, run: dict[str, Any]) -> tuple:
     return tuple(sorted((k, v) for k, v in run.items() if k not in VMAPPED and k != "seed"))
 
 
-def build_problem(cfg: Config, mode=None) -> Problem:
+def build_problem(cfg: Config) -> Problem:
     """The static problem of a configuration without sweep."""
     plant = plant_from_config(cfg.plant)
     task = regulation_from_config(cfg.task, plant)
     random = cfg.agent.rank > 0 and (cfg.agent.g > 0 or any(k == "agent.g" for k, _ in cfg.sweep))
     spec = spec_from_config(cfg, plant.n_observed, plant.n_controls, random)
     noisy = cfg.plant.noise > 0 or any(k == "plant.noise" for k, _ in cfg.sweep)
-    kwargs = {} if mode is None else {"mode": mode}
-    return Problem(spec, plant, task, cfg.train.optimizer, cfg.train.skip_first_update, noisy, DTYPES[cfg.dtype], **kwargs)
+    mode = ClosedLoop() if cfg.train.mode == "closed_loop" else OPEN_LOOP_MODES[cfg.train.mode]
+    return Problem(spec, plant, task, cfg.train.optimizer, cfg.train.skip_first_update, noisy, DTYPES[cfg.dtype], mode)
 
 
-def make_groups(cfg: Config, mode_factory: Callable[[Config], Any] | None = None) -> tuple[list[dict], list[Group]]:
-    """Expand the ensemble into runs (group-major order) and their compiled groups."""
+def make_groups(cfg: Config, offset: int = 0, phase: int = 0, label: str | None = None
+                ) -> tuple[list[dict], list[Group]]:
+    """Expand the ensemble into runs (group-major order, global indices from `offset`) and groups."""
     runs = cfg.runs()
     order: dict[tuple, list[int]] = {}
     for i, run in enumerate(runs):
@@ -74,13 +79,13 @@ def make_groups(cfg: Config, mode_factory: Callable[[Config], Any] | None = None
     ordered_runs, groups = [], []
     for gi, (key, idx) in enumerate(order.items()):
         gcfg = _config._replace(cfg, dict(key)) if key else cfg
-        start = len(ordered_runs)
+        start = offset + len(ordered_runs)
         ordered_runs.extend(runs[i] for i in idx)
         hp = {name: np.array([runs[i].get(HP_KEYS[name], gcfg.get(HP_KEYS[name])) for i in idx], dtype=np.float64)
               for name in HP_NAMES}
-        problem = build_problem(gcfg, None if mode_factory is None else mode_factory(gcfg))
-        groups.append(Group(gi, gcfg, list(range(start, start + len(idx))), problem, hp,
-                            np.array([runs[i]["seed"] for i in idx], dtype=np.int64)))
+        groups.append(Group(gi, gcfg, list(range(start, start + len(idx))), build_problem(gcfg), hp,
+                            np.array([runs[i]["seed"] for i in idx], dtype=np.int64), phase,
+                            label or cfg.train.mode))
     return ordered_runs, groups
 
 
@@ -154,6 +159,8 @@ def _layout(cfg: Config, runs: list[dict], groups: list[Group], ckpts: np.ndarra
         "train_loss": (("run", "epoch"), (R, E), f, (R, K)),
         "test_loss": (("run", "epoch"), (R, E), f, (R, K)),
         "diverged_epoch": (("run",), (R,), np.int64, (R,)),
+        "gains": (("run", "epoch", "control", "state"), (R, E, plant.n_controls, plant.n_states), f,
+                  (R, K, plant.n_controls, plant.n_states)),
     }
     if n_eig:
         variables["eigenvalues"] = (("run", "epoch", "eig"), (R, E, n_eig), np.complex128, (R, K, n_eig))
@@ -241,44 +248,56 @@ def _pad(tree, n: int):
 
 
 class Trainer:
-    """Train an ensemble and record it to a store. Use :func:`train` for the common case."""
+    """Train the phases of an experiment into one store. Use :func:`train` for the common case.
 
-    def __init__(self, cfg: Config, path: Path, *, mode_factory=None, extra_attrs: dict | None = None,
-                 init_override: Callable | None = None):
-        self.cfg, self.path = cfg, Path(path)
-        self.runs, self.groups = make_groups(cfg, mode_factory)
-        self.ckpts = checkpoint_epochs(cfg)
+    A phase is `(config, label)`; its runs get the `mode` label. Phases run one after the other
+    (a later phase may read an earlier one's results, e.g. its teacher); inside a phase all groups
+    advance chunk by chunk. Progress is `(phase, epochs_done)`.
+    """
+
+    def __init__(self, phases: list[tuple[Config, str]], path: Path, *, extra_attrs: dict | None = None):
+        self.phases, self.path = phases, Path(path)
+        self.cfg = phases[0][0]
+        epochs = {c.epochs for c, _ in phases}
+        if len(epochs) > 1:
+            raise ConfigError(f"all phases of an experiment need the same epochs, got {sorted(epochs)}")
+        self.runs, self.groups = [], []
+        for p, (cfg, label) in enumerate(phases):
+            runs, groups = make_groups(cfg, offset=len(self.runs), phase=p, label=label)
+            for g in groups:
+                g.index = len(self.groups)
+                self.groups.append(g)
+            self.runs.extend(runs)
+        self.ckpts = checkpoint_epochs(self.cfg)
         self.extra_attrs = extra_attrs or {}
-        self.init_override = init_override
-        self.test_x0 = None
 
     # -- state handling
-    def _init_states(self):
+    def _init_states(self, groups):
         states, consts = [], []
-        for g in self.groups:
+        for g in groups:
             dtype = g.problem.dtype
             hp = {k: jnp.asarray(v, dtype) for k, v in g.hp.items()}
             s, c = jax.vmap(lambda seed, h, g=g: init_run(g.problem, seed, h))(jnp.asarray(g.seeds), hp)
-            if self.init_override is not None:
-                s, c = self.init_override(g, s, c)
+            if g.cfg.train.mode != "closed_loop":
+                c = {**c, "teacher": {k: jnp.asarray(v, dtype) for k, v in load_teacher(g, self).items()}}
             states.append(s)
             consts.append(c)
         return states, consts
 
-    def _state_arrays(self, states) -> dict[str, np.ndarray]:
+    def _state_arrays(self, groups, states) -> dict[str, np.ndarray]:
         out = {}
-        for gi, s in enumerate(states):
+        for g, s in zip(groups, states):
             for i, leaf in enumerate(jax.tree.leaves(s)):
-                out[f"g{gi}_{i}"] = np.asarray(leaf)[: len(self.groups[gi].runs)]
+                out[f"g{g.index}_{i}"] = np.asarray(leaf)[: len(g.runs)]
         return out
 
-    def _restore(self, states, arrays):
+    def _restore(self, groups, states, arrays):
         restored = []
-        for gi, s in enumerate(states):
+        for g, s in zip(groups, states):
             leaves, treedef = jax.tree.flatten(s)
             new = []
             for i, leaf in enumerate(leaves):
-                a = arrays.get(f"g{gi}_{i}")
+                a = arrays.get(f"g{g.index}_{i}")
                 if a is None or a.shape != leaf.shape:
                     raise zs.StoreError(f"{self.path}: saved training state does not match the configuration; the store cannot be resumed")
                 new.append(jnp.asarray(a, leaf.dtype))
@@ -288,97 +307,110 @@ class Trainer:
     # -- store
     def create_store(self) -> None:
         coords, variables = _layout(self.cfg, self.runs, self.groups, self.ckpts)
+        coords["mode"] = (("run",), np.array([g.label for g in self.groups for _ in g.runs]))
         attrs = {
             "config": json.dumps(self.cfg.to_dict()),
+            "phases": json.dumps([[label, cfg.to_dict()] for cfg, label in self.phases]),
             "config_source": self.cfg.source,
             "versions": json.dumps(_versions()),
             "git_commit": _git_commit(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "train_loss_definition": TRAIN_LOSS_LABELS[self.cfg.task.loss],
+            "imitation_loss_definition": "open-loop runs: dt sum_t mean_{b,j} (u_student - u_teacher)^2",
             "test_loss_definition": TEST_LOSS_LABELS[self.cfg.task.test_loss],
+            "gains_definition": "least-squares K with u = K x (code sign convention, stabilising gains negative) "
+                                "over the closed-loop test trajectories, t = 0 dropped, no intercept",
             "eigenvalues_definition": "eigenvalues of the joint matrix P (reduced to span{m, U} for linear low-rank "
                                       "agents with g = 0; the other N - n_in - rank eigenvalues of P equal 1 - alpha), "
                                       "sorted by decreasing modulus",
             "record_definition": "epoch e holds the parameters after e updates and the losses they produce",
-            "mode": self.groups[0].problem.mode.name,
             **self.extra_attrs,
         }
         zs.create(self.path, attrs, coords, variables)
 
     def run(self, *, resume: bool = False, progress: bool = True, stop_after: int | None = None) -> Path:
-        """Train all epochs (or up to `stop_after`, for tests of interruption) and return the store path."""
-        cfg, E, K = self.cfg, self.cfg.epochs, self.cfg.record.chunk
-        states, consts = self._init_states()
-        done = 0
-        if resume:
-            done = zs.epochs_done(self.path)
-            if done > 0:
-                states = self._restore(states, zs.load_state(self.path, done))
-        else:
+        """Train every phase (or until `stop_after` epochs of all phases together, to test
+        interruption) and return the store path."""
+        E, K = self.cfg.epochs, self.cfg.record.chunk
+        first_phase, done = zs.read_progress(self.path) if resume else (0, 0)
+        if not resume:
             self.create_store()
-        group_arrays = zs.open_group(self.path)
-        frozen_written = resume and done > 0
-
-        layouts = [_device_layout(len(g.runs)) for g in self.groups]
-        dev_states, dev_consts = [], []
-        for g, s, c, (sharding, n) in zip(self.groups, states, consts, layouts):
-            s, c = _pad(s, n), _pad(c, n)
-            if sharding is not None:
-                s, c = jax.device_put((s, c), sharding)
-            dev_states.append(s)
-            dev_consts.append(c)
-            if g.chunk_fn is None:
-                test_key = jax.random.PRNGKey(g.cfg.task.test_seed)
-                test_x0 = g.problem.task.sample_x0(test_key, g.cfg.task.test_batch, g.problem.dtype)
-                g.chunk_fn = jax.jit(make_chunk(g.problem, test_x0), donate_argnums=(0,))
-        if not frozen_written:
-            self._write_frozen(group_arrays, consts)
-
-        target = E if stop_after is None else min(E, stop_after)
-        with _Progress(E, done, cfg.name, enabled=progress) as bar:
-            for start in range(done, target, K):
-                stop = min(start + K, E)
-                epochs = jnp.arange(start, stop, dtype=jnp.int32)
-                results = []
-                for gi, g in enumerate(self.groups):
-                    dev_states[gi], rec = g.chunk_fn(dev_states[gi], dev_consts[gi], epochs)
-                    results.append(jax.tree.map(lambda a, n=len(g.runs): np.asarray(a)[:n], rec))
-                self._write_chunk(group_arrays, start, stop, results, consts, dev_states)
-                zs.save_state(self.path, stop, self._state_arrays(dev_states))
-                zs.write_progress(self.path, stop)
-                zs.prune_states(self.path, stop)
-                bar.advance(stop - start)
+        if done >= E:  # a phase that completed exactly at the marker
+            first_phase, done = first_phase + 1, 0
+        arrays = zs.open_group(self.path)
+        budget = math.inf if stop_after is None else stop_after - first_phase * E
+        for p in range(first_phase, len(self.phases)):
+            groups = [g for g in self.groups if g.phase == p]
+            states, consts = self._init_states(groups)
+            if done > 0:
+                states = self._restore(groups, states, zs.load_state(self.path, p, done))
+            else:
+                self._write_frozen(arrays, groups, consts)
+            dev_states, dev_consts = [], []
+            for g, s, c in zip(groups, states, consts):
+                sharding, n = _device_layout(len(g.runs))
+                s, c = _pad(s, n), _pad(c, n)
+                if sharding is not None:
+                    s, c = jax.device_put((s, c), sharding)
+                dev_states.append(s)
+                dev_consts.append(c)
+                if g.chunk_fn is None:
+                    test_key = jax.random.PRNGKey(g.cfg.task.test_seed)
+                    test_x0 = g.problem.task.sample_x0(test_key, g.cfg.task.test_batch, g.problem.dtype)
+                    g.chunk_fn = jax.jit(make_chunk(g.problem, test_x0), donate_argnums=(0,))
+            name = self.cfg.name + (f" [{groups[0].label}]" if len(self.phases) > 1 else "")
+            target = E if budget >= E else max(int(budget), done)
+            with _Progress(E, done, name, enabled=progress) as bar:
+                for start in range(done, target, K):
+                    stop = min(start + K, E)
+                    epochs = jnp.arange(start, stop, dtype=jnp.int32)
+                    results = []
+                    for gi, g in enumerate(groups):
+                        dev_states[gi], rec = g.chunk_fn(dev_states[gi], dev_consts[gi], epochs)
+                        results.append(jax.tree.map(lambda a, n=len(g.runs): np.asarray(a)[:n], rec))
+                    self._write_chunk(arrays, groups, start, stop, results, consts, dev_states)
+                    zs.save_state(self.path, p, stop, self._state_arrays(groups, dev_states))
+                    zs.write_progress(self.path, p, stop, len(self.phases))
+                    zs.prune_states(self.path, p, stop)
+                    bar.advance(stop - start)
+            if target < E:
+                break
+            budget -= E
+            done = 0
         return self.path
 
-    def _write_frozen(self, group_arrays, consts) -> None:
-        for g, c in zip(self.groups, consts):
+    def _write_frozen(self, arrays, groups, consts) -> None:
+        for g, c in zip(groups, consts):
             for name, arr in c["frozen"].items():
                 a = np.asarray(arr)
-                group_arrays[name][g.runs[0]: g.runs[-1] + 1, : a.shape[1], : a.shape[2]] = a
+                arrays[name][g.runs[0]: g.runs[-1] + 1, : a.shape[1], : a.shape[2]] = a
 
-    def _write_chunk(self, group_arrays, start, stop, results, consts, dev_states) -> None:
-        R = len(self.runs)
+    def _write_chunk(self, arrays, groups, start, stop, results, consts, dev_states) -> None:
+        lo, hi = groups[0].runs[0], groups[-1].runs[-1] + 1
         merged: dict[str, np.ndarray] = {}
-        for g, rec, c in zip(self.groups, results, consts):
-            rows = slice(g.runs[0], g.runs[-1] + 1)
-            summaries = _chunk_summaries(g, rec["params"], {k: np.asarray(v)[: len(g.runs)] for k, v in c["frozen"].items()})
-            for name, val in [("train_loss", rec["train_loss"]), ("test_loss", rec["test_loss"]), *summaries.items()]:
+        for g, rec, c in zip(groups, results, consts):
+            rows = slice(g.runs[0] - lo, g.runs[-1] + 1 - lo)
+            frozen = {k: np.asarray(v)[: len(g.runs)] for k, v in c["frozen"].items()}
+            summaries = _chunk_summaries(g, rec["params"], frozen)
+            items = [("train_loss", rec["train_loss"]), ("test_loss", rec["test_loss"]), ("gains", rec["gains"]),
+                     *summaries.items()]
+            for name, val in items:
                 if name not in merged:
-                    arr = group_arrays[name]
-                    merged[name] = np.full((R, stop - start) + arr.shape[2:], arr.fill_value, dtype=arr.dtype)
+                    arr = arrays[name]
+                    merged[name] = np.full((hi - lo, stop - start) + arr.shape[2:], arr.fill_value, dtype=arr.dtype)
                 merged[name][rows, ..., : val.shape[-1] if val.ndim == 3 else None] = val
         for name, val in merged.items():
-            group_arrays[name][:, start:stop] = val
-        diverged = np.concatenate([np.asarray(s["diverged"])[: len(g.runs)] for g, s in zip(self.groups, dev_states)])
-        group_arrays["diverged_epoch"][:] = diverged
+            arrays[name][lo:hi, start:stop] = val
+        diverged = np.concatenate([np.asarray(s["diverged"])[: len(g.runs)] for g, s in zip(groups, dev_states)])
+        arrays["diverged_epoch"][lo:hi] = diverged
 
         sel = np.nonzero((self.ckpts >= start) & (self.ckpts < stop))[0]
         if len(sel):
-            for g, rec in zip(self.groups, results):
+            for g, rec in zip(groups, results):
                 rows = slice(g.runs[0], g.runs[-1] + 1)
                 for name, val in rec["params"].items():
                     v = np.asarray(val)[:, self.ckpts[sel] - start]
-                    group_arrays[name][rows, sel[0]: sel[-1] + 1, : v.shape[2], : v.shape[3]] = v
+                    arrays[name][rows, sel[0]: sel[-1] + 1, : v.shape[2], : v.shape[3]] = v
 
 
 class _Progress:
@@ -410,23 +442,26 @@ class _Progress:
             self._bar.stop()
 
 
-def train(cfg: Config, out: str | Path | None = None, *, progress: bool = True, mode_factory=None,
-          extra_attrs: dict | None = None, init_override=None, stop_after: int | None = None) -> Path:
-    """Train the ensemble of `cfg` and write `out` (default `results/<name>.zarr`); returns the path."""
+def train(cfg: Config, out: str | Path | None = None, *, progress: bool = True, extra_attrs: dict | None = None,
+          stop_after: int | None = None, phases: list[tuple[Config, str]] | None = None) -> Path:
+    """Train the ensemble of `cfg` (or the `phases` of an experiment) into `out`
+    (default `results/<name>.zarr`); returns the path."""
     path = Path(out) if out is not None else Path("results") / f"{cfg.name}.zarr"
     if path.exists():
         raise ConfigError(f"{path}: already exists; choose another --out, delete it, or continue it with --resume {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(cfg, path, mode_factory=mode_factory, extra_attrs=extra_attrs, init_override=init_override)
+    trainer = Trainer(phases or [(cfg, cfg.train.mode)], path, extra_attrs=extra_attrs)
     return trainer.run(progress=progress, stop_after=stop_after)
 
 
-def resume(path: str | Path, *, progress: bool = True, mode_factory=None, init_override=None) -> Path:
+def resume(path: str | Path, *, progress: bool = True) -> Path:
     """Continue an interrupted store from its last complete chunk."""
     path = Path(path)
     group = zs.open_group(path)
-    cfg = _config.from_dict(json.loads(group.attrs["config"]), source=str(group.attrs.get("config_source", path)))
-    trainer = Trainer(cfg, path, mode_factory=mode_factory, init_override=init_override)
-    if zs.epochs_done(path) >= cfg.epochs:
+    source = str(group.attrs.get("config_source", path))
+    phases = [(_config.from_dict(d, source=source), label) for label, d in json.loads(group.attrs["phases"])]
+    trainer = Trainer(phases, path)
+    phase, done = zs.read_progress(path)
+    if phase == len(phases) - 1 and done >= phases[0][0].epochs:
         return path
     return trainer.run(resume=True, progress=progress)
