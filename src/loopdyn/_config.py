@@ -96,6 +96,15 @@ class TeacherConfig:
 
 
 @dataclass(frozen=True)
+class StartConfig:
+    """Start from stored parameters instead of a fresh initialisation (continuations)."""
+
+    store: str = _f("", doc="store to start from ('' = fresh init, 'self' = phase 0 of this experiment)")
+    run: int = _f(-1, doc="run index to start from; -1 = the run with the same seed")
+    epoch: str = _f("last", doc="checkpoint epoch: an integer, 'last', or 'stabilisation' (per run)")
+
+
+@dataclass(frozen=True)
 class RecordConfig:
     """What the store keeps and how often the host writes."""
 
@@ -110,6 +119,7 @@ SECTIONS: dict[str, type] = {
     "agent": AgentConfig,
     "train": TrainConfig,
     "teacher": TeacherConfig,
+    "start": StartConfig,
     "record": RecordConfig,
 }
 
@@ -134,6 +144,7 @@ class Config:
     agent: AgentConfig = AgentConfig()
     train: TrainConfig = TrainConfig()
     teacher: TeacherConfig = TeacherConfig()
+    start: StartConfig = StartConfig()
     record: RecordConfig = RecordConfig()
     sweep: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     extra: tuple[tuple[str, Any], ...] = ()  # experiment-specific tables, kept verbatim
@@ -341,6 +352,9 @@ def _check_consistency(cfg: Config) -> None:
             raise _err(s, "teacher.K", f"must be a {m} x {k} matrix (controls x states) for mode = 'open_loop_gain'")
     elif mode.startswith("open_loop") and not t.store:
         raise _err(s, "teacher.store", f"is required for mode = {mode!r}: the store of the teacher run")
+    e = cfg.start.epoch
+    if not (e in ("last", "stabilisation") or (e.isdigit())):
+        raise _err(s, "start.epoch", f"= {e!r} is not allowed; use an integer >= 0, 'last' or 'stabilisation'")
     ck = cfg.record.checkpoint
     if ck not in ("auto", "every", "log") and not (ck.startswith("every:") and ck[6:].isdigit() and int(ck[6:]) > 0):
         raise _err(s, "record.checkpoint", f"= {ck!r} is not allowed; choose auto, every, log or every:K with K > 0")
