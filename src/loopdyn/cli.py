@@ -88,6 +88,61 @@ def demo(out: Path = typer.Option(Path("results/demo"), "--out", help="Output di
 
 
 @app.command()
+def analyze(store: Path = typer.Argument(..., help="A store written by 'loopdyn train'.")):
+    """Add the analyses of the joint system to a store: spectra (Jacobian at the origin for nonlinear
+    agents), effective-system check, stages, stage-2 quantities, and the experiment's theory runs."""
+    from .analysis._store import analyze_store
+
+    try:
+        summary = analyze_store(store)
+    except (StoreError, ConfigError) as e:
+        _fail(e)
+    typer.echo(summary)
+
+
+@figures_app.command("training")
+def figures_training(store: Path = typer.Argument(...), out: Optional[Path] = typer.Option(None, "--out")):
+    """Loss curves and spectral radius per run (PNG)."""
+    from .report import plot_training
+    from .store import open_run
+
+    try:
+        ds = open_run(store)
+    except StoreError as e:
+        _fail(e)
+    target = (out or store.parent) / f"{store.stem}-training.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    plot_training(ds, target)
+    typer.echo(f"figure: {target}")
+
+
+@figures_app.command("closed-vs-open")
+def figures_closed_vs_open(store: Path = typer.Argument(...), out: Optional[Path] = typer.Option(None, "--out")):
+    """Fig 1c and Fig 2 (PNG and PDF) from a closed-vs-open store."""
+    from .plots._closed_vs_open import draw
+
+    try:
+        paths = draw(store, out or store.parent / "figures")
+    except (StoreError, ConfigError) as e:
+        _fail(e)
+    for p in paths:
+        typer.echo(f"figure: {p}")
+
+
+@figures_app.command("stages")
+def figures_stages(store: Path = typer.Argument(...), out: Optional[Path] = typer.Option(None, "--out")):
+    """Figs 3, 4 and 5 (PNG and PDF) from a stages store (run 'loopdyn analyze' first)."""
+    from .plots._stages import draw
+
+    try:
+        paths = draw(store, out or store.parent / "figures")
+    except (StoreError, ConfigError) as e:
+        _fail(e)
+    for p in paths:
+        typer.echo(f"figure: {p}")
+
+
+@app.command()
 def configs():
     """List the shipped configurations."""
     from . import _config

@@ -110,9 +110,14 @@ def epochs_done(path: Path) -> int:
     return read_progress(path)[1]
 
 
-def write_progress(path: Path, phase: int, done: int, n_phases: int = 1) -> None:
-    _atomic_write(Path(path) / PROGRESS,
-                  json.dumps({"phase": int(phase), "epochs_done": int(done), "phases": int(n_phases)}).encode())
+def write_progress(path: Path, phase: int, done: int, n_phases: int = 1, complete: bool = False) -> None:
+    _atomic_write(Path(path) / PROGRESS, json.dumps({"phase": int(phase), "epochs_done": int(done),
+                                                      "phases": int(n_phases), "complete": bool(complete)}).encode())
+
+
+def is_complete(path: Path) -> bool:
+    p = Path(path) / PROGRESS
+    return p.is_file() and bool(json.loads(p.read_text()).get("complete", False))
 
 
 def _state_file(path: Path, phase: int, done: int) -> Path:
@@ -167,6 +172,7 @@ def open_run(path: str | Path) -> xr.Dataset:
     path = Path(path)
     open_group(path, mode="r")
     done = epochs_done(path)
+    complete = is_complete(path)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*not recognized as a component")
@@ -175,10 +181,12 @@ def open_run(path: str | Path) -> xr.Dataset:
         raise StoreError(f"{path}: cannot be read as a dataset ({type(e).__name__}: {e}); the store is corrupt") from None
     if done == 0:
         raise StoreError(f"{path}: no epoch has completed yet; continue it with 'loopdyn train --resume {path}'")
-    ds = ds.isel(epoch=slice(0, done))
-    if "checkpoint" in ds.dims:
-        ds = ds.sel(checkpoint=ds.checkpoint < done)
-    ds.attrs["epochs_done"] = done
+    if not complete:
+        ds = ds.isel(epoch=slice(0, done))
+        if "checkpoint" in ds.dims:
+            ds = ds.sel(checkpoint=ds.checkpoint < done)
+    ds.attrs["epochs_done"] = ds.sizes["epoch"]
+    ds.attrs["complete"] = complete
     for key in ("config", "versions", "phases"):
         if isinstance(ds.attrs.get(key), str):
             ds.attrs[key] = json.loads(ds.attrs[key])

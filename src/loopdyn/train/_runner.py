@@ -33,7 +33,7 @@ from ..tasks import regulation_from_config
 from ..tasks._regulation import TEST_LOSS_LABELS, TRAIN_LOSS_LABELS
 from ._core import HP_NAMES, ClosedLoop, Problem, init_run, make_chunk
 from ._modes import OPEN_LOOP_MODES
-from ._teacher import load_teacher
+from ._teacher import load_start, load_teacher
 
 HP_KEYS = dict(zip(HP_NAMES, ("train.lr", "train.clip", "task.beta", "agent.over", "agent.g", "plant.noise")))
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
@@ -49,6 +49,7 @@ class Group:
     problem: Problem
     hp: dict[str, np.ndarray]  # (n_runs,) per scalar
     seeds: np.ndarray
+    start_epochs: np.ndarray | None = None  # epoch of the source run a continuation starts from
     phase: int = 0
     label: str = "closed_loop"
     chunk_fn: Callable | None = None
@@ -84,8 +85,8 @@ def make_groups(cfg: Config, offset: int = 0, phase: int = 0, label: str | None 
         hp = {name: np.array([runs[i].get(HP_KEYS[name], gcfg.get(HP_KEYS[name])) for i in idx], dtype=np.float64)
               for name in HP_NAMES}
         groups.append(Group(gi, gcfg, list(range(start, start + len(idx))), build_problem(gcfg), hp,
-                            np.array([runs[i]["seed"] for i in idx], dtype=np.int64), phase,
-                            label or cfg.train.mode))
+                            np.array([runs[i]["seed"] for i in idx], dtype=np.int64), phase=phase,
+                            label=label or cfg.train.mode))
     return ordered_runs, groups
 
 
@@ -148,9 +149,6 @@ def _layout(cfg: Config, runs: list[dict], groups: list[Group], ckpts: np.ndarra
     }
     for name in HP_NAMES:
         coords[name] = (("run",), np.concatenate([g.hp[name] for g in groups]))
-    for dotted, _ in cfg.sweep:
-        if dotted not in VMAPPED:
-            coords[dotted.split(".")[1]] = (("run",), np.array([r[dotted] for r in runs]))
     if n_eig:
         coords["eig"] = (("eig",), np.arange(n_eig))
 
@@ -159,6 +157,7 @@ def _layout(cfg: Config, runs: list[dict], groups: list[Group], ckpts: np.ndarra
         "train_loss": (("run", "epoch"), (R, E), f, (R, K)),
         "test_loss": (("run", "epoch"), (R, E), f, (R, K)),
         "diverged_epoch": (("run",), (R,), np.int64, (R,)),
+        "start_epoch": (("run",), (R,), np.int64, (R,)),
         "gains": (("run", "epoch", "control", "state"), (R, E, plant.n_controls, plant.n_states), f,
                   (R, K, plant.n_controls, plant.n_states)),
     }
@@ -258,9 +257,7 @@ class Trainer:
     def __init__(self, phases: list[tuple[Config, str]], path: Path, *, extra_attrs: dict | None = None):
         self.phases, self.path = phases, Path(path)
         self.cfg = phases[0][0]
-        epochs = {c.epochs for c, _ in phases}
-        if len(epochs) > 1:
-            raise ConfigError(f"all phases of an experiment need the same epochs, got {sorted(epochs)}")
+        self.layout_cfg = max((c for c, _ in phases), key=lambda c: c.epochs)
         self.runs, self.groups = [], []
         for p, (cfg, label) in enumerate(phases):
             runs, groups = make_groups(cfg, offset=len(self.runs), phase=p, label=label)
@@ -268,7 +265,7 @@ class Trainer:
                 g.index = len(self.groups)
                 self.groups.append(g)
             self.runs.extend(runs)
-        self.ckpts = checkpoint_epochs(self.cfg)
+        self.ckpts = checkpoint_epochs(self.layout_cfg)
         self.extra_attrs = extra_attrs or {}
 
     # -- state handling
@@ -280,6 +277,11 @@ class Trainer:
             s, c = jax.vmap(lambda seed, h, g=g: init_run(g.problem, seed, h))(jnp.asarray(g.seeds), hp)
             if g.cfg.train.mode != "closed_loop":
                 c = {**c, "teacher": {k: jnp.asarray(v, dtype) for k, v in load_teacher(g, self).items()}}
+            if g.cfg.start.store:
+                start = load_start(g, self)
+                g.start_epochs = start.pop("_epoch")
+                s = {**s, "params": {k: jnp.asarray(start[k], dtype) for k in s["params"]}}
+                c = {**c, "frozen": {k: jnp.asarray(start[k], dtype) for k in c["frozen"]}}
             states.append(s)
             consts.append(c)
         return states, consts
@@ -306,8 +308,12 @@ class Trainer:
 
     # -- store
     def create_store(self) -> None:
-        coords, variables = _layout(self.cfg, self.runs, self.groups, self.ckpts)
+        coords, variables = _layout(self.layout_cfg, self.runs, self.groups, self.ckpts)
         coords["mode"] = (("run",), np.array([g.label for g in self.groups for _ in g.runs]))
+        static = dict.fromkeys(k for c, _ in self.phases for k, _ in c.sweep if k not in VMAPPED)
+        for dotted in static:
+            coords[dotted.split(".")[1]] = (("run",), np.array([self.runs[r].get(dotted, g.cfg.get(dotted))
+                                                                for g in self.groups for r in g.runs]))
         attrs = {
             "config": json.dumps(self.cfg.to_dict()),
             "phases": json.dumps([[label, cfg.to_dict()] for cfg, label in self.phases]),
@@ -331,21 +337,25 @@ class Trainer:
     def run(self, *, resume: bool = False, progress: bool = True, stop_after: int | None = None) -> Path:
         """Train every phase (or until `stop_after` epochs of all phases together, to test
         interruption) and return the store path."""
-        E, K = self.cfg.epochs, self.cfg.record.chunk
+        K = self.cfg.record.chunk
         first_phase, done = zs.read_progress(self.path) if resume else (0, 0)
         if not resume:
             self.create_store()
-        if done >= E:  # a phase that completed exactly at the marker
+        if done >= self.phases[first_phase][0].epochs:  # a phase that completed exactly at the marker
             first_phase, done = first_phase + 1, 0
         arrays = zs.open_group(self.path)
-        budget = math.inf if stop_after is None else stop_after - first_phase * E
+        budget = math.inf if stop_after is None else stop_after - sum(c.epochs for c, _ in self.phases[:first_phase])
         for p in range(first_phase, len(self.phases)):
+            E = self.phases[p][0].epochs
             groups = [g for g in self.groups if g.phase == p]
             states, consts = self._init_states(groups)
             if done > 0:
                 states = self._restore(groups, states, zs.load_state(self.path, p, done))
             else:
                 self._write_frozen(arrays, groups, consts)
+                for g in groups:
+                    if g.start_epochs is not None:
+                        arrays["start_epoch"][g.runs[0]: g.runs[-1] + 1] = g.start_epochs
             dev_states, dev_consts = [], []
             for g, s, c in zip(groups, states, consts):
                 sharding, n = _device_layout(len(g.runs))
@@ -370,7 +380,8 @@ class Trainer:
                         results.append(jax.tree.map(lambda a, n=len(g.runs): np.asarray(a)[:n], rec))
                     self._write_chunk(arrays, groups, start, stop, results, consts, dev_states)
                     zs.save_state(self.path, p, stop, self._state_arrays(groups, dev_states))
-                    zs.write_progress(self.path, p, stop, len(self.phases))
+                    zs.write_progress(self.path, p, stop, len(self.phases),
+                                      complete=(p == len(self.phases) - 1 and stop == E))
                     zs.prune_states(self.path, p, stop)
                     bar.advance(stop - start)
             if target < E:
@@ -461,7 +472,6 @@ def resume(path: str | Path, *, progress: bool = True) -> Path:
     source = str(group.attrs.get("config_source", path))
     phases = [(_config.from_dict(d, source=source), label) for label, d in json.loads(group.attrs["phases"])]
     trainer = Trainer(phases, path)
-    phase, done = zs.read_progress(path)
-    if phase == len(phases) - 1 and done >= phases[0][0].epochs:
+    if zs.is_complete(path):
         return path
     return trainer.run(resume=True, progress=progress)

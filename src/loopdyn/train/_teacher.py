@@ -13,76 +13,133 @@ from ..store import _zarr as zs
 ARCHITECTURE = ("N", "rank", "activation", "alpha")
 
 
-def load_teacher(group, trainer) -> dict[str, np.ndarray]:
-    """Teacher constants for the runs of `group`, with a leading run axis.
-
-    `teacher.store = "self"` reads phase 0 of the experiment being trained (run i of this phase
-    learns from run i of phase 0); otherwise the teacher run is `teacher.run`, or the run with the
-    student's seed when `teacher.run = -1`.
-    """
-    cfg = group.cfg
-    t = cfg.teacher
-    n = len(group.runs)
-    src = cfg.source
-    if cfg.train.mode == "open_loop_gain":
-        K = np.asarray(t.K, dtype=np.float64)
-        return {"K": np.broadcast_to(K, (n,) + K.shape).copy()}
-
-    own = t.store == "self"
-    path = Path(trainer.path) if own else Path(t.store)
+def _open_source(store: str, trainer, src: str, what: str):
+    own = store == "self"
+    path = Path(trainer.path) if own else Path(store)
     try:
         ds = zs.raw_dataset(path)
     except zs.StoreError as e:
-        raise ConfigError(f"{src}: teacher.store: {e}") from None
-    tcfg = ds.attrs["config"]
-    for key in ARCHITECTURE:
-        if tcfg["agent"][key] != getattr(cfg.agent, key):
-            raise ConfigError(f"{src}: teacher.store = {str(path)!r} has agent.{key} = {tcfg['agent'][key]!r} but the "
-                              f"student has {getattr(cfg.agent, key)!r}; teacher and student need the same architecture")
-    tplant = tcfg["plant"]
-    if (tplant["kind"], tplant["n_observed"], tplant["n_controls"]) != (cfg.plant.kind, cfg.plant.n_observed, cfg.plant.n_controls):
-        raise ConfigError(f"{src}: teacher.store = {str(path)!r} controls plant {tplant['kind']!r} "
-                          f"({tplant['n_observed']} observed, {tplant['n_controls']} controls), not the student's "
-                          f"{cfg.plant.kind!r}; the teacher must be a controller of the same plant")
+        raise ConfigError(f"{src}: {what}.store: {e}") from None
     if own:
-        offset = min(gr.runs[0] for gr in trainer.groups if gr.phase == group.phase)
-        rows = [r - offset for r in group.runs]
-    elif t.run >= 0:
-        if t.run >= ds.sizes["run"]:
-            raise ConfigError(f"{src}: teacher.run = {t.run} but {path} has runs 0..{ds.sizes['run'] - 1}")
-        rows = [t.run] * n
-    else:
-        seeds = list(ds.seed.values)
-        missing = [int(s) for s in group.seeds if int(s) not in seeds]
-        if missing:
-            raise ConfigError(f"{src}: teacher.run = -1 matches runs by seed, but {path} has no run with seed {missing[0]} "
-                              f"(seeds there: {sorted(set(int(s) for s in seeds))}); set teacher.run to a run index")
-        rows = [seeds.index(int(s)) for s in group.seeds]
-
-    ckpts = list(ds.checkpoint.values)
-    if own:
-        done = tcfg["epochs"]  # phase 0 is complete before a later phase starts
+        done = json_epochs(ds, phase=0)  # phase 0 is complete before a later phase starts
     else:
         phase, done = zs.read_progress(path)
         if phase < len(ds.attrs.get("phases", [None])) - 1:
             done = 0
-    available = [c for c in ckpts if c < done]
-    epoch = available[-1] if t.epoch < 0 and available else t.epoch
-    if epoch not in available:
-        shown = available if len(available) <= 8 else available[:4] + ["..."] + available[-3:]
-        raise ConfigError(f"{src}: teacher.epoch = {t.epoch} is not a stored checkpoint of {path}; available: {shown}")
-    ci = ckpts.index(epoch)
-    N = cfg.agent.N
+    return path, ds, own, done
+
+
+def json_epochs(ds, phase: int) -> int:
+    phases = ds.attrs.get("phases")
+    return int(phases[phase][1]["epochs"]) if phases else int(ds.attrs["config"]["epochs"])
+
+
+def _check_architecture(cfg, ds, path, src, what):
+    tcfg = ds.attrs["config"]
+    for key in ARCHITECTURE:
+        if tcfg["agent"][key] != getattr(cfg.agent, key):
+            raise ConfigError(f"{src}: {what}.store = {str(path)!r} has agent.{key} = {tcfg['agent'][key]!r} but this run "
+                              f"has {getattr(cfg.agent, key)!r}; {what} and student need the same architecture")
+    tplant = tcfg["plant"]
+    if (tplant["kind"], tplant["n_observed"], tplant["n_controls"]) != (cfg.plant.kind, cfg.plant.n_observed, cfg.plant.n_controls):
+        raise ConfigError(f"{src}: {what}.store = {str(path)!r} controls plant {tplant['kind']!r} "
+                          f"({tplant['n_observed']} observed, {tplant['n_controls']} controls), not this run's "
+                          f"{cfg.plant.kind!r}; the {what} must be a controller of the same plant")
+
+
+def _rows(group, trainer, ds, own, run_index, path, src, what) -> list[int]:
+    n = len(group.runs)
+    if own:
+        phase0 = [r for gr in trainer.groups if gr.phase == 0 for r in gr.runs]
+        seeds0 = [int(ds.seed.values[r]) for r in phase0]
+        if run_index >= 0:
+            return [phase0[run_index]] * n
+        return [phase0[seeds0.index(int(s))] for s in group.seeds]
+    if run_index >= 0:
+        if run_index >= ds.sizes["run"]:
+            raise ConfigError(f"{src}: {what}.run = {run_index} but {path} has runs 0..{ds.sizes['run'] - 1}")
+        return [run_index] * n
+    seeds = [int(s) for s in ds.seed.values]
+    missing = [int(s) for s in group.seeds if int(s) not in seeds]
+    if missing:
+        raise ConfigError(f"{src}: {what}.run = -1 matches runs by seed, but {path} has no run with seed {missing[0]} "
+                          f"(seeds there: {sorted(set(seeds))}); set {what}.run to a run index")
+    return [seeds.index(int(s)) for s in group.seeds]
+
+
+def _params_at(ds, rows, epochs, N, path, src, what) -> dict[str, np.ndarray]:
+    ckpts = list(ds.checkpoint.values)
+    cis = []
+    for e in epochs:
+        if e not in ckpts:
+            shown = ckpts if len(ckpts) <= 8 else ckpts[:4] + ["..."] + ckpts[-3:]
+            raise ConfigError(f"{src}: {what}.epoch = {e} is not a stored checkpoint of {path}; available: {shown}")
+        cis.append(ckpts.index(e))
     out = {}
     for name in ("m", "z", "U", "V", "W", "J"):
         if name not in ds:
             continue
         var = ds[name]
-        a = var.isel(run=rows, checkpoint=ci).values if "checkpoint" in var.dims else var.isel(run=rows).values
+        if "checkpoint" in var.dims:
+            a = np.stack([var.isel(run=r, checkpoint=c).values for r, c in zip(rows, cis)])
+        else:
+            a = var.isel(run=rows).values
         a = a[:, :N]
         if name in ("W", "J"):
             a = a[:, :, :N]
         if not np.all(np.isfinite(a)):
-            raise ConfigError(f"{src}: teacher parameters {name!r} at epoch {epoch} of {path} are not finite (diverged run?)")
+            raise ConfigError(f"{src}: {what} parameters {name!r} at epoch {epochs[0]} of {path} are not finite (diverged or padded run?)")
         out[name] = a
+    return out
+
+
+def load_teacher(group, trainer) -> dict[str, np.ndarray]:
+    """Teacher constants for the runs of `group`, with a leading run axis.
+
+    `teacher.store = "self"` reads phase 0 of the experiment being trained (the run with the
+    student's seed); otherwise the teacher run is `teacher.run`, or the run with the student's
+    seed when `teacher.run = -1`. The epoch is `teacher.epoch` (-1: the last stored one).
+    """
+    cfg, t, src = group.cfg, group.cfg.teacher, group.cfg.source
+    if cfg.train.mode == "open_loop_gain":
+        K = np.asarray(t.K, dtype=np.float64)
+        return {"K": np.broadcast_to(K, (len(group.runs),) + K.shape).copy()}
+    path, ds, own, done = _open_source(t.store, trainer, src, "teacher")
+    _check_architecture(cfg, ds, path, src, "teacher")
+    rows = _rows(group, trainer, ds, own, t.run, path, src, "teacher")
+    available = [int(c) for c in ds.checkpoint.values if c < done]
+    if not available:
+        raise ConfigError(f"{src}: teacher.store = {str(path)!r} has no complete epoch yet")
+    epoch = available[-1] if t.epoch < 0 else t.epoch
+    if epoch >= done:
+        raise ConfigError(f"{src}: teacher.epoch = {epoch} is beyond the {done} complete epochs of {path}")
+    return _params_at(ds, rows, [epoch] * len(rows), cfg.agent.N, path, src, "teacher")
+
+
+def load_start(group, trainer) -> dict[str, np.ndarray]:
+    """Initial parameters of a continuation (`[start]`): all parameters of the source runs at
+    `start.epoch` (an integer, `last`, or `stabilisation` = each source run's stabilisation epoch)."""
+    from ..analysis._stages import stabilisation_epoch
+
+    cfg, st, src = group.cfg, group.cfg.start, group.cfg.source
+    path, ds, own, done = _open_source(st.store, trainer, src, "start")
+    _check_architecture(cfg, ds, path, src, "start")
+    rows = _rows(group, trainer, ds, own, st.run, path, src, "start")
+    if st.epoch == "last":
+        epochs = [max(int(c) for c in ds.checkpoint.values if c < done)] * len(rows)
+    elif st.epoch == "stabilisation":
+        if "spectral_radius" not in ds:
+            raise ConfigError(f"{src}: start.epoch = 'stabilisation' needs a linear agent with stored spectra in {path}")
+        stab = stabilisation_epoch(ds.spectral_radius.values[:, :done])
+        epochs = []
+        for r in rows:
+            if stab[r] < 0:
+                raise ConfigError(f"{src}: start.epoch = 'stabilisation' but run {r} of {path} never stabilises; give an integer epoch")
+            epochs.append(int(stab[r]))
+    else:
+        epochs = [int(st.epoch)] * len(rows)
+        if epochs[0] >= done:
+            raise ConfigError(f"{src}: start.epoch = {epochs[0]} is beyond the {done} complete epochs of {path}")
+    out = _params_at(ds, rows, epochs, cfg.agent.N, path, src, "start")
+    out["_epoch"] = np.asarray(epochs)
     return out
