@@ -34,13 +34,17 @@ def run_table(store) -> tuple[list[dict], dict]:
             if name in run.coords or name in run:
                 v = run[name].values.item()
                 row[name] = _num(v) if isinstance(v, float) else v
-        if "mode" in ds.coords:
+        if "mode" in ds.variables:
             row["mode"] = str(run["mode"].values)
         tl, te = run.train_loss.values, run.test_loss.values
         row["final_train_loss"] = _num(tl[-1])
         row["final_test_loss"] = _num(te[-1])
         div = int(run.diverged_epoch)
         row["diverged_epoch"] = None if div < 0 else div
+        for name in ("stage1_end", "stage2_end"):
+            if name in run:  # written by `loopdyn analyze`
+                v = int(run[name])
+                row[name] = None if v < 0 else v
         if has_eig:
             s = int(stab[i])
             row["stabilisation_epoch"] = None if s < 0 else s
@@ -56,6 +60,7 @@ def run_table(store) -> tuple[list[dict], dict]:
         "train_loss": ds.attrs.get("train_loss_definition"),
         "test_loss": ds.attrs.get("test_loss_definition"),
         "stabilisation_epoch": "first epoch after which rho(P) < 1 for the rest of the run",
+        "stages": "stage1_end / stage2_end from 'loopdyn analyze' ('-' = no such stage boundary)",
     }
     return rows, meta
 
@@ -89,6 +94,8 @@ def format_table(rows: list[dict], meta: dict) -> str:
     lines.append(f"train = {meta['train_loss']}; test = {meta['test_loss']}.")
     if any("stabilisation_epoch" in r for r in rows):
         lines.append(f"stab_epoch = {meta['stabilisation_epoch']} ('-' = never); eigenvalues of the joint matrix P.")
+    if any("stage1_end" in r for r in rows):
+        lines.append(f"{meta['stages']}.")
     return "\n".join(lines)
 
 

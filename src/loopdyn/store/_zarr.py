@@ -183,8 +183,12 @@ def open_run(path: str | Path) -> xr.Dataset:
         raise StoreError(f"{path}: no epoch has completed yet; continue it with 'loopdyn train --resume {path}'")
     if not complete:
         ds = ds.isel(epoch=slice(0, done))
+        if "diverged_epoch" in ds:  # a divergence found in a chunk that was never committed
+            ds["diverged_epoch"] = ds.diverged_epoch.where(ds.diverged_epoch < done, -1)
         if "checkpoint" in ds.dims:
             ds = ds.sel(checkpoint=ds.checkpoint < done)
+    run_coords = json.loads(ds.attrs.get("run_coords", "[]"))
+    ds = ds.set_coords([c for c in run_coords if c in ds.data_vars])
     ds.attrs["epochs_done"] = ds.sizes["epoch"]
     ds.attrs["complete"] = complete
     for key in ("config", "versions", "phases"):

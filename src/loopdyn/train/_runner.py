@@ -330,6 +330,7 @@ class Trainer:
                                       "agents with g = 0; the other N - n_in - rank eigenvalues of P equal 1 - alpha), "
                                       "sorted by decreasing modulus",
             "record_definition": "epoch e holds the parameters after e updates and the losses they produce",
+            "run_coords": json.dumps([k for k, (dims, _) in coords.items() if dims == ("run",) and k != "run"]),
             **self.extra_attrs,
         }
         zs.create(self.path, attrs, coords, variables)
