@@ -352,6 +352,15 @@ def _check_consistency(cfg: Config) -> None:
             raise _err(s, "teacher.K", f"must be a {m} x {k} matrix (controls x states) for mode = 'open_loop_gain'")
     elif mode.startswith("open_loop") and not t.store:
         raise _err(s, "teacher.store", f"is required for mode = {mode!r}: the store of the teacher run")
+    n_in = p.n_observed if p.kind == "integrator" else (p.n_observed if p.kind == "point_mass_2d" else 1)
+    n_out = p.n_controls if p.kind == "integrator" else (2 if p.kind == "point_mass_2d" else 1)
+    sizes = {"m": a.N * n_in, "z": a.N * n_out, "W": a.N * a.N, "U": a.N * a.rank, "V": a.N * a.rank}
+    per_run = sum(sizes[t] for t in a.trainable)
+    held = cfg.record.chunk * len(cfg.runs()) * per_run * (8 if cfg.dtype == "float64" else 4)
+    if held > 2e9:
+        fit = max(1, int(2e9 // (len(cfg.runs()) * per_run * (8 if cfg.dtype == "float64" else 4))))
+        raise _err(s, "record.chunk", f"= {cfg.record.chunk} would hold {held / 1e9:.1f} GB of parameters per chunk "
+                   f"({len(cfg.runs())} runs x {per_run} trained parameters); set record.chunk <= {fit}")
     e = cfg.start.epoch
     if not (e in ("last", "stabilisation") or (e.isdigit())):
         raise _err(s, "start.epoch", f"= {e!r} is not allowed; use an integer >= 0, 'last' or 'stabilisation'")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -23,12 +24,16 @@ def run_table(store) -> tuple[list[dict], dict]:
     stabilisation epoch and final dominant eigenvalues; plus metadata (loss definitions)."""
     ds = open_run(store)
     cfg = ds.attrs["config"]
-    swept = [k.split(".")[1] for k in cfg.get("sweep", {})]
+    run_coords = ds.attrs.get("run_coords", "[]")
+    swept = [c for c in (json.loads(run_coords) if isinstance(run_coords, str) else run_coords)
+             if c not in ("seed", "group", "mode", *SHOWN_HP)]
     rows = []
     has_eig = "spectral_radius" in ds
-    stab = stabilisation_epoch(ds.spectral_radius.values) if has_eig else None
+    phase_epochs = {label: d["epochs"] for label, d in ds.attrs.get("phases", [])}
     for i in range(ds.sizes["run"]):
         run = ds.isel(run=i)
+        if "mode" in ds.variables:  # continuation phases may be shorter than the store
+            run = run.isel(epoch=slice(0, phase_epochs.get(str(run["mode"].values), ds.sizes["epoch"])))
         row = {"run": i, "seed": int(run.seed)}
         for name in dict.fromkeys([*swept, *SHOWN_HP]):
             if name in run.coords or name in run:
@@ -46,7 +51,7 @@ def run_table(store) -> tuple[list[dict], dict]:
                 v = int(run[name])
                 row[name] = None if v < 0 else v
         if has_eig:
-            s = int(stab[i])
+            s = int(stabilisation_epoch(run.spectral_radius.values))
             row["stabilisation_epoch"] = None if s < 0 else s
             lam = run.eigenvalues.values[-1]
             lam = lam[np.isfinite(lam)]
@@ -60,7 +65,7 @@ def run_table(store) -> tuple[list[dict], dict]:
         "train_loss": ds.attrs.get("train_loss_definition"),
         "test_loss": ds.attrs.get("test_loss_definition"),
         "stabilisation_epoch": "first epoch after which rho(P) < 1 for the rest of the run",
-        "stages": "stage1_end / stage2_end from 'loopdyn analyze' ('-' = no such stage boundary)",
+        "stages": "stage1_end / stage2_end from 'loopdyn analyze' (stage1_end = 0: the run starts on the plateau; '-': never stabilises)",
     }
     return rows, meta
 

@@ -12,6 +12,12 @@ from ._effective import cubic_roots as cubic_roots
 from ._effective import dominant_modulus_sq_approx as dominant_modulus_sq_approx
 from ._effective import effective_spectrum_discrepancy as effective_spectrum_discrepancy
 from ._effective import lambda3_perturbative as lambda3_perturbative
+from ._jacobian import ACTIVATION_SLOPES as ACTIVATION_SLOPES
+from ._jacobian import activation_slope as activation_slope
+from ._jacobian import jacobian_at_origin as jacobian_at_origin
+from ._jacobian import jacobian_spectra as jacobian_spectra
+from ._jacobian import joint_jacobian as joint_jacobian
+from ._jacobian import joint_step as joint_step
 from ._gains import effective_gains as effective_gains
 from ._gains import gain_loss_landscape as gain_loss_landscape
 from ._gains import lqr_gain as lqr_gain
@@ -23,3 +29,5 @@ from ._stages import detect_stages_linear as detect_stages_linear
 from ._stages import dominant_pair as dominant_pair
 from ._stages import stabilisation_epoch as stabilisation_epoch
 from ._stages import third_eigenvalue as third_eigenvalue
+from ._store import analyze_store as analyze_store
+from ._store import read_analysis as read_analysis

@@ -58,8 +58,9 @@ def effective_episode_loss(sigma, x0, beta, T: int):
     return Regulation(n_states=2, T=T, batch=x0.shape[0], loss="mean").train_loss(xs, us, beta)
 
 
-def train_effective_model(sigma_start, *, key, epochs: int = 1000, lr: float = 0.01, clip: float = 1.0,
-                          batch: int = 100, T: int = 50, beta=0.0, x0_range: float = 2.0) -> EffectiveTraining:
+def train_effective_model(sigma_start, *, key=None, epochs: int = 1000, lr: float = 0.01, clip: float = 1.0,
+                          batch: int = 100, T: int = 50, beta=0.0, x0_range: float = 2.0,
+                          epoch_keys=None) -> EffectiveTraining:
     r"""Clipped SGD directly on the four overlaps of $P_{\rm eff}$ (spec §4.5, `theory[13]`).
 
     Every epoch draws a fresh batch $x_0 \sim U(-a, a)^2$ (`Regulation.sample_x0` with the epoch's key
@@ -69,7 +70,9 @@ def train_effective_model(sigma_start, *, key, epochs: int = 1000, lr: float = 0
 
     **Arguments:** `sigma_start` `(4,)` ordered $(\sigma_{zm}, \sigma_{zu}, \sigma_{vm}, \sigma_{vu})$;
     `key`: PRNG key; `epochs`, `lr`, `clip`, `batch`, `T`: as spec §3.1; `beta`: a number or a
-    sequence of numbers; `x0_range`: $a$.
+    sequence of numbers; `x0_range`: $a$; `epoch_keys`: instead of `key`, the PRNG key of every epoch
+    `(epochs, 2)`, passed to `Regulation.sample_x0` as is — give the keys a full-model run drew its
+    batches with, and both models see the same initial states epoch by epoch.
 
     **Returns:** :class:`EffectiveTraining`.
     """
@@ -80,7 +83,12 @@ def train_effective_model(sigma_start, *, key, epochs: int = 1000, lr: float = 0
     betas = jnp.asarray(beta, s0.dtype)
     if betas.ndim > 1:
         raise ValueError(f"beta must be a number or a 1-D sequence, got shape {betas.shape}")
-    loss, sigma = _train(s0, jax.random.split(key, epochs), betas, jnp.asarray(lr, s0.dtype),
+    if (key is None) == (epoch_keys is None):
+        raise ValueError("give exactly one of key and epoch_keys")
+    keys = jax.random.split(key, epochs) if epoch_keys is None else jnp.asarray(epoch_keys)
+    if keys.shape[0] != epochs:
+        raise ValueError(f"epoch_keys has {keys.shape[0]} keys for {epochs} epochs")
+    loss, sigma = _train(s0, keys, betas, jnp.asarray(lr, s0.dtype),
                          jnp.asarray(clip, s0.dtype), jnp.asarray(x0_range, s0.dtype),
                          batch=batch, T=T, clipped=clip > 0)
     sigma = np.asarray(sigma)

@@ -11,6 +11,8 @@ $$\mathcal L = dt \sum_{t<T} \operatorname{mean}_{b,j}\big(u^S_{t,b,j} - u^T_{t,
   $x_0 \sim U(-a, a)$; both nets see its observations (with the $u_0 = 0$ convention).
 - :class:`OpenLoopGain` (`open_loop_gain`): the teacher is a static state feedback
   $u^T = K x$ (code sign convention) that drives the plant; the student sees the observations.
+  As in the reference (`train_rnn(teacher=K)`), both actions are 0 at $t = 0$, where the student
+  cannot act yet ($h_0 = 0$).
 
 The teacher lives in the run constants (`consts["teacher"]`: parameters, or `K`), loaded by the
 experiment layer before training starts.
@@ -46,7 +48,7 @@ def _drive(problem, params_list, y_seq):
     return us
 
 
-def _teacher_driven(problem, student, teacher_act, x0, key, hp, u0=None):
+def _teacher_driven(problem, student, teacher_act, x0, key, hp):
     """Plant driven by `teacher_act(x, h_T) -> (u_T, h_T')`; the student reads the same observations.
 
     Follows the closed-loop timing: u_0 = 0 for both; afterwards each net is updated with
@@ -64,7 +66,7 @@ def _teacher_driven(problem, student, teacher_act, x0, key, hp, u0=None):
 
     B = x0.shape[0]
     h0 = jnp.zeros((B, spec.hidden_dim), x0.dtype)
-    u0 = jnp.zeros((B, spec.n_out), x0.dtype) if u0 is None else u0
+    u0 = jnp.zeros((B, spec.n_out), x0.dtype)
     _, (us, ut) = lax.scan(step, (x0, h0, h0, u0), keys, length=problem.task.T)
     return us, ut
 
@@ -112,7 +114,7 @@ class OpenLoopGain:
         def teacher_act(x1, y1, h):
             return x1 @ K.T, h
 
-        us, ut = _teacher_driven(problem, params, teacher_act, x0, k_w, hp, u0=x0 @ K.T)
+        us, ut = _teacher_driven(problem, params, teacher_act, x0, k_w, hp)
         return imitation_loss(us, lax.stop_gradient(ut), problem.plant.dt)
 
 

@@ -3,14 +3,17 @@ against the student before any training starts."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 
-from .._config import ConfigError
+from .._config import ConfigError, PlantConfig
+from ..plants import plant_from_config
 from ..store import _zarr as zs
 
 ARCHITECTURE = ("N", "rank", "activation", "alpha")
+PLANT_KINDS = PlantConfig.__dataclass_fields__["kind"].metadata["choices"]
 
 
 def _open_source(store: str, trainer, src: str, what: str):
@@ -34,17 +37,38 @@ def json_epochs(ds, phase: int) -> int:
     return int(phases[phase][1]["epochs"]) if phases else int(ds.attrs["config"]["epochs"])
 
 
+def _plant_matrices(plant_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    plant = plant_from_config(plant_cfg)
+    return plant.A, plant.B, plant.C, plant.dt
+
+
+def _describe(plant_cfg) -> str:
+    A, B, C, dt = _plant_matrices(plant_cfg)
+    name = repr(plant_cfg.kind) + (f" of order {plant_cfg.order}" if plant_cfg.kind == "integrator" else "")
+    return f"{name} ({A.shape[0]} states, {C.shape[0]} observed, {B.shape[1]} controls, dt = {dt:g})"
+
+
 def _check_architecture(cfg, ds, path, src, what):
-    tcfg = ds.attrs["config"]
+    tcfg = ds.attrs.get("config")
+    known = {f.name for f in dataclasses.fields(PlantConfig)}
+    if (not isinstance(tcfg, dict) or not isinstance(tcfg.get("agent"), dict) or not isinstance(tcfg.get("plant"), dict)
+            or tcfg["plant"].get("kind") not in PLANT_KINDS):
+        raise ConfigError(f"{src}: {what}.store = {str(path)!r} does not hold a controller of a linear plant "
+                          f"(no agent and linear-plant configuration in the store)")
     for key in ARCHITECTURE:
-        if tcfg["agent"][key] != getattr(cfg.agent, key):
-            raise ConfigError(f"{src}: {what}.store = {str(path)!r} has agent.{key} = {tcfg['agent'][key]!r} but this run "
+        if tcfg["agent"].get(key) != getattr(cfg.agent, key):
+            raise ConfigError(f"{src}: {what}.store = {str(path)!r} has agent.{key} = {tcfg['agent'].get(key)!r} but this run "
                               f"has {getattr(cfg.agent, key)!r}; {what} and student need the same architecture")
-    tplant = tcfg["plant"]
-    if (tplant["kind"], tplant["n_observed"], tplant["n_controls"]) != (cfg.plant.kind, cfg.plant.n_observed, cfg.plant.n_controls):
-        raise ConfigError(f"{src}: {what}.store = {str(path)!r} controls plant {tplant['kind']!r} "
-                          f"({tplant['n_observed']} observed, {tplant['n_controls']} controls), not this run's "
-                          f"{cfg.plant.kind!r}; the {what} must be a controller of the same plant")
+    try:
+        tplant = PlantConfig(**{k: v for k, v in tcfg["plant"].items() if k in known})
+        theirs = _plant_matrices(tplant)
+    except (TypeError, ValueError, IndexError) as e:
+        raise ConfigError(f"{src}: {what}.store = {str(path)!r} has an unreadable plant configuration ({e})") from None
+    ours = _plant_matrices(cfg.plant)
+    same = all(np.shape(a) == np.shape(b) and np.allclose(a, b) for a, b in zip(theirs, ours))
+    if not same:
+        raise ConfigError(f"{src}: {what}.store = {str(path)!r} controls plant {_describe(tplant)}, not this run's "
+                          f"{_describe(cfg.plant)}; the {what} must be a controller of the same plant")
 
 
 def _rows(group, trainer, ds, own, run_index, path, src, what) -> list[int]:
@@ -68,7 +92,7 @@ def _rows(group, trainer, ds, own, run_index, path, src, what) -> list[int]:
 
 
 def _params_at(ds, rows, epochs, N, path, src, what) -> dict[str, np.ndarray]:
-    ckpts = list(ds.checkpoint.values)
+    ckpts = [int(c) for c in ds.checkpoint.values]
     cis = []
     for e in epochs:
         if e not in ckpts:
@@ -143,3 +167,18 @@ def load_start(group, trainer) -> dict[str, np.ndarray]:
     out = _params_at(ds, rows, epochs, cfg.agent.N, path, src, "start")
     out["_epoch"] = np.asarray(epochs)
     return out
+
+
+def validate_sources(trainer) -> None:
+    """Load every teacher and start state that lives outside the store being written (raising
+    :class:`ConfigError` for a bad one), so that a caller can check them before creating the store.
+
+    Sources inside the same store (`store = "self"`) are produced by an earlier phase and can only be
+    read once it has run; their architecture and plant are those of the experiment by construction.
+    """
+    for group in trainer.groups:
+        cfg = group.cfg
+        if cfg.train.mode == "open_loop_gain" or (cfg.train.mode != "closed_loop" and cfg.teacher.store != "self"):
+            load_teacher(group, trainer)
+        if cfg.start.store and cfg.start.store != "self":
+            load_start(group, trainer)
