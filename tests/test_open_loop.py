@@ -272,8 +272,6 @@ def test_bad_teacher_is_one_line_exit_2(tmp_path, teachers, student, teacher, ne
     assert not any(p.name == "progress.json" for p in out.rglob("*"))
 
 
-@pytest.mark.xfail(strict=True, reason="Trainer.run creates the store before it loads the teachers; it must call "
-                                       "loopdyn.train._teacher.validate_sources(self) before create_store()")
 @pytest.mark.parametrize("student,teacher", [(dict(N=10), "double_integrator"), (dict(), "integrator")])
 def test_bad_teacher_writes_nothing(tmp_path, teachers, student, teacher):
     out = tmp_path / "out"

@@ -273,12 +273,14 @@ def _loss_labels(ds) -> tuple[str, str, str]:
 
 
 def _definitions(ds, extra: str = "") -> str:
-    cfg = ds.attrs["config"]
-    t = cfg["task"]
-    return (f"Test loss: {ds.attrs.get('test_loss_definition', '')}, closed loop, fixed batch of {t['test_batch']} "
-            f"x0 ~ U(-{t['x0_range']:g}, {t['x0_range']:g})^2, T = {t['T']}.  Closed run: {ds.attrs.get('train_loss_definition', '')}"
-            f" (beta = reg = {t['beta']:g}).  Open run: imitation loss "
-            f"{ds.attrs.get('imitation_loss_definition', '').split(': ', 1)[-1]}.{extra}")
+    """One caption line with the exact loss definitions recorded in the store."""
+    t = ds.attrs["config"]["task"]
+    test = ds.attrs.get("test_loss_definition", "").removeprefix("closed-loop test loss ")
+    train = ds.attrs.get("train_loss_definition", "").removeprefix("train loss ")
+    imitation = ds.attrs.get("imitation_loss_definition", "").split(": ", 1)[-1]
+    return (f"Closed-loop test loss {test} over a fixed batch of {t['test_batch']} x0 ~ U(-{t['x0_range']:g}, "
+            f"{t['x0_range']:g})^2, T = {t['T']}.  Closed run trained on {train} (reg = {t['beta']:g}).  "
+            f"Open run trained on the imitation loss {imitation}.{extra}")
 
 
 def figure_1c(ds) -> Figure:

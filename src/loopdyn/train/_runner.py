@@ -33,7 +33,7 @@ from ..tasks import regulation_from_config
 from ..tasks._regulation import TEST_LOSS_LABELS, TRAIN_LOSS_LABELS
 from ._core import HP_NAMES, ClosedLoop, Problem, init_run, make_chunk
 from ._modes import OPEN_LOOP_MODES
-from ._teacher import load_start, load_teacher
+from ._teacher import load_start, load_teacher, validate_sources
 
 HP_KEYS = dict(zip(HP_NAMES, ("train.lr", "train.clip", "task.beta", "agent.over", "agent.g", "plant.noise")))
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
@@ -341,6 +341,7 @@ class Trainer:
         K = self.cfg.record.chunk
         first_phase, done = zs.read_progress(self.path) if resume else (0, 0)
         if not resume:
+            validate_sources(self)  # a bad teacher or start store fails before anything is written
             self.create_store()
         if done >= self.phases[first_phase][0].epochs:  # a phase that completed exactly at the marker
             first_phase, done = first_phase + 1, 0
