@@ -24,19 +24,18 @@ def measure(config: str, n_runs: int, epochs: int) -> dict:
     import numpy as np
 
     import loopdyn
-    from loopdyn.train._runner import Trainer, _device_layout, _pad
-    from loopdyn.train._core import make_chunk
+    from loopdyn.training._runner import Trainer, _device_layout, _pad, compile_chunk
 
     cfg = loopdyn.load_config(config, [f"epochs={epochs}", f"record.chunk={epochs}"], f"0..{n_runs - 1}")
-    tr = Trainer(cfg, "/dev/null")
+    tr = Trainer([(cfg, "closed_loop")], "/dev/null")
     (g,) = tr.groups
-    states, consts = tr._init_states()
-    sharding, n = _device_layout(len(g.runs))
+    states, consts = tr._init_states(tr.groups)
+    mesh, n = _device_layout(len(g.runs))
     s, c = _pad(states[0], n), _pad(consts[0], n)
-    if sharding is not None:
-        s, c = jax.device_put((s, c), sharding)
+    if mesh is not None:
+        s, c = jax.device_put((s, c), jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("run")))
     test_x0 = g.problem.task.sample_x0(jax.random.PRNGKey(0), cfg.task.test_batch, g.problem.dtype)
-    fn = jax.jit(make_chunk(g.problem, test_x0), donate_argnums=(0,))
+    fn = compile_chunk(g.problem, test_x0, mesh)
     epochs_arr = jnp.arange(epochs, dtype=jnp.int32)
     t0 = time.perf_counter()
     compiled = fn.lower(s, c, epochs_arr).compile()

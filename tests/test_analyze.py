@@ -18,7 +18,7 @@ from loopdyn.analysis._jacobian import activation_slope, jacobian_at_origin, jac
 from loopdyn.analysis._store import VARIABLES, analyze_store
 from loopdyn.experiments import run_experiment
 from loopdyn.plants import double_integrator, integrator
-from loopdyn.train import closed_loop
+from loopdyn.training import closed_loop
 
 F64 = jnp.float64
 
@@ -40,7 +40,7 @@ def _agent(activation, alpha, rank, g, N=12, seed=0):
 
 
 def _reference_step(spec, plant, params, g):
-    """One step of `loopdyn.train._rollout.closed_loop`, written out: u = readout(h); x', y' = plant.step; h' = update(h, y')."""
+    """One step of `loopdyn.training._rollout.closed_loop`, written out: u = readout(h); x', y' = plant.step; h' = update(h, y')."""
     readout, update = make_core(spec, params, g)
     k = plant.n_states
 
@@ -223,7 +223,7 @@ def test_draw_writes_png_and_pdf(stages_store, tmp_path):
 
 def test_trajectory_panel_data_is_the_closed_loop_rollout(stages_store):
     from loopdyn.plots._stages import closed_loop_trajectory
-    from loopdyn.train import build_problem
+    from loopdyn.training import build_problem
 
     path, _ = stages_store
     ds = loopdyn.open_run(path)

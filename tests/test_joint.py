@@ -8,7 +8,7 @@ import pytest
 from loopdyn.agents import AgentSpec, connectivity, init_params
 from loopdyn.analysis import effective_matrix, joint_matrix, overlaps, reduced_joint_matrix, spectrum
 from loopdyn.plants import double_integrator, integrator, point_mass_2d
-from loopdyn.train import closed_loop
+from loopdyn.training import closed_loop
 
 F64 = jnp.float64
 

@@ -8,7 +8,7 @@ import pytest
 from loopdyn.agents import AgentSpec, connectivity, init_params
 from loopdyn.plants import double_integrator
 from loopdyn.tasks import Regulation
-from loopdyn.train import closed_loop
+from loopdyn.training import closed_loop
 
 F64 = jnp.float64
 

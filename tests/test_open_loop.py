@@ -17,8 +17,8 @@ from loopdyn import _config
 from loopdyn.cli import app
 from loopdyn.experiments import run_experiment
 from loopdyn.store import open_run
-from loopdyn.train import build_problem, init_run
-from loopdyn.train._modes import OPEN_LOOP_MODES
+from loopdyn.training import build_problem, init_run
+from loopdyn.training._modes import OPEN_LOOP_MODES
 
 runner = CliRunner()
 

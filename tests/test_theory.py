@@ -22,7 +22,7 @@ from loopdyn.theory import (
     surrogate_loss,
     train_effective_model,
 )
-from loopdyn.train._rollout import closed_loop
+from loopdyn.training._rollout import closed_loop
 
 # log L_th of spec §4.3 (0- is sigma = -1e-4)
 REFERENCE_LOG_LOSS = {-0.5: 40.95, -0.3: 27.01, -0.1: 11.24, -0.03: 5.75, -1e-4: 3.93,

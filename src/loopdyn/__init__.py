@@ -17,7 +17,7 @@ from ._config import from_dict as config_from_dict  # noqa: E402
 from ._config import load as load_config  # noqa: E402
 from .store import StoreError as StoreError  # noqa: E402
 from .store import open_run as open_run  # noqa: E402
-from .train import resume as resume  # noqa: E402
-from .train import train as train  # noqa: E402
+from .training import resume as resume  # noqa: E402
+from .training import train as train  # noqa: E402
 
 __all__ = ["Config", "ConfigError", "StoreError", "config_from_dict", "load_config", "open_run", "resume", "train"]

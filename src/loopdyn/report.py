@@ -143,7 +143,7 @@ def demo(out: Path, *, epochs: int = 1000, seeds: str = "0..7") -> Path:
     import time
 
     from . import _config
-    from .train import _runner
+    from .training import _runner
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,7 @@ def effective_gains(xs, us, drop_first: int = 1):
     orders of magnitude. Pure JAX: works under `jit` and `vmap`.
 
     **Arguments:**
-    - `xs`: states, shape `(..., T, batch, k)`, as returned by `loopdyn.train._rollout.closed_loop`.
+    - `xs`: states, shape `(..., T, batch, k)`, as returned by `loopdyn.training._rollout.closed_loop`.
     - `us`: controls, shape `(..., T, batch, m)`.
     - `drop_first`: number of leading time steps left out of the fit.
 

@@ -1,6 +1,6 @@
 r"""Linearisation of the joint agent-environment map of a nonlinear agent (spec §4.1, §6.1).
 
-One closed-loop step (the timing of `loopdyn.train.closed_loop`, spec §3.2) maps the joint state
+One closed-loop step (the timing of `loopdyn.training.closed_loop`, spec §3.2) maps the joint state
 $s_t = (x_t, h_t)$ to
 
 $$x_{t+1} = A x_t + B z^\top h_t,\qquad
@@ -64,7 +64,7 @@ def joint_step(spec, plant, params, g=0.0):
     r"""The one-step joint map $F: s_t \mapsto s_{t+1}$ of a single (unbatched) joint state.
 
     $s = (x, h)$ of length `k + spec.hidden_dim` (reduced coordinates for a reduced linear agent),
-    built from the same `make_core` and `plant.step` as `loopdyn.train.closed_loop`, without noise.
+    built from the same `make_core` and `plant.step` as `loopdyn.training.closed_loop`, without noise.
     """
     readout, update = make_core(spec, params, g)
     k = plant.n_states

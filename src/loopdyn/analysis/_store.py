@@ -147,7 +147,7 @@ class _Run:
 
 def _runs(ds) -> list[_Run]:
     """One record per run, in store order, rebuilt from the stored phases exactly as the trainer laid them out."""
-    from ..train._runner import make_groups
+    from ..training._runner import make_groups
 
     source = str(ds.attrs.get("config_source", "<store>"))
     phases = ds.attrs.get("phases") or [[ds.attrs["config"]["train"]["mode"], ds.attrs["config"]]]
@@ -345,8 +345,8 @@ def _sigma_trajectories(closed: _Run, out: _Out, numbers: dict) -> None:
 @functools.lru_cache(maxsize=4)
 def _over_runner(cfg_json: str, source: str):
     """Compiled `(overs, seed) -> sigma_zm (len(overs), SIGMA_TRAJ_EPOCHS + 1)`, cached per configuration."""
-    from ..train._core import HP_NAMES, init_run, make_optimizer
-    from ..train._runner import HP_KEYS, build_problem
+    from ..training._core import HP_NAMES, init_run, make_optimizer
+    from ..training._runner import HP_KEYS, build_problem
 
     cfg = _config.from_dict(json.loads(cfg_json), source=source)
     problem = build_problem(cfg)

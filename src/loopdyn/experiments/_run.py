@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .. import _config
 from .._config import Config, ConfigError
-from ..train import _runner
+from ..training import _runner
 
 STAGES_DEFAULTS = {
     "T_start_epoch": 10, "T_values": [10, 20, 50, 100, 120], "T_epochs": 150,

@@ -72,7 +72,7 @@ def _params_at(ds, run: int, epoch: int) -> dict:
 
 def closed_loop_trajectory(ds, run: int, epoch: int, steps: int, x0=(1.0, -1.0)) -> np.ndarray:
     """States `(steps, k)` of the linear model of `run` at `epoch` from `x0`, $h_0 = 0$: powers of the
-    reduced joint matrix $P$ (spec §4.1; exactly `loopdyn.train.closed_loop`), in float64."""
+    reduced joint matrix $P$ (spec §4.1; exactly `loopdyn.training.closed_loop`), in float64."""
     from ..plants import plant_from_config
 
     phases = {label: cfg for label, cfg in ds.attrs["phases"]}

@@ -20,7 +20,6 @@ import jax.numpy as jnp
 import optax
 
 from ..agents import AgentSpec, init_params, split_trainable
-from ..analysis._gains import effective_gains
 from ..plants import LinearPlant
 from ..tasks import Regulation
 from ._rollout import closed_loop
@@ -62,11 +61,17 @@ class Problem:
     dtype: Any = jnp.float32
     mode: Any = field(default_factory=ClosedLoop)
 
-    def closed_loop_test(self, params: dict, hp: dict, test_x0) -> tuple[jax.Array, jax.Array]:
-        """Closed-loop test metric on the fixed test batch (noise-free) and the least-squares
-        effective gains `K` (`u ~ K x`, t = 0 dropped) of the same trajectories (spec §4.6)."""
+    def closed_loop_test(self, params: dict, hp: dict, test_x0) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """Closed-loop test metric on the fixed test batch (noise-free), and the float64 sufficient
+        statistics `sum x x^T` (k, k) and `sum x u^T` (k, m) over t >= 1 of the same trajectories,
+        from which the host solves the least-squares effective gains (spec §4.6).
+
+        The solve stays out of the compiled loop: LAPACK calls inside a program sharded over several
+        CPU devices have been seen to deadlock (XLA CPU, jax 0.10)."""
         xs, us = closed_loop(self.spec, self.plant, params, test_x0, self.task.T, g=hp["g"])
-        return self.task.test_metric(xs), effective_gains(xs, us)
+        x = xs[1:].reshape(-1, xs.shape[-1]).astype(jnp.float64)
+        u = us[1:].reshape(-1, us.shape[-1]).astype(jnp.float64)
+        return self.task.test_metric(xs), x.T @ x, x.T @ u
 
 
 def init_run(problem: Problem, seed, hp: dict) -> tuple[dict, dict]:
@@ -90,7 +95,7 @@ def make_epoch(problem: Problem, test_x0) -> Callable:
         trained, frozen, hp = state["params"], consts["frozen"], consts["hp"]
         key = jax.random.fold_in(consts["key"], e)
         loss, grads = jax.value_and_grad(lambda p: problem.mode.loss(problem, {**p, **frozen}, consts, key))(trained)
-        test, gains = problem.closed_loop_test({**trained, **frozen}, hp, test_x0)
+        test, gram, cross = problem.closed_loop_test({**trained, **frozen}, hp, test_x0)
         opt = make_optimizer(problem.optimizer, hp["lr"], hp["clip"])
         updates, opt_state = opt.update(grads, state["opt"], trained)
         new_params = optax.apply_updates(trained, updates)
@@ -113,7 +118,8 @@ def make_epoch(problem: Problem, test_x0) -> Callable:
         record = {
             "train_loss": jnp.where(alive, loss, nan),
             "test_loss": jnp.where(alive, test, nan),
-            "gains": jnp.where(alive, gains, nan),
+            "gram": gram,
+            "cross": cross,
             "params": trained,
         }
         return new_state, record

@@ -198,6 +198,16 @@ def _ckpt_block(cfg: Config, ckpts: np.ndarray) -> int:
 
 
 # ---------------------------------------------------------------------------- host analysis of a chunk
+def gains_from_moments(gram: np.ndarray, cross: np.ndarray) -> np.ndarray:
+    """Least-squares gains `K (..., m, k)` with `u ~ K x` from `sum x x^T (..., k, k)` and
+    `sum x u^T (..., k, m)` (the normal equations, float64; pseudo-inverse for a singular Gram)."""
+    gram, cross = np.asarray(gram, np.float64), np.asarray(cross, np.float64)
+    finite = np.all(np.isfinite(gram), axis=(-2, -1)) & np.all(np.isfinite(cross), axis=(-2, -1))
+    safe = np.where(finite[..., None, None], gram, np.eye(gram.shape[-1]))
+    K = np.swapaxes(np.linalg.pinv(safe, hermitian=True) @ np.where(finite[..., None, None], cross, 0.0), -1, -2)
+    return np.where(finite[..., None, None], K, np.nan)
+
+
 def _chunk_summaries(group: Group, params: dict[str, np.ndarray], frozen: dict[str, np.ndarray]) -> dict:
     """Per-epoch spectra and overlaps from the recorded parameters, on the host in float64."""
     spec, plant = group.problem.spec, group.problem.plant
@@ -229,12 +239,24 @@ def _chunk_summaries(group: Group, params: dict[str, np.ndarray], frozen: dict[s
 
 # ---------------------------------------------------------------------------- training
 def _device_layout(n_runs: int):
+    """`(mesh, padded run count)`: the runs are split over the host's devices when there are
+    several (padded to a multiple of the device count), else `(None, n_runs)`."""
     devices = jax.devices()
     if len(devices) < 2 or n_runs < len(devices):
         return None, n_runs
     mesh = jax.sharding.Mesh(np.array(devices), ("run",))
-    padded = int(math.ceil(n_runs / len(devices)) * len(devices))
-    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("run")), padded
+    return mesh, int(math.ceil(n_runs / len(devices)) * len(devices))
+
+
+def compile_chunk(problem: Problem, test_x0, mesh=None):
+    """The jitted chunk function of a group. With a mesh, each device runs its own block of runs
+    through `shard_map`: runs are independent, so the program has no cross-device communication."""
+    chunk = make_chunk(problem, test_x0)
+    if mesh is not None:
+        spec = jax.sharding.PartitionSpec("run")
+        chunk = jax.shard_map(chunk, mesh=mesh, in_specs=(spec, spec, jax.sharding.PartitionSpec()),
+                              out_specs=(spec, spec), check_vma=False)
+    return jax.jit(chunk, donate_argnums=(0,))
 
 
 def _pad(tree, n: int):
@@ -360,16 +382,17 @@ class Trainer:
                         arrays["start_epoch"][g.runs[0]: g.runs[-1] + 1] = g.start_epochs
             dev_states, dev_consts = [], []
             for g, s, c in zip(groups, states, consts):
-                sharding, n = _device_layout(len(g.runs))
+                mesh, n = _device_layout(len(g.runs))
                 s, c = _pad(s, n), _pad(c, n)
-                if sharding is not None:
+                if mesh is not None:
+                    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("run"))
                     s, c = jax.device_put((s, c), sharding)
                 dev_states.append(s)
                 dev_consts.append(c)
                 if g.chunk_fn is None:
                     test_key = jax.random.PRNGKey(g.cfg.task.test_seed)
                     test_x0 = g.problem.task.sample_x0(test_key, g.cfg.task.test_batch, g.problem.dtype)
-                    g.chunk_fn = jax.jit(make_chunk(g.problem, test_x0), donate_argnums=(0,))
+                    g.chunk_fn = compile_chunk(g.problem, test_x0, mesh)
             name = self.cfg.name + (f" [{groups[0].label}]" if len(self.phases) > 1 else "")
             target = E if budget >= E else max(int(budget), done)
             with _Progress(E, done, name, enabled=progress) as bar:
@@ -405,7 +428,9 @@ class Trainer:
             rows = slice(g.runs[0] - lo, g.runs[-1] + 1 - lo)
             frozen = {k: np.asarray(v)[: len(g.runs)] for k, v in c["frozen"].items()}
             summaries = _chunk_summaries(g, rec["params"], frozen)
-            items = [("train_loss", rec["train_loss"]), ("test_loss", rec["test_loss"]), ("gains", rec["gains"]),
+            gains = gains_from_moments(rec["gram"], rec["cross"])
+            gains[~np.isfinite(rec["test_loss"])] = np.nan  # diverged: losses are NaN from then on
+            items = [("train_loss", rec["train_loss"]), ("test_loss", rec["test_loss"]), ("gains", gains),
                      *summaries.items()]
             for name, val in items:
                 if name not in merged:
