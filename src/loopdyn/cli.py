@@ -116,17 +116,21 @@ def figures_training(store: Path = typer.Argument(...), out: Optional[Path] = ty
     typer.echo(f"figure: {target}")
 
 
-@figures_app.command("closed-vs-open")
-def figures_closed_vs_open(store: Path = typer.Argument(...), out: Optional[Path] = typer.Option(None, "--out")):
-    """Fig 1c and Fig 2 (PNG and PDF) from a closed-vs-open store."""
-    from .plots._closed_vs_open import draw
-
+def _draw(draw, store: Path, out: Optional[Path]) -> None:
     try:
         paths = draw(store, out or store.parent / "figures")
     except (StoreError, ConfigError) as e:
         _fail(e)
     for p in paths:
         typer.echo(f"figure: {p}")
+
+
+@figures_app.command("closed-vs-open")
+def figures_closed_vs_open(store: Path = typer.Argument(...), out: Optional[Path] = typer.Option(None, "--out")):
+    """Fig 1c and Fig 2 (PNG and PDF) from a closed-vs-open store."""
+    from .plots._closed_vs_open import draw
+
+    _draw(draw, store, out)
 
 
 @figures_app.command("stages")
@@ -134,12 +138,7 @@ def figures_stages(store: Path = typer.Argument(...), out: Optional[Path] = type
     """Figs 3, 4 and 5 (PNG and PDF) from a stages store (run 'loopdyn analyze' first)."""
     from .plots._stages import draw
 
-    try:
-        paths = draw(store, out or store.parent / "figures")
-    except (StoreError, ConfigError) as e:
-        _fail(e)
-    for p in paths:
-        typer.echo(f"figure: {p}")
+    _draw(draw, store, out)
 
 
 @app.command()

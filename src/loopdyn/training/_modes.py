@@ -83,22 +83,26 @@ class OpenLoopNoise:
         return imitation_loss(us, lax.stop_gradient(ut), problem.plant.dt)
 
 
+def _teacher_driven_loss(problem, params, consts, key, teacher_act):
+    hp = consts["hp"]
+    k_x, k_w = jax.random.split(key)
+    x0 = problem.task.sample_x0(k_x, problem.task.batch, problem.dtype)
+    us, ut = _teacher_driven(problem, params, teacher_act, x0, k_w, hp)
+    return imitation_loss(us, lax.stop_gradient(ut), problem.plant.dt)
+
+
 @dataclass(frozen=True)
 class OpenLoopTeacher:
     name: str = "open_loop_teacher"
 
     def loss(self, problem, params, consts, key):
-        hp = consts["hp"]
-        k_x, k_w = jax.random.split(key)
-        x0 = problem.task.sample_x0(k_x, problem.task.batch, problem.dtype)
-        t_read, t_update = make_core(problem.spec, {**params, **consts["teacher"]}, hp["g"])
+        t_read, t_update = make_core(problem.spec, {**params, **consts["teacher"]}, consts["hp"]["g"])
 
         def teacher_act(x1, y1, h):
             h1 = t_update(h, y1)
             return t_read(h1), h1
 
-        us, ut = _teacher_driven(problem, params, teacher_act, x0, k_w, hp)
-        return imitation_loss(us, lax.stop_gradient(ut), problem.plant.dt)
+        return _teacher_driven_loss(problem, params, consts, key, teacher_act)
 
 
 @dataclass(frozen=True)
@@ -106,16 +110,12 @@ class OpenLoopGain:
     name: str = "open_loop_gain"
 
     def loss(self, problem, params, consts, key):
-        hp = consts["hp"]
-        k_x, k_w = jax.random.split(key)
-        x0 = problem.task.sample_x0(k_x, problem.task.batch, problem.dtype)
         K = consts["teacher"]["K"]
 
         def teacher_act(x1, y1, h):
             return x1 @ K.T, h
 
-        us, ut = _teacher_driven(problem, params, teacher_act, x0, k_w, hp)
-        return imitation_loss(us, lax.stop_gradient(ut), problem.plant.dt)
+        return _teacher_driven_loss(problem, params, consts, key, teacher_act)
 
 
 OPEN_LOOP_MODES = {m.name: m for m in (OpenLoopNoise(), OpenLoopTeacher(), OpenLoopGain())}
