@@ -36,7 +36,7 @@ def reduced_joint_matrix(A, B, C, m, U, V, z, alpha=1.0):
     """Joint matrix on span{m, U} for a linear low-rank agent, shape `(k + c + r, k + c + r)`."""
     A, B, C = (jnp.asarray(M, dtype=m.dtype) for M in (A, B, C))
     Q = jnp.concatenate([m, U], axis=1)
-    c, r, d = m.shape[1], U.shape[1], Q.shape[1]
+    r, d = U.shape[1], Q.shape[1]
     zq = z.T @ Q
     top = jnp.concatenate([A, B @ zq], axis=1)
     left = alpha * jnp.concatenate([C @ A, jnp.zeros((r, A.shape[1]), m.dtype)], axis=0)

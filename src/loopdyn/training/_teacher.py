@@ -24,7 +24,7 @@ def _open_source(store: str, trainer, src: str, what: str):
     except zs.StoreError as e:
         raise ConfigError(f"{src}: {what}.store: {e}") from None
     if own:
-        done = json_epochs(ds, phase=0)  # phase 0 is complete before a later phase starts
+        done = _phase_epochs(ds, phase=0)  # phase 0 is complete before a later phase starts
     else:
         phase, done = zs.read_progress(path)
         if phase < len(ds.attrs.get("phases", [None])) - 1:
@@ -32,7 +32,7 @@ def _open_source(store: str, trainer, src: str, what: str):
     return path, ds, own, done
 
 
-def json_epochs(ds, phase: int) -> int:
+def _phase_epochs(ds, phase: int) -> int:
     phases = ds.attrs.get("phases")
     return int(phases[phase][1]["epochs"]) if phases else int(ds.attrs["config"]["epochs"])
 
