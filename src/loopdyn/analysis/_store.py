@@ -45,7 +45,6 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from .. import _config
 from .._config import Config
@@ -345,29 +344,21 @@ def _sigma_trajectories(closed: _Run, out: _Out, numbers: dict) -> None:
 @functools.lru_cache(maxsize=4)
 def _over_runner(cfg_json: str, source: str):
     """Compiled `(overs, seed) -> sigma_zm (len(overs), SIGMA_TRAJ_EPOCHS + 1)`, cached per configuration."""
-    from ..training._core import HP_NAMES, init_run, make_optimizer
+    from ..training._core import HP_NAMES, init_run, make_epoch
     from ..training._runner import HP_KEYS, build_problem
 
     cfg = _config.from_dict(json.loads(cfg_json), source=source)
     problem = build_problem(cfg)
+    test_x0 = problem.task.sample_x0(jax.random.PRNGKey(cfg.task.test_seed), cfg.task.test_batch, problem.dtype)
+    epoch = make_epoch(problem, test_x0)  # the trainer's own epoch: same loss, clipping, optimiser, keys
 
     def one(over, seed):
         hp = {name: jnp.asarray(cfg.get(HP_KEYS[name]), problem.dtype) for name in HP_NAMES}
         hp["over"] = over.astype(problem.dtype)
         state, consts = init_run(problem, seed, hp)
-        opt = make_optimizer(problem.optimizer, hp["lr"], hp["clip"])
-        frozen, m = consts["frozen"], consts["frozen"]["m"][:, 0]
-
-        def epoch(carry, e):
-            params, opt_state = carry
-            key = jax.random.fold_in(consts["key"], e)
-            grads = jax.grad(lambda p: problem.mode.loss(problem, {**p, **frozen}, consts, key))(params)
-            updates, opt_state = opt.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), params["z"][:, 0] @ m
-
         epochs = jnp.arange(SIGMA_TRAJ_EPOCHS + 1, dtype=jnp.int32)
-        _, sigma = jax.lax.scan(epoch, (state["params"], state["opt"]), epochs)
-        return sigma
+        _, rec = jax.lax.scan(lambda s, e: epoch(s, consts, e), state, epochs)
+        return rec["params"]["z"][:, :, 0] @ consts["frozen"]["m"][:, 0]  # parameters before each update
 
     return jax.jit(jax.vmap(one, in_axes=(0, None)))
 

@@ -195,12 +195,7 @@ def gain_space_panel(ax, closed, open_, stages: Stages, lqr: tuple[np.ndarray, s
     """
     cs = _landscape(ax, GAIN_BOX, GAIN_BOX, grid)
     _boundaries(ax, np.linspace(*GAIN_BOX, 400), lw_main=1.3)
-    c1, c2 = gain_path(closed)
-    o1, o2 = gain_path(open_)
-    _path(ax, c1, c2, CLOSED_BLUE, "closed loop", lw=0.7)
-    _path(ax, o1, o2, OPEN_RED, "open loop", lw=0.7)
-    _stage_points(ax, c1, c2, stages)
-    ax.plot(c1[0], c2[0], "o", ms=6, color="w", mec="k", zorder=7)
+    (c1, c2), (o1, o2) = _both_paths(ax, closed, open_, stages, lw=0.7)
     ax.annotate("Start", (c1[0], c2[0]), xytext=(6, 6), textcoords="offset points", fontsize=7, color="w")
     for k1, k2, colour in ((c1, c2, CLOSED_BLUE), (o1, o2, OPEN_RED)):
         ax.plot(k1[-1], k2[-1], "*", ms=11, color=colour, mec="w", mew=0.7, zorder=7)
@@ -226,6 +221,17 @@ def gain_space_panel(ax, closed, open_, stages: Stages, lqr: tuple[np.ndarray, s
     return cs
 
 
+def _both_paths(ax, closed, open_, stages: Stages, **style):
+    """Draw both gain paths, the stage markers of the closed run and its start; return the paths."""
+    c1, c2 = gain_path(closed)
+    o1, o2 = gain_path(open_)
+    _path(ax, c1, c2, CLOSED_BLUE, "closed loop", **style)
+    _path(ax, o1, o2, OPEN_RED, "open loop", **style)
+    _stage_points(ax, c1, c2, stages)
+    ax.plot(c1[0], c2[0], "o", ms=6, color="w", mec="k", zorder=7)
+    return (c1, c2), (o1, o2)
+
+
 def gain_zoom_panel(ax, closed, open_, stages: Stages, grid: int = 120):
     r"""Fig 2c: zoom on stages 1 and 2, $k_1 \in [-0.06, 0.02]$, $k_2 \in [-0.06, 0.04]$; one dot per
     epoch, the boundaries $k_1 = 0$ and $k_2 = k_1$ drawn thick.
@@ -237,12 +243,7 @@ def gain_zoom_panel(ax, closed, open_, stages: Stages, grid: int = 120):
     ax.plot(np.zeros(2), [ZOOM_K2[0], 0.0], color="k", lw=2.5, zorder=3)
     ax.plot(k1r, k1r, color="k", lw=2.5, zorder=3)
     ax.plot(*stability_boundaries(k1r)["discriminant_upper"], color="k", lw=0.8, ls=":", zorder=3)
-    c1, c2 = gain_path(closed)
-    o1, o2 = gain_path(open_)
-    _path(ax, c1, c2, CLOSED_BLUE, "closed loop", ms=2.0)
-    _path(ax, o1, o2, OPEN_RED, "open loop", ms=2.0)
-    _stage_points(ax, c1, c2, stages)
-    ax.plot(c1[0], c2[0], "o", ms=6, color="w", mec="k", zorder=7)
+    (c1, c2), _ = _both_paths(ax, closed, open_, stages, ms=2.0)
     ax.text(-0.055, 0.035, "Unstable (osc.)", fontsize=7, color="w", va="top")
     ax.text(-0.055, -0.055, "Stable", fontsize=7, color="w", fontweight="bold")
     ax.text(0.003, -0.02, r"$k_1 = 0$", fontsize=7, color="w", rotation=90)
