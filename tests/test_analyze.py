@@ -12,13 +12,15 @@ import pytest
 import xarray as xr
 
 import loopdyn
-from loopdyn.agents import AgentSpec, connectivity, init_params, make_core
-from loopdyn.analysis import joint_matrix
-from loopdyn.analysis._jacobian import activation_slope, jacobian_at_origin, jacobian_spectra, joint_jacobian, joint_step
-from loopdyn.analysis._store import VARIABLES, analyze_store
-from loopdyn.experiments import run_experiment
+from _helpers import closed_loop
+from loopdyn.agents import AgentParams, AgentSpec, connectivity, init_params, make_core
+from loopdyn.analysis import VARIABLES as GENERIC_VARIABLES
+from loopdyn.experiments.stages import VARIABLES as STAGES_VARIABLES
+from loopdyn.experiments.stages import closed_loop_trajectory
 from loopdyn.plants import double_integrator, integrator
-from loopdyn.training import closed_loop
+from loopdyn.system import activation_slope, jacobian_at_origin, jacobian_spectra, joint_jacobian, joint_matrix, joint_step
+
+VARIABLES = {**GENERIC_VARIABLES, **STAGES_VARIABLES}
 
 F64 = jnp.float64
 
@@ -35,13 +37,14 @@ def _agent(activation, alpha, rank, g, N=12, seed=0):
                      trainable=("m", "W", "z") if rank == 0 else ("z", "U", "V"), random=bool(rank and g))
     params = init_params(spec, jax.random.PRNGKey(seed), g=g, dtype=F64)
     # Large enough weights that the Jacobian is far from the identity and every block matters.
-    params["m"], params["z"] = params["m"] * 30, params["z"] * 30
+    params = params._replace(m=params.m * 30, z=params.z * 30)
     return spec, params
 
 
 def _reference_step(spec, plant, params, g):
-    """One step of `loopdyn.training._rollout.closed_loop`, written out: u = readout(h); x', y' = plant.step; h' = update(h, y')."""
-    readout, update = make_core(spec, params, g)
+    """One closed-loop step written out: u = readout(h); x', y' = plant.step; h' = update(h, y')."""
+    core = make_core(spec, params, g)
+    readout, update = core.readout, core.update
     k = plant.n_states
 
     def F(s):
@@ -67,7 +70,7 @@ def test_jacobian_at_origin_is_jacfwd_of_the_joint_map(activation, alpha, rank, 
     exact = jax.jacfwd(F)(zero)
     # JAX's slope of relu at exactly 0 is 0; tanh and linear have slope 1 there.
     jax_slope = 0.0 if activation == "relu" else 1.0
-    np.testing.assert_allclose(jacobian_at_origin(plant.A, plant.B, plant.C, params["m"], W, params["z"], alpha, jax_slope),
+    np.testing.assert_allclose(jacobian_at_origin(plant.A, plant.B, plant.C, params.m, W, params.z, alpha, jax_slope),
                                exact, atol=1e-13)
     np.testing.assert_allclose(joint_jacobian(spec, plant, params, zero, g), exact, atol=1e-13)
     # The default slope phi'(0) is the mean of the Jacobians at +-eps*xi: exact for the piecewise-linear
@@ -75,7 +78,7 @@ def test_jacobian_at_origin_is_jacfwd_of_the_joint_map(activation, alpha, rank, 
     xi = jax.random.normal(jax.random.PRNGKey(7), zero.shape, F64)
     eps = 1e-4
     sym = 0.5 * (jax.jacfwd(F)(eps * xi) + jax.jacfwd(F)(-eps * xi))
-    J = jacobian_at_origin(plant.A, plant.B, plant.C, params["m"], W, params["z"], alpha, activation_slope(activation))
+    J = jacobian_at_origin(plant.A, plant.B, plant.C, params.m, W, params.z, alpha, activation_slope(activation))
     if activation == "tanh":
         np.testing.assert_allclose(J, sym, rtol=1e-5, atol=1e-9)
     else:
@@ -99,11 +102,12 @@ def test_joint_step_reproduces_closed_loop_rollout():
 def test_jacobian_spectra_batched():
     spec, params = _agent("tanh", 1.0, 0, 0.5)
     plant = double_integrator()
-    stacked = {k: jnp.stack([v * (1 + 0.1 * i) for i in range(5)]) if k != "z" else v for k, v in params.items()}
+    stacked = AgentParams(**{k: jnp.stack([v * (1 + 0.1 * i) for i in range(5)]) if k != "z" else v
+                             for k, v in params.present().items()})
     lam = jacobian_spectra(spec, plant, stacked, block=2)  # z frozen: broadcast over the batch
     assert lam.shape == (5, plant.n_states + spec.N)
     for i in range(5):
-        P = joint_matrix(plant.A, plant.B, plant.C, stacked["m"][i], stacked["W"][i], params["z"], 1.0)
+        P = joint_matrix(plant.A, plant.B, plant.C, stacked.m[i], stacked.W[i], params.z, 1.0)
         np.testing.assert_allclose(np.sort_complex(lam[i]), np.sort_complex(np.linalg.eigvals(np.asarray(P))), atol=1e-12)
         assert np.all(np.diff(np.abs(lam[i])) <= 1e-12)
 
@@ -122,8 +126,8 @@ def stages_store(tmp_path_factory):
     cfg = loopdyn.load_config("stages", ["epochs=100", "stages.T_values=[20]", "stages.T_epochs=10",
                                          "stages.beta_values=[0.0, 2.0]", "stages.beta_epochs=12",
                                          "stages.surrogate_steps=20"])
-    path = run_experiment(cfg, out=tmp_path_factory.mktemp("stages"), progress=False)
-    summary = analyze_store(path)
+    path = loopdyn.train(cfg, tmp_path_factory.mktemp("stages") / "stages.zarr", progress=False)
+    summary = loopdyn.analyze(path)
     return path, summary
 
 
@@ -135,9 +139,10 @@ def _quiet_zarr():
 
 
 def _analysis_arrays(path):
-    ds = xr.open_zarr(str(path), consolidated=False, zarr_format=3)
-    names = json.loads(ds.attrs["analysis"])["variables"]
-    return {k: ds[k].values for k in names}
+    """The analysis group read with xarray alone, through the pointer analysis.json."""
+    pointer = json.loads((path / "analysis.json").read_text())
+    ds = xr.open_zarr(str(path), group=pointer["group"], consolidated=False, zarr_format=3)
+    return {k: ds[k].values for k in pointer["variables"]}
 
 
 def _loop_stabilisation(rho):
@@ -157,7 +162,7 @@ def test_analyze_writes_the_analyses(stages_store):
     for name in expected:
         assert ds[name].dims == VARIABLES[name][0]
         assert ds[name].attrs["description"]
-    modes = [str(m) for m in ds["mode"].values]
+    modes = [str(m) for m in ds["phase"].values]
     phase_epochs = {label: cfg["epochs"] for label, cfg in ds.attrs["phases"]}
     for r, mode in enumerate(modes):
         n = phase_epochs[mode]
@@ -194,26 +199,27 @@ def test_analyze_writes_the_analyses(stages_store):
         assert np.all(np.isfinite(ds.effective_train_loss.values[r, :n])) and np.all(np.isnan(ds.effective_train_loss.values[r, n:]))
     for needle in ("stages", "effective cubic", "stage-1 theory", "surrogate", "T-continuation", "effective model"):
         assert needle in summary
-    # xarray alone (no loopdyn) reads the analysed store
+    # xarray alone (no loopdyn) reads the analysis; the training arrays are untouched by it
+    assert _analysis_arrays(path)["stage2_end"].shape == (ds.sizes["run"],)
     raw = xr.open_zarr(str(path), consolidated=False, zarr_format=3)
-    assert raw.stage2_end.dims == ("run",)
+    assert "stage2_end" not in raw
 
 
 def test_analyze_is_idempotent(stages_store):
     path, _ = stages_store
     before = _analysis_arrays(path)
-    analyze_store(path)
+    old_group = json.loads((path / "analysis.json").read_text())["group"]
+    loopdyn.analyze(path)
     after = _analysis_arrays(path)
+    assert not (path / old_group).exists()  # replaced, not accumulated
     assert before.keys() == after.keys()
     for k in before:
         np.testing.assert_array_equal(before[k], after[k], err_msg=k)
 
 
 def test_draw_writes_png_and_pdf(stages_store, tmp_path):
-    from loopdyn.plots._stages import draw
-
     path, _ = stages_store
-    paths = draw(path, tmp_path / "figs")
+    paths = loopdyn.figures("stages", path, tmp_path / "figs")
     names = {p.name for p in paths}
     assert {"fig_3.png", "fig_3.pdf", "fig_4.png", "fig_4.pdf", "fig_5.png", "fig_5.pdf"} <= names
     for p in paths:
@@ -222,28 +228,28 @@ def test_draw_writes_png_and_pdf(stages_store, tmp_path):
 
 
 def test_trajectory_panel_data_is_the_closed_loop_rollout(stages_store):
-    from loopdyn.plots._stages import closed_loop_trajectory
-    from loopdyn.training import build_problem
-
     path, _ = stages_store
     ds = loopdyn.open_run(path)
-    problem = build_problem(loopdyn.config_from_dict(ds.attrs["config"]))
-    params = {k: jnp.asarray(ds[k].values[0, 40] if "checkpoint" in ds[k].dims else ds[k].values[0], F64)
-              for k in ("m", "z", "U", "V")}
-    xs, _ = closed_loop(problem.spec, problem.plant, params, jnp.asarray([[1.0, -1.0]], F64), 60)
-    np.testing.assert_allclose(closed_loop_trajectory(ds, 0, 40, 60), np.asarray(xs)[:, 0], rtol=1e-10, atol=1e-12)
+    params = AgentParams(**{k: np.asarray(ds[k].values[0, 40] if "checkpoint" in ds[k].dims else ds[k].values[0], np.float64)
+                            for k in ("m", "z", "U", "V")})
+    # the full N-dimensional joint matrix, powered: an independent computation of the same trajectory
+    plant = double_integrator()
+    P = np.asarray(joint_matrix(plant.A, plant.B, plant.C, params.m, params.U @ params.V.T, params.z))
+    s = np.concatenate([[1.0, -1.0], np.zeros(params.m.shape[0])])
+    want = []
+    for _ in range(60):
+        want.append(s[:2])
+        s = P @ s
+    np.testing.assert_allclose(closed_loop_trajectory(ds, 0, 40, 60), np.array(want), rtol=1e-9, atol=1e-10)
 
 
 def test_draw_needs_analysis(stages_store, tmp_path):
-    from loopdyn.plots._stages import draw
-
     path, _ = stages_store
     copy = tmp_path / "copy.zarr"
     shutil.copytree(path, copy)
-    group = loopdyn.store._zarr.open_group(copy)
-    del group.attrs["analysis"]
+    (copy / "analysis.json").unlink()
     with pytest.raises(loopdyn.StoreError, match="loopdyn analyze"):
-        draw(copy, tmp_path / "figs")
+        loopdyn.figures("stages", copy, tmp_path / "figs")
 
 
 TANH = """
@@ -273,8 +279,8 @@ chunk = 6
 def test_analyze_tanh_store_jacobian_spectra(tmp_path):
     cfg_path = tmp_path / "tanh.toml"
     cfg_path.write_text(TANH)
-    path = run_experiment(loopdyn.load_config(cfg_path), out=tmp_path, progress=False)
-    summary = analyze_store(path)
+    path = loopdyn.train(loopdyn.load_config(cfg_path), tmp_path / "tanh.zarr", progress=False)
+    summary = loopdyn.analyze(path)
     assert "phi'(0) = tanh: 1" in summary
     ds = loopdyn.open_run(path)
     plant = double_integrator()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from loopdyn.agents import AgentSpec, init_params
-from loopdyn.analysis import (
+from loopdyn.system import (
     characteristic_cubic,
     cubic_roots,
     dominant_modulus_sq_approx,
@@ -60,17 +60,17 @@ _init_rank1 = jax.jit(lambda key: init_params(AgentSpec(N=100, rank=1, init="low
 
 def _rank1_network(key, scale):
     # scale the vectors so the overlaps are O(0.1-1) and the three roots are well separated from 0
-    return {k: np.asarray(v) * scale for k, v in _init_rank1(key).items()}
+    return jax.tree.map(lambda v: np.asarray(v) * scale, _init_rank1(key))
 
 
 @pytest.mark.parametrize("seed", range(4))
 def test_cubic_roots_equal_nonzero_eigenvalues_of_full_joint_matrix(seed):
     plant = double_integrator()
     p = _rank1_network(jax.random.PRNGKey(seed), scale=1.0 + seed)
-    ov = {k: float(v) for k, v in overlaps(p["m"], p["z"], p["U"], p["V"]).items()}
+    ov = {k: float(v) for k, v in overlaps(p.m, p.z, p.U, p.V).items()}
     sig = np.array([ov[k] for k in ("sigma_zm", "sigma_zu", "sigma_vm", "sigma_vu")])
-    P = np.block([[plant.A, plant.B @ p["z"].T], [p["m"] @ plant.C @ plant.A, p["U"] @ p["V"].T]])
-    np.testing.assert_allclose(joint_matrix(plant.A, plant.B, plant.C, p["m"], p["U"] @ p["V"].T, p["z"]), P)
+    P = np.block([[plant.A, plant.B @ p.z.T], [p.m @ plant.C @ plant.A, p.U @ p.V.T]])
+    np.testing.assert_allclose(joint_matrix(plant.A, plant.B, plant.C, p.m, p.U @ p.V.T, p.z), P)
     full = spectrum(P)
     assert full.shape == (102,)
     roots = cubic_roots(characteristic_cubic(*sig))

@@ -5,10 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from loopdyn.agents import AgentSpec, connectivity, init_params
+from loopdyn.agents import AgentParams, AgentSpec, combine, connectivity, init_params, partition
 from loopdyn.plants import double_integrator
 from loopdyn.tasks import Regulation
-from loopdyn.training import closed_loop
+from _helpers import closed_loop
 
 F64 = jnp.float64
 
@@ -37,11 +37,11 @@ def test_losses_match_numpy(activation, alpha):
     rank = 1 if activation == "linear" else 0
     spec = AgentSpec(N=20, rank=rank, activation=activation, alpha=alpha, init="lowrank", trainable=("z",))
     p = init_params(spec, jax.random.PRNGKey(0), g=0.5, dtype=F64)
-    p["z"] = p["z"] * 10
+    p = p._replace(z=p.z * 10)
     x0 = np.random.default_rng(0).uniform(-2, 2, (5, 2))
     T, beta = 25, 0.3
     W = np.asarray(connectivity(spec, p, 0.5))
-    xs_np, us_np = numpy_episode(W, np.asarray(p["m"][:, 0]), np.asarray(p["z"][:, 0]), x0, T, alpha,
+    xs_np, us_np = numpy_episode(W, np.asarray(p.m[:, 0]), np.asarray(p.z[:, 0]), x0, T, alpha,
                                  np.tanh if activation == "tanh" else (lambda a: a))
     xs, us = closed_loop(spec, double_integrator(), p, jnp.asarray(x0), T, g=0.5)
     for conv in ("mean", "sum"):
@@ -63,7 +63,7 @@ def test_static_gain_policy_loss():
     """A rank-1 agent whose readout ignores the hidden state gives u = 0: the loss is the free plant's."""
     spec = AgentSpec(N=10, rank=1)
     p = init_params(spec, jax.random.PRNGKey(0), dtype=F64)
-    p["z"] = jnp.zeros_like(p["z"])
+    p = p._replace(z=jnp.zeros_like(p.z))
     x0 = jnp.array([[1.0, -1.0], [0.5, 0.25]], F64)
     xs, _ = closed_loop(spec, double_integrator(), p, x0, 10)
     t = np.arange(10)
@@ -77,16 +77,16 @@ def test_static_gain_policy_loss():
 def test_gradient_matches_finite_differences(activation, rank, trainable):
     spec = AgentSpec(N=15, rank=rank, activation=activation, init="lowrank", trainable=trainable)
     p = init_params(spec, jax.random.PRNGKey(2), g=0.3, dtype=F64)
-    p = {k: v * 3 for k, v in p.items()}
+    p = jax.tree.map(lambda v: v * 3, p)
     x0 = jax.random.uniform(jax.random.PRNGKey(1), (8, 2), F64, -1, 1)
     task = Regulation(2, T=20, loss="sum")
-    frozen = {k: v for k, v in p.items() if k not in trainable}
+    trained, frozen = partition(p, trainable)
 
     def loss(tr):
-        xs, us = closed_loop(spec, double_integrator(), {**tr, **frozen}, x0, 20, g=0.3)
+        xs, us = closed_loop(spec, double_integrator(), combine(AgentParams(**tr), frozen), x0, 20, g=0.3)
         return task.train_loss(xs, us, 0.01)
 
-    tr = {k: p[k] for k in trainable}
+    tr = trained.present()
     grad = jax.grad(loss)(tr)
     rng = np.random.default_rng(0)
     for _ in range(3):

@@ -13,12 +13,12 @@ import pytest
 import zarr
 from typer.testing import CliRunner
 
-from loopdyn import _config
+import loopdyn
+from loopdyn import config as _config
+from loopdyn.agents import AgentParams, combine
 from loopdyn.cli import app
-from loopdyn.experiments import run_experiment
 from loopdyn.store import open_run
-from loopdyn.training import build_problem, init_run
-from loopdyn.training._modes import OPEN_LOOP_MODES
+from loopdyn.training import MODES, HyperParams, build_problem, init_run
 
 runner = CliRunner()
 
@@ -43,22 +43,26 @@ def _cfg(mode="closed_loop", plant=None, **teacher):
 def _setup(cfg, seed=0):
     """Problem, trained parameters and constants (hp) of a fresh run, as the trainer builds them."""
     problem = build_problem(cfg)
-    hp = {k: jnp.asarray(v, problem.dtype) for k, v in
-          {"lr": cfg.train.lr, "clip": cfg.train.clip, "beta": cfg.task.beta, "over": cfg.agent.over,
-           "g": cfg.agent.g, "noise": cfg.plant.noise}.items()}
-    state, consts = init_run(problem, seed, hp)
-    return problem, state["params"], consts
+    hyper = HyperParams(**{k: jnp.asarray(cfg.get(key), problem.dtype) for k, key in _config.HYPERPARAMETERS.items()})
+    state, consts = init_run(problem, seed, hyper)
+    return problem, combine(state.params, consts.frozen), consts
+
+
+def _loss(mode, problem, params, consts, teacher, key):
+    return MODES[mode].loss(problem, params, consts._replace(teacher=teacher), key)[0]
 
 
 def _numpy_rnn(p, g):
     """`(readout, update)` of the tanh RNN in NumPy, column-vector maths of spec §2.1 on row batches."""
-    m, W, z = (np.asarray(p[k], np.float64) for k in ("m", "W", "z"))
+    m, W, z = (np.asarray(getattr(p, k), np.float64) for k in ("m", "W", "z"))
     return (lambda h: h @ z), (lambda h, y: np.tanh(h @ W.T + y @ m.T))
 
 
 def _perturbed(params, key, scale=0.05):
-    keys = jax.random.split(key, len(params))
-    return {k: v + scale * jax.random.normal(kk, v.shape, v.dtype) for (k, v), kk in zip(sorted(params.items()), keys)}
+    present = params.present()
+    keys = jax.random.split(key, len(present))
+    return AgentParams(**{k: v + scale * jax.random.normal(kk, v.shape, v.dtype)
+                          for (k, v), kk in zip(sorted(present.items()), keys)})
 
 
 # ------------------------------------------------------------------------------------------ white noise
@@ -69,13 +73,12 @@ def test_white_noise_loss_is_independent_of_the_plant_and_matches_numpy():
             _cfg("open_loop_noise", {"kind": "integrator", "order": 1}, store="x")]
     problem0, params, consts = _setup(cfgs[0])
     teacher = _perturbed(params, jax.random.PRNGKey(7), 0.3)
-    consts = {**consts, "teacher": teacher}
     losses = []
     for cfg in cfgs:
         problem, p, _ = _setup(cfg)
-        for k in params:  # the same student on every plant
-            np.testing.assert_array_equal(p[k], params[k])
-        losses.append(float(OPEN_LOOP_MODES["open_loop_noise"].loss(problem, params, consts, key)))
+        for k in ("m", "W", "z"):  # the same student on every plant
+            np.testing.assert_array_equal(getattr(p, k), getattr(params, k))
+        losses.append(float(_loss("open_loop_noise", problem, params, consts, teacher, key)))
     assert losses[0] == losses[1] == losses[2]
     # the same value from scratch: xi ~ N(0, 1) fed to both nets at every t = 0..T-1, h_{-1} = 0
     T, B = cfgs[0].task.T, cfgs[0].task.batch
@@ -94,16 +97,15 @@ def test_white_noise_loss_is_independent_of_the_plant_and_matches_numpy():
 def test_student_initialised_as_teacher_has_zero_loss_and_zero_gradient(mode):
     problem, params, consts = _setup(_cfg(mode, store="x"))
     trained = _perturbed(params, jax.random.PRNGKey(1), 0.2)  # a non-trivial network
-    consts = {**consts, "teacher": trained}
-    fn = lambda p: OPEN_LOOP_MODES[mode].loss(problem, p, consts, jax.random.PRNGKey(5))  # noqa: E731
+    fn = lambda p: _loss(mode, problem, p, consts, trained, jax.random.PRNGKey(5))  # noqa: E731
     loss, grads = jax.value_and_grad(fn)(trained)
     assert float(loss) == 0.0
-    for name, g in grads.items():
+    for name, g in grads.present().items():
         assert np.all(np.asarray(g) == 0.0), name
     # and a different student has a positive loss with a non-zero gradient
     other = _perturbed(trained, jax.random.PRNGKey(2), 0.05)
     loss, grads = jax.value_and_grad(fn)(other)
-    assert float(loss) > 0 and any(np.any(np.asarray(g) != 0) for g in grads.values())
+    assert float(loss) > 0 and any(np.any(np.asarray(g) != 0) for g in grads.present().values())
 
 
 # ------------------------------------------------------------------------------------------ teacher-driven
@@ -114,7 +116,7 @@ def _numpy_teacher_driven(problem, student, teacher_act, key, T, B):
     k_x, _ = jax.random.split(key)
     x = np.asarray(problem.task.sample_x0(k_x, B, problem.dtype), np.float64)
     readout, update = _numpy_rnn(student, 0.3)
-    hs = np.zeros((B, student["W"].shape[0]))
+    hs = np.zeros((B, np.shape(student.W)[0]))
     h_t = None
     u_t = np.zeros((B, 1))
     total = 0.0
@@ -132,7 +134,7 @@ def test_teacher_driven_loss_matches_numpy():
     problem, params, consts = _setup(cfg)
     teacher = _perturbed(params, jax.random.PRNGKey(11), 0.4)
     key = jax.random.PRNGKey(4)
-    loss = float(OPEN_LOOP_MODES["open_loop_teacher"].loss(problem, params, {**consts, "teacher": teacher}, key))
+    loss = float(_loss("open_loop_teacher", problem, params, consts, teacher, key))
     t_read, t_update = _numpy_rnn(teacher, 0.3)
 
     def teacher_act(x, y, h):
@@ -150,20 +152,20 @@ def test_static_gain_teacher_loss_matches_numpy():
     problem, params, consts = _setup(cfg)
     student = _perturbed(params, jax.random.PRNGKey(12), 0.3)
     key = jax.random.PRNGKey(6)
-    teacher = {"K": jnp.asarray(K, problem.dtype)}
-    loss = float(OPEN_LOOP_MODES["open_loop_gain"].loss(problem, student, {**consts, "teacher": teacher}, key))
+    teacher = jnp.asarray(K, problem.dtype)
+    loss = float(_loss("open_loop_gain", problem, student, consts, teacher, key))
     Kn = np.asarray(K)
     ref = _numpy_teacher_driven(problem, student, lambda x, y, h: (x @ Kn.T, h), key, cfg.task.T, cfg.task.batch)
     np.testing.assert_allclose(loss, ref, rtol=1e-12)
     # the gradient is that of the NumPy loss (central differences along a random direction)
-    direction = _perturbed({k: jnp.zeros_like(v) for k, v in student.items()}, jax.random.PRNGKey(13), 1.0)
-    grads = jax.grad(lambda p: OPEN_LOOP_MODES["open_loop_gain"].loss(problem, p, {**consts, "teacher": teacher}, key))(student)
+    direction = _perturbed(jax.tree.map(jnp.zeros_like, student), jax.random.PRNGKey(13), 1.0)
+    grads = jax.grad(lambda p: _loss("open_loop_gain", problem, p, consts, teacher, key))(student)
     eps = 1e-6
-    plus = {k: np.asarray(student[k]) + eps * np.asarray(direction[k]) for k in student}
-    minus = {k: np.asarray(student[k]) - eps * np.asarray(direction[k]) for k in student}
+    plus = jax.tree.map(lambda a, d: np.asarray(a) + eps * np.asarray(d), student, direction)
+    minus = jax.tree.map(lambda a, d: np.asarray(a) - eps * np.asarray(d), student, direction)
     fd = (_numpy_teacher_driven(problem, plus, lambda x, y, h: (x @ Kn.T, h), key, cfg.task.T, cfg.task.batch)
           - _numpy_teacher_driven(problem, minus, lambda x, y, h: (x @ Kn.T, h), key, cfg.task.T, cfg.task.batch)) / (2 * eps)
-    analytic = sum(float(jnp.vdot(grads[k], direction[k])) for k in student)
+    analytic = sum(float(jnp.vdot(g, d)) for g, d in zip(jax.tree.leaves(grads), jax.tree.leaves(direction)))
     np.testing.assert_allclose(analytic, fd, rtol=1e-6)
 
 
@@ -285,20 +287,21 @@ def test_good_teacher_trains_and_figures_refuse_a_store_without_pairs(tmp_path, 
     res = runner.invoke(app, ["train", str(_student(tmp_path, store, epoch=4)), "--out", str(tmp_path / "o"), "--quiet"])
     assert res.exit_code == 0, res.output
     ds = open_run(tmp_path / "o" / "student.zarr")
-    assert [str(m) for m in ds["mode"].values] == ["open_loop_noise"]
+    assert [str(m) for m in ds["phase"].values] == ["ensemble"]
+    assert [str(m) for m in ds["training_mode"].values] == ["open_loop_noise"]
     assert np.all(np.isfinite(ds.test_loss.values)) and np.all(np.isfinite(ds.gains.values))
     res = runner.invoke(app, ["figures", "closed-vs-open", str(store), "--out", str(tmp_path / "f")])
     assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
-    assert "no seed has both a 'closed' and an 'open' run" in res.output
+    assert "not of 'closed-vs-open'" in res.output
     assert not (tmp_path / "f").exists()
 
 
 # ------------------------------------------------------------------------------------------ the experiment
 def test_closed_vs_open_short_run_and_figures(tmp_path):
     cfg = _config.load("closed-vs-open", ["epochs=60", "agent.N=24", "task.batch=32", "record.chunk=30"], "0..1")
-    path = run_experiment(cfg, out=tmp_path, progress=False)
+    path = loopdyn.train(cfg, tmp_path / "cvo.zarr", progress=False)
     ds = open_run(path)
-    modes = [str(m) for m in ds["mode"].values]
+    modes = [str(m) for m in ds["phase"].values]
     seeds = [int(s) for s in ds["seed"].values]
     assert sorted(zip(modes, seeds)) == [("closed", 0), ("closed", 1), ("open", 0), ("open", 1)]
     for s in (0, 1):
@@ -312,9 +315,7 @@ def test_closed_vs_open_short_run_and_figures(tmp_path):
         assert ds.test_loss.values[c, 59] < ds.test_loss.values[c, 0] / 3
         assert np.nanmin(ds.test_loss.values[o, :60]) < ds.test_loss.values[o, 0] / 3
     assert ds.attrs["test_loss_definition"] == "closed-loop test loss sum_t mean_b ||x_t||^2"
-    from loopdyn.plots._closed_vs_open import draw
-
-    paths = draw(path, tmp_path / "figures")
+    paths = loopdyn.figures("closed-vs-open", path, tmp_path / "figures")
     assert sorted(p.name for p in paths) == ["fig_1c.pdf", "fig_1c.png", "fig_2.pdf", "fig_2.png"]
     for p in paths:
         head = p.read_bytes()[:8]

@@ -11,11 +11,10 @@ from loopdyn.analysis import (
     detect_stages_gains,
     detect_stages_linear,
     dominant_pair,
-    joint_matrix,
-    spectrum,
     stabilisation_epoch,
     third_eigenvalue,
 )
+from loopdyn.system import joint_matrix, spectrum
 from loopdyn.plants import double_integrator
 
 
@@ -128,7 +127,7 @@ def test_detect_stages_linear_on_full_joint_spectra():
     @jax.vmap
     def joint(s):
         p = init_params(spec, jax.random.PRNGKey(3), over=s, dtype=jnp.float64)
-        return joint_matrix(plant.A, plant.B, plant.C, p["m"], p["U"] @ p["V"].T, p["z"])
+        return joint_matrix(plant.A, plant.B, plant.C, p.m, p.U @ p.V.T, p.z)
 
     spectra = spectrum(joint(jnp.asarray(over)))
     st = detect_stages_linear(spectra)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from loopdyn.agents import AgentSpec, init_params
-from loopdyn.analysis import characteristic_cubic, cubic_roots, effective_matrix, overlaps
+from loopdyn.system import characteristic_cubic, cubic_roots, effective_matrix, overlaps
 from loopdyn.plants import double_integrator
 from loopdyn.tasks import Regulation
 from loopdyn.theory import (
@@ -22,7 +22,7 @@ from loopdyn.theory import (
     surrogate_loss,
     train_effective_model,
 )
-from loopdyn.training._rollout import closed_loop
+from _helpers import closed_loop
 
 # log L_th of spec §4.3 (0- is sigma = -1e-4)
 REFERENCE_LOG_LOSS = {-0.5: 40.95, -0.3: 27.01, -0.1: 11.24, -0.03: 5.75, -1e-4: 3.93,
@@ -101,15 +101,15 @@ def test_simulated_stage1_loss_matches_neuron_by_neuron_simulation():
     plant, spec = double_integrator(), AgentSpec(N=100, rank=1, init="lowrank")
     init = jax.jit(lambda k, s: init_params(spec, k, over=s, dtype=jnp.float64))
     for s, k, g in zip(sigma, jax.random.split(key, sigma.size), got):
-        p = {n: np.asarray(v) for n, v in init(k, s).items()}
-        assert abs(float(p["z"][:, 0] @ p["m"][:, 0]) - s) < 1e-12
-        W = p["U"] @ p["V"].T
+        p = jax.tree.map(np.asarray, init(k, s))
+        assert abs(float(p.z[:, 0] @ p.m[:, 0]) - s) < 1e-12
+        W = p.U @ p.V.T
         x, h, L = np.array([1.0, -1.0]), np.zeros(100), 0.0
         for _ in range(100):
             L += 0.5 * x @ x
-            u = p["z"][:, 0] @ h
+            u = p.z[:, 0] @ h
             x = plant.A @ x + plant.B[:, 0] * u
-            h = W @ h + p["m"][:, 0] * (plant.C @ x)[0]
+            h = W @ h + p.m[:, 0] * (plant.C @ x)[0]
         np.testing.assert_allclose(g, L, rtol=1e-9)
     np.testing.assert_allclose(simulated_stage1_loss(sigma, key=key, log=True), np.log(got), rtol=1e-12)
 
@@ -256,8 +256,8 @@ def test_effective_episode_loss_equals_full_network_loss():
     @jax.jit
     def both_losses(key, x0, beta):
         p = init_params(spec, key, dtype=jnp.float64)
-        p = {k: (3 * v if k in ("z", "U", "V") else v) for k, v in p.items()}
-        ov = overlaps(p["m"], p["z"], p["U"], p["V"])
+        p = p._replace(z=3 * p.z, U=3 * p.U, V=3 * p.V)
+        ov = overlaps(p.m, p.z, p.U, p.V)
         sig = jnp.stack([ov[k] for k in ("sigma_zm", "sigma_zu", "sigma_vm", "sigma_vu")])
         xs, us = closed_loop(spec, plant, p, x0, 20, g=0.0)
         return effective_episode_loss(sig, x0, beta, 20), task.train_loss(xs, us, beta)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import loopdyn
-from loopdyn import _config
+from loopdyn import config as _config
 
 SMALL = """
 name = "small"
@@ -43,7 +43,7 @@ def test_ensemble_equals_runs_one_by_one(tmp_path):
     for i in (0, 4, 7, 11):  # both groups (N), both learning rates, several seeds
         run = ds.isel(run=i)
         solo = dataclasses.replace(cfg, seeds=(int(run.seed),), sweep=())
-        solo = solo.with_values({"train.lr": float(run.lr), "agent.N": int(run.N)})
+        solo = _config.with_values(solo, {"train.lr": float(run.lr), "agent.N": int(run.N)})
         a, sds = _arrays(loopdyn.train(solo, tmp_path / f"solo{i}.zarr", progress=False))
         np.testing.assert_allclose(arrays["train_loss"][i], a["train_loss"][0], rtol=1e-9)
         np.testing.assert_allclose(arrays["test_loss"][i], a["test_loss"][0], rtol=1e-9)
@@ -88,19 +88,25 @@ def test_half_written_chunk_is_ignored_and_overwritten(tmp_path):
     np.testing.assert_array_equal(full["train_loss"], resumed["train_loss"])
 
 
-def test_divergent_run_is_marked_and_others_kept(tmp_path):
-    # sigma_zm(0) = 0.3 > 0 makes the joint system diverge like (1 + sqrt 0.3)^t: float32 overflows at T = 300.
-    text = SMALL.replace('dtype = "float64"', 'dtype = "float32"').replace("T = 15", "T = 300")
-    cfg = _config.from_toml_text(text + '[sweep]\n"agent.over" = [-0.02, 0.3]\n', source="t.toml")
-    arrays, ds = _arrays(loopdyn.train(cfg, tmp_path / "div.zarr", progress=False))
-    div = arrays["diverged_epoch"]
-    assert list(div[:3]) == [-1, -1, -1] and list(div[3:]) == [0, 0, 0]
-    assert np.all(np.isnan(arrays["train_loss"][3:]))
-    assert np.all(np.isfinite(arrays["train_loss"][:3]))
-    assert arrays["train_loss"].dtype == np.float32 and arrays["z"].dtype == np.float32
-    solo = dataclasses.replace(cfg, seeds=(0,), sweep=()).with_values({"agent.over": -0.02})
-    a, _ = _arrays(loopdyn.train(solo, tmp_path / "solo.zarr", progress=False))
-    np.testing.assert_allclose(arrays["train_loss"][0], a["train_loss"][0], rtol=1e-5)
+def test_divergent_run_is_marked_and_others_kept_bit_identical(tmp_path):
+    """sigma_zm(0) = 0.3 > 0 makes the joint system diverge like (1 + sqrt 0.3)^t: its loss at T = 100 is
+    ~1e38, beyond train.diverge_above. The other runs of the float32 ensemble are bit-identical to those of
+    an ensemble where that run is healthy, and every value of the diverged run is NaN after its divergence."""
+    text = SMALL.replace('dtype = "float64"', 'dtype = "float32"').replace("T = 15", "T = 100").replace("lr = 0.05", "lr = 0.01")
+    bad = _config.from_toml_text(text + '[sweep]\n"agent.over" = [-0.02, 0.3]\n', source="t.toml")
+    good = _config.from_toml_text(text + '[sweep]\n"agent.over" = [-0.02, -0.03]\n', source="t.toml")
+    a, ds = _arrays(loopdyn.train(bad, tmp_path / "bad.zarr", progress=False))
+    b, _ = _arrays(loopdyn.train(good, tmp_path / "good.zarr", progress=False))
+    assert list(a["diverged_epoch"]) == [-1, -1, -1, 0, 0, 0] and list(b["diverged_epoch"]) == [-1] * 6
+    assert a["train_loss"].dtype == np.float32 and a["z"].dtype == np.float32
+    for name in a:
+        np.testing.assert_array_equal(a[name][:3], b[name][:3], err_msg=name)
+    assert np.all(np.isfinite(a["train_loss"][:3]))
+    assert np.all(a["train_loss"][3:, 0] > 1e25)  # the divergence epoch keeps its (overflowing) loss
+    for name in ("train_loss", "test_loss", "spectral_radius", "sigma_zm"):
+        assert np.all(np.isnan(a[name][3:, 1:])), name
+    assert np.all(np.isnan(a["z"][3:, 1:])) and np.all(np.isnan(a["gains"][3:, 1:]))
+    assert np.all(np.isnan(a["eigenvalues"][3:, 1:]))
 
 
 def test_store_records_provenance(tmp_path):
@@ -113,14 +119,14 @@ def test_store_records_provenance(tmp_path):
     m = ds.m.values[0, :, 0]
     z = ds.z.values[0, 7, :, 0]
     np.testing.assert_allclose(z @ m, ds.sigma_zm.values[0, 7], rtol=1e-10)
-    from loopdyn.analysis import effective_matrix, spectrum
+    from loopdyn.system import effective_matrix, spectrum
 
     ov = {k: ds[k].values[0, 7] for k in ("sigma_zm", "sigma_zu", "sigma_vm", "sigma_vu")}
     np.testing.assert_allclose(np.abs(spectrum(effective_matrix(**ov))).max(), ds.spectral_radius.values[0, 7], rtol=1e-10)
 
 
 def test_skip_first_update_repeats_epoch_zero_weights(tmp_path):
-    cfg = _cfg().with_values({"train.skip_first_update": True})
+    cfg = _config.with_values(_cfg(), {"train.skip_first_update": True})
     ds = loopdyn.open_run(loopdyn.train(cfg, tmp_path / "s.zarr", progress=False))
     np.testing.assert_array_equal(ds.z.values[:, 0], ds.z.values[:, 1])
     assert not np.array_equal(ds.z.values[:, 1], ds.z.values[:, 2])
@@ -129,7 +135,7 @@ def test_skip_first_update_repeats_epoch_zero_weights(tmp_path):
 
 @pytest.mark.parametrize("schedule,expected", [("every:7", [0, 7, 14, 21, 28, 29]), ("log", None)])
 def test_checkpoint_schedules(tmp_path, schedule, expected):
-    cfg = _cfg().with_values({"record.checkpoint": schedule, "record.n_log": 5})
+    cfg = _config.with_values(_cfg(), {"record.checkpoint": schedule, "record.n_log": 5})
     ds = loopdyn.open_run(loopdyn.train(cfg, tmp_path / "c.zarr", progress=False))
     ck = list(ds.checkpoint.values)
     if expected is not None:
@@ -141,23 +147,27 @@ def test_checkpoint_schedules(tmp_path, schedule, expected):
 
 def test_many_runs_sharded_and_gains_match_an_independent_fit(tmp_path):
     """16 runs over the two test devices (8 each; LAPACK inside a sharded program once hung here),
-    and the stored gains equal a QR least-squares fit on re-simulated test trajectories."""
+    and the stored gains equal a QR least-squares fit on the re-simulated training trajectories."""
     import jax
 
-    from loopdyn.agents import AgentSpec
-    from loopdyn.analysis import effective_gains
+    from _helpers import closed_loop
+    from loopdyn.agents import AgentParams, AgentSpec
     from loopdyn.plants import double_integrator
-    from loopdyn.training import closed_loop
 
     assert len(jax.devices()) == 2
-    cfg = _cfg().with_values({"agent.N": 8})
+    cfg = _config.with_values(_cfg(), {"agent.N": 8})
     cfg = dataclasses.replace(cfg, seeds=tuple(range(16)), epochs=10)
     ds = loopdyn.open_run(loopdyn.train(cfg, tmp_path / "many.zarr", progress=False))
     assert ds.sizes["run"] == 16 and np.all(np.isfinite(ds.train_loss.values))
-    test_x0 = jax.random.uniform(jax.random.PRNGKey(cfg.task.test_seed), (cfg.task.test_batch, 2), np.float64,
-                                 -cfg.task.x0_range, cfg.task.x0_range)
     spec = AgentSpec(N=8, rank=1)
     for run, epoch in ((0, 0), (5, 9), (15, 4)):
-        p = {k: ds[k].values[run] if "checkpoint" not in ds[k].dims else ds[k].values[run, epoch] for k in ("m", "z", "U", "V")}
-        xs, us = closed_loop(spec, double_integrator(), p, test_x0, cfg.task.T)
-        np.testing.assert_allclose(ds.gains.values[run, epoch], np.asarray(effective_gains(xs, us)), rtol=1e-8)
+        p = AgentParams(**{k: ds[k].values[run] if "checkpoint" not in ds[k].dims else ds[k].values[run, epoch]
+                           for k in ("m", "z", "U", "V")})
+        # the epoch's training batch: the keys of loopdyn.training (run key, fold_in epoch, split)
+        key = jax.random.fold_in(jax.random.split(jax.random.PRNGKey(int(ds.seed[run])))[1], epoch)
+        x0 = jax.random.uniform(jax.random.split(key)[0], (cfg.task.batch, 2), np.float64, -cfg.task.x0_range,
+                                cfg.task.x0_range)
+        xs, us = closed_loop(spec, double_integrator(), p, x0, cfg.task.T)
+        X = np.asarray(xs[1:]).reshape(-1, 2)
+        K = np.linalg.lstsq(X, np.asarray(us[1:]).reshape(-1, 1), rcond=None)[0].T
+        np.testing.assert_allclose(ds.gains.values[run, epoch], K, rtol=1e-8)

@@ -1,33 +1,92 @@
-"""The `loopdyn` command line: train, inspect, analyse and plot experiments."""
+"""The `loopdyn` command line: train, inspect, check, analyse and plot experiments.
+
+Errors in the input or a store print one line (`loopdyn: error: ...`) and exit with code 2 (`--debug`
+shows the cause). Ctrl-C during training finishes the chunk in progress, commits it, and exits with code
+130 and the command that resumes; a second Ctrl-C stops at once (the store keeps its last commit).
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import sys
 
-# XLA runs one vmapped computation on a single CPU core; exposing every core as a device lets
-# the trainer shard an ensemble across them. Must happen before JAX initialises its backend.
+
+def _host_devices() -> int:
+    """Host devices to expose to XLA: every core, and at least as many as a store being resumed was
+    trained with (so that the resumed run is identical to an uninterrupted one)."""
+    n = os.cpu_count() or 1
+    argv = sys.argv[1:]
+    if "--resume" in argv and argv.index("--resume") + 1 < len(argv):
+        meta = os.path.join(argv[argv.index("--resume") + 1], "zarr.json")
+        try:
+            with open(meta) as fh:
+                n = max(n, int(json.load(fh)["attributes"]["host_devices"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # the resume itself reports what is wrong with the store
+    return n
+
+
+# XLA runs one vmapped computation on a single CPU core; exposing every core as a device lets the trainer
+# shard an ensemble across them. Must happen before JAX initialises its backend.
 if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={os.cpu_count() or 1}").strip()
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={_host_devices()}").strip()
 
-import json  # noqa: E402
-import sys  # noqa: E402
+import traceback  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Optional  # noqa: E402
 
 import typer  # noqa: E402
 
-from ._config import ConfigError  # noqa: E402
-from .store import StoreError  # noqa: E402
+from .errors import Interrupted, LoopdynError  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Learning dynamics of RNNs trained in closed loop (Ger & Barak, NeurIPS 2025).")
-figures_app = typer.Typer(no_args_is_help=True, help="Draw the paper's figures from a store.")
-app.add_typer(figures_app, name="figures")
+_state = {"debug": False}
+
+
+@app.callback()
+def _options(debug: bool = typer.Option(False, "--debug", help="On an error, also print its cause (a traceback).")):
+    _state["debug"] = debug
 
 
 def _fail(e: Exception) -> None:
+    if _state["debug"]:
+        traceback.print_exception(e)
     typer.echo(f"loopdyn: error: {e}", err=True)
     raise typer.Exit(2)
+
+
+def _exit_now(signum=None, frame=None):
+    """Leave at once with code 130: no interpreter teardown while XLA's threads may still be running."""
+    sys.stderr.write("\nloopdyn: interrupted; a store being trained keeps its last committed chunk "
+                     "(continue it with 'loopdyn train --resume STORE')\n")
+    sys.stderr.flush()
+    sys.stdout.flush()
+    os._exit(130)
+
+
+class _StopAfterChunk:
+    """SIGINT handler for training: the first Ctrl-C asks the trainer to stop after the current chunk is
+    committed, the second stops at once."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __call__(self, signum, frame):
+        if self.requested:
+            _exit_now()
+        self.requested = True
+        sys.stderr.write("\nloopdyn: stopping after the current chunk is saved (Ctrl-C again to stop at once)\n")
+        sys.stderr.flush()
+
+    def __enter__(self):
+        self.previous = signal.signal(signal.SIGINT, self)
+        return self
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGINT, self.previous)
 
 
 @app.command()
@@ -39,39 +98,59 @@ def train(
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted store."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ):
-    """Train an ensemble and record its learning trajectory to a Zarr store."""
-    from . import _config
-    from .experiments import run_experiment
+    """Train an experiment (all its phases) and record its learning trajectory to a Zarr store."""
+    from . import config as cfg_mod
+    from . import experiments
 
     try:
-        if resume is not None:
-            if config is not None or set_ or seeds:
-                raise ConfigError("--resume takes the configuration stored in the store; drop CONFIG, --set and --seeds")
-            path = run_experiment(None, resume=resume, progress=not quiet)
-        else:
-            if config is None:
-                raise ConfigError("give a CONFIG (file or shipped name: " + ", ".join(_config.shipped()) + ") or --resume STORE")
-            cfg = _config.load(config, set_, seeds)
-            path = run_experiment(cfg, out=out, progress=not quiet)
-    except (ConfigError, StoreError) as e:
+        with _StopAfterChunk() as stop:
+            if resume is not None:
+                if config is not None or set_ or seeds:
+                    raise cfg_mod.ConfigError("--resume takes the configuration stored in the store; drop CONFIG, --set and --seeds")
+                path = experiments.resume(resume, progress=not quiet, should_stop=lambda: stop.requested)
+            else:
+                if config is None:
+                    raise cfg_mod.ConfigError("give a CONFIG (file or shipped name: " + ", ".join(cfg_mod.shipped()) + ") or --resume STORE")
+                cfg = cfg_mod.load(config, set_, seeds)
+                if out.exists() and not out.is_dir():
+                    raise cfg_mod.ConfigError(f"--out {out}: is a file, not a directory; choose another --out")
+                path = experiments.train(cfg, out / f"{cfg.name}.zarr", progress=not quiet,
+                                         should_stop=lambda: stop.requested)
+    except Interrupted as e:
+        typer.echo(f"loopdyn: {e}", err=True)
+        raise typer.Exit(130)
+    except LoopdynError as e:
         _fail(e)
     typer.echo(f"store: {path}")
 
 
 @app.command()
 def info(store: Path = typer.Argument(..., help="A store written by 'loopdyn train'."),
-         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")):
-    """One row per run: seed, hyper-parameters, final losses, stabilisation epoch, dominant eigenvalues."""
-    from .report import run_table, format_table
+         as_json: bool = typer.Option(False, "--json", help="Print JSON (numbers as numbers, eigenvalues as [re, im]).")):
+    """One row per run: seed, phase, hyper-parameters, final losses, stabilisation epoch, stages, eigenvalues."""
+    from .report import format_table, run_table
 
     try:
         rows, meta = run_table(store)
-    except (StoreError, ConfigError) as e:
+    except LoopdynError as e:
         _fail(e)
     if as_json:
-        typer.echo(json.dumps({"store": str(store), **meta, "runs": rows}, indent=1, default=str))
+        typer.echo(json.dumps({"store": str(store), **meta, "runs": rows}, indent=1))
     else:
         typer.echo(format_table(rows, meta))
+
+
+@app.command()
+def check(store: Path = typer.Argument(..., help="A store written by 'loopdyn train'.")):
+    """Verify a store: metadata, every committed chunk present and decodable, resume state, analysis."""
+    from .store import check as check_store
+
+    try:
+        res = check_store(store)
+    except LoopdynError as e:
+        _fail(e)
+    state = "complete" if res["complete"] else f"phase {res['phase']}, {res['epochs_done']} epochs committed"
+    typer.echo(f"{store}: ok ({res['arrays']} arrays, {res['chunks']} chunks checked; {state})")
 
 
 @app.command()
@@ -83,79 +162,61 @@ def demo(out: Path = typer.Option(Path("results/demo"), "--out", help="Output di
 
     try:
         run_demo(out, epochs=epochs, seeds=seeds)
-    except (ConfigError, StoreError) as e:
+    except LoopdynError as e:
         _fail(e)
 
 
 @app.command()
-def analyze(store: Path = typer.Argument(..., help="A store written by 'loopdyn train'.")):
-    """Add the analyses of the joint system to a store: spectra (Jacobian at the origin for nonlinear
-    agents), effective-system check, stages, stage-2 quantities, and the experiment's theory runs."""
-    from .analysis._store import analyze_store
+def analyze(store: Path = typer.Argument(..., help="A complete store written by 'loopdyn train'.")):
+    """Write the analyses of the joint system into the store's analysis group (spectra, stages, the
+    effective system, and the experiment's own theory runs), and print a summary."""
+    from .experiments import analyze as run_analysis
 
     try:
-        summary = analyze_store(store)
-    except (StoreError, ConfigError) as e:
+        summary = run_analysis(store)
+    except LoopdynError as e:
         _fail(e)
     typer.echo(summary)
 
 
-@figures_app.command("training")
-def figures_training(store: Path = typer.Argument(...), out: Optional[Path] = typer.Option(None, "--out")):
-    """Loss curves and spectral radius per run (PNG)."""
-    from .report import plot_training
-    from .store import open_run
+@app.command()
+def figures(name: str = typer.Argument(..., help="An experiment (closed-vs-open, stages, ...) or 'training'."),
+            store: Path = typer.Argument(..., help="A store of that experiment."),
+            out: Optional[Path] = typer.Option(None, "--out", help="Directory for the figures (default: figures/ beside the store).")):
+    """Draw an experiment's figures (PNG and PDF) from its store; 'training' draws the overview of any store."""
+    from .experiments import figures as draw
 
     try:
-        ds = open_run(store)
-    except StoreError as e:
-        _fail(e)
-    target = (out or store.parent) / f"{store.stem}-training.png"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    plot_training(ds, target)
-    typer.echo(f"figure: {target}")
-
-
-def _draw(draw, store: Path, out: Optional[Path]) -> None:
-    try:
-        paths = draw(store, out or store.parent / "figures")
-    except (StoreError, ConfigError) as e:
+        paths = draw(name, store, out)
+    except LoopdynError as e:
         _fail(e)
     for p in paths:
         typer.echo(f"figure: {p}")
 
 
-@figures_app.command("closed-vs-open")
-def figures_closed_vs_open(store: Path = typer.Argument(...), out: Optional[Path] = typer.Option(None, "--out")):
-    """Fig 1c and Fig 2 (PNG and PDF) from a closed-vs-open store."""
-    from .plots._closed_vs_open import draw
+@app.command()
+def configs():
+    """List the shipped configurations and the experiments they run."""
+    from . import config as cfg_mod
 
-    _draw(draw, store, out)
-
-
-@figures_app.command("stages")
-def figures_stages(store: Path = typer.Argument(...), out: Optional[Path] = typer.Option(None, "--out")):
-    """Figs 3, 4 and 5 (PNG and PDF) from a stages store (run 'loopdyn analyze' first)."""
-    from .plots._stages import draw
-
-    _draw(draw, store, out)
+    for name in cfg_mod.shipped():
+        typer.echo(f"{name:<16} experiment = {cfg_mod.load(name).experiment}")
 
 
 @app.command()
-def configs():
-    """List the shipped configurations."""
-    from . import _config
+def experiments():
+    """List the experiments (the values of a config's `experiment` key) and their figures."""
+    from .experiments import REGISTRY
 
-    for name in _config.shipped():
-        typer.echo(name)
+    for name, exp in sorted(REGISTRY.items()):
+        typer.echo(f"{name:<16} {exp.description}; figures: {', '.join(exp.figure_names) or '-'}")
 
 
 def main() -> None:
-    try:
-        app()
-    except KeyboardInterrupt:
-        typer.echo("loopdyn: interrupted; continue with 'loopdyn train --resume STORE'", err=True)
-        sys.exit(130)
+    """The console script (installed as `loopdyn`); Ctrl-C outside training leaves at once, code 130."""
+    if sys.platform != "win32":
+        signal.signal(signal.SIGINT, _exit_now)
+    app()
 
 
 if __name__ == "__main__":

@@ -1,25 +1,35 @@
-r"""Recurrent controllers.
+r"""Recurrent controllers and the cores that step them.
 
-Column-vector maths (spec §2.1): with leak $\alpha = dt/\tau$,
+Column-vector maths (Ger & Barak 2025, §2; paper-spec §2.1): with leak $\alpha = dt/\tau$,
 
 $$h_{t} = (1-\alpha)\,h_{t-1} + \alpha\,\phi(W h_{t-1} + m\,y_t),\qquad u_t = z^\top h_t,$$
 
-and $W = U V^\top + g J$ for a low-rank agent ($J$ a fixed Gaussian matrix), or a free $W$
-for a full-rank one. Parameters are a dict of arrays: `m (N, n_in)`, `z (N, n_out)`, and
-either `W (N, N)` or `U, V (N, r)` plus the fixed `J (N, N)` when the agent has random
-connectivity. Batches are rows: `h` has shape `(batch, d)`.
+$W = U V^\top + g J$ for a low-rank agent ($J$ a fixed Gaussian matrix) or a free $W$ for a full-rank
+one. Batches are rows: a hidden state `h` has shape `(batch, d)`.
 
-A linear low-rank agent without random connectivity keeps its hidden state in
-span{m, U}; its *reduced* core works in those coordinates, `h = Q kappa` with
-`Q = [m U]`, so the `(N + k)`-dimensional joint matrix is never formed during training.
+A :class:`Core` is what the rollout (:func:`loopdyn.system.rollout`) steps: `update(h, input)` and
+`readout(h)`. Four strategies build one:
+
+- :func:`make_core` for an agent; for a linear low-rank agent without random part it is *reduced*:
+  the hidden state stays in span{m, U}, and the core works in the coordinates $\kappa$ of an
+  orthonormal basis $Q$ of that span ($h = Q\kappa$, $[m\;U] = QR$), so nothing of size N is stepped.
+  Its state has only `n_in + r` coordinates, so it is stepped in float64 whatever the parameters' dtype:
+  in float32 the low-dimensional recursion loses more digits in its gradients than the N-dimensional
+  one (about 100x late in training), and in float64 it costs the same time;
+- :func:`overlap_core`: the same reduced dynamics written directly in the overlaps (coordinates on
+  $[m\;U]$), e.g. the 4-D effective model of paper-spec §4.2 (:func:`effective_core`);
+- :func:`gain_core`: a static state feedback $u = K x$ (its input is the plant state).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+
+from ._params import AgentParams
 
 ACTIVATIONS = {"linear": lambda a: a, "tanh": jnp.tanh, "relu": jax.nn.relu}
 
@@ -50,7 +60,7 @@ class AgentSpec:
 
     @property
     def reduced(self) -> bool:
-        """Whether the hidden state can be simulated in span{m, U} (dimension n_in + rank)."""
+        """Whether the hidden state can be simulated in span{m, U} (dimension n_in + rank < N)."""
         return self.linear and self.rank > 0 and not self.random and self.n_in + self.rank < self.N
 
     @property
@@ -62,14 +72,19 @@ class AgentSpec:
         """Whether the overlaps sigma_zm, sigma_zu, sigma_vm, sigma_vu are defined."""
         return self.rank == 1 and self.n_in == 1 and self.n_out == 1
 
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        return ("m", "z") + (("U", "V") if self.rank else ("W",)) + (("J",) if self.random else ())
+
 
 def spec_from_config(cfg, n_in: int, n_out: int, random: bool) -> AgentSpec:
+    """The `AgentSpec` of a configuration's `[agent]` table, for a plant with `n_in` outputs and `n_out` inputs."""
     a = cfg.agent
     return AgentSpec(a.N, a.rank, a.activation, a.alpha, a.init, n_in, n_out, tuple(a.trainable), random)
 
 
-def init_params(spec: AgentSpec, key, *, g=0.0, over=jnp.nan, dtype=jnp.float32) -> dict:
-    """Initial parameters; the same key gives the same weights whatever the training mode.
+def init_params(spec: AgentSpec, key, *, g=0.0, over=jnp.nan, dtype=jnp.float32) -> AgentParams:
+    r"""Initial parameters; the same key gives the same weights whatever the training mode.
 
     `lowrank` (spec §2.2): `m, z ~ U(-1/sqrt N, 1/sqrt N)`, `U, V ~ N(0, 1/N)`, `J ~ N(0, 1/N)`.
     `rnn` (spec §2.1): `m, z ~ N(0, 1/N^2)`, `W = g J`. A finite `over` (rank 1 only) replaces `z`
@@ -86,78 +101,109 @@ def init_params(spec: AgentSpec, key, *, g=0.0, over=jnp.nan, dtype=jnp.float32)
         m = jax.random.normal(k_m, (N, spec.n_in), dtype) / N
         z = jax.random.normal(k_z, (N, spec.n_out), dtype) / N
     J = jax.random.normal(k_j, (N, N), dtype) * s
-    params = {"m": m, "z": z}
-    if r:
-        params["U"] = jax.random.normal(k_u, (N, r), dtype) * s
-        params["V"] = jax.random.normal(k_v, (N, r), dtype) * s
-        if spec.random:
-            params["J"] = J
-    else:
-        params["W"] = jnp.asarray(g, dtype) * J
     if spec.rank1_overlaps:
         mm = m[:, 0] @ m[:, 0]
         direction = (over / mm) * m[:, 0]
         b = z[:, 0] - (z[:, 0] @ m[:, 0]) / mm * m[:, 0]
         b = b / jnp.linalg.norm(b) * 0.1 * jnp.abs(over) / jnp.sqrt(mm)
-        params["z"] = jnp.where(jnp.isnan(over), z, (direction + b)[:, None]).astype(dtype)
-    return params
+        z = jnp.where(jnp.isnan(over), z, (direction + b)[:, None]).astype(dtype)
+    if r:
+        U = jax.random.normal(k_u, (N, r), dtype) * s
+        V = jax.random.normal(k_v, (N, r), dtype) * s
+        return AgentParams(m=m, z=z, U=U, V=V, J=J if spec.random else None)
+    return AgentParams(m=m, z=z, W=jnp.asarray(g, dtype) * J)
 
 
-def split_trainable(params: dict, trainable) -> tuple[dict, dict]:
-    """`(trained, frozen)` dicts; merge back with `{**trained, **frozen}`."""
-    trained = {k: v for k, v in params.items() if k in trainable}
-    frozen = {k: v for k, v in params.items() if k not in trainable}
-    return trained, frozen
-
-
-def connectivity(spec: AgentSpec, params: dict, g=0.0):
-    """The full recurrent matrix `W` (`(N, N)`, column-vector convention)."""
+def connectivity(spec: AgentSpec, params: AgentParams, g=0.0):
+    """The full recurrent matrix `W` (`(..., N, N)`, column-vector convention)."""
     if spec.rank == 0:
-        return params["W"]
-    W = params["U"] @ params["V"].T
-    if "J" in params:
-        W = W + g * params["J"]
+        return params.W
+    W = params.U @ jnp.swapaxes(params.V, -1, -2)
+    if params.J is not None:
+        W = W + g * params.J
     return W
 
 
-def make_core(spec: AgentSpec, params: dict, g=0.0):
-    """`(readout, update)` closures for batched hidden states.
+@dataclass(frozen=True)
+class Core:
+    """One agent, ready to step a batch: `update(h (B, d), input (B, n_in)) -> h'`, `readout(h) -> u (B, n_out)`.
 
-    `readout(h) -> u` of shape `(batch, n_out)`; `update(h, y) -> h'`. For a reduced agent
-    `h` holds the coordinates kappa on `Q = [m U]` (see the module docstring).
+    `basis` (`(N, d)`, or `None` when `h` is the neurons' state) maps the core's coordinates to neurons:
+    `h_neurons = h @ basis.T`. `dtype`: the dtype the core computes in, when it is not that of its input
+    (the rollout casts its inputs to it).
     """
-    a = spec.alpha
-    m, z = params["m"], params["z"]
-    if spec.reduced:
-        Q = jnp.concatenate([m, params["U"]], axis=1)  # (N, n_in + r)
-        zq = z.T @ Q  # (n_out, d)
-        vq = params["V"].T @ Q  # (r, d)
 
-        def readout(k):
-            return k @ zq.T
+    hidden_dim: int
+    update: Callable
+    readout: Callable
+    basis: jax.Array | None = None
+    dtype: Any = None
+
+
+def reduced_basis(params: AgentParams):
+    """`(Q, R)`: orthonormal basis `Q (N, d)` of span{m, U} and `R (d, d)` with `[m U] = Q R`."""
+    return jnp.linalg.qr(jnp.concatenate([params.m, params.U], axis=-1))
+
+
+def make_core(spec: AgentSpec, params: AgentParams, g=0.0) -> Core:
+    """The core of an agent: the reduced strategy when `spec.reduced` (module docstring), else neurons."""
+    a = spec.alpha
+    m, z = params.m, params.z
+    if spec.reduced:
+        params = AgentParams(m=m.astype(jnp.float64), z=z.astype(jnp.float64), U=params.U.astype(jnp.float64),
+                             V=params.V.astype(jnp.float64))
+        m, z = params.m, params.z
+        Q, R = reduced_basis(params)
+        qm, qu = R[:, : spec.n_in], R[:, spec.n_in:]  # Q^T m, Q^T U
+        zq = z.T @ Q  # (n_out, d)
+        vq = params.V.T @ Q  # (r, d)
 
         def update(k, y):
-            return (1 - a) * k + a * jnp.concatenate([y, k @ vq.T], axis=-1)
+            return (1 - a) * k + a * (y @ qm.T + (k @ vq.T) @ qu.T)
 
-        return readout, update
+        return Core(spec.hidden_dim, update, lambda k: k @ zq.T, Q, jnp.float64)
 
     phi = ACTIVATIONS[spec.activation]
     if spec.rank:
-        U, V, J = params["U"], params["V"], params.get("J")
+        U, V, J = params.U, params.V, params.J
 
         def recur(h):
             out = (h @ V) @ U.T
             return out if J is None else out + g * (h @ J.T)
     else:
-        W = params["W"]
+        W = params.W
 
         def recur(h):
             return h @ W.T
 
-    def readout(h):
-        return h @ z
-
     def update(h, y):
         return (1 - a) * h + a * phi(recur(h) + y @ m.T)
 
-    return readout, update
+    return Core(spec.N, update, lambda h: h @ z)
+
+
+def overlap_core(zq, vq, alpha=1.0) -> Core:
+    r"""A linear low-rank agent written in its overlaps: coordinates $\kappa$ on $[m\;U]$ ($h = m\kappa_m + U\kappa_u$).
+
+    $\kappa' = (1-\alpha)\kappa + \alpha\,(y,\; V^\top[m\;U]\,\kappa)$, $u = z^\top[m\;U]\,\kappa$.
+
+    **Arguments:** `zq` `(n_out, n_in + r)` $= z^\top[m\;U]$; `vq` `(r, n_in + r)` $= V^\top[m\;U]$.
+    """
+    zq, vq = jnp.asarray(zq), jnp.asarray(vq)
+
+    def update(k, y):
+        return (1 - alpha) * k + alpha * jnp.concatenate([y, k @ vq.T], axis=-1)
+
+    return Core(zq.shape[-1], update, lambda k: k @ zq.T)
+
+
+def effective_core(sigma) -> Core:
+    r"""The 4-D effective model of a rank-1 agent (paper-spec §2.3, §4.2): `sigma` =
+    $(\sigma_{zm}, \sigma_{zu}, \sigma_{vm}, \sigma_{vu})$, state $(\kappa_m, \kappa_u)$."""
+    return overlap_core(jnp.stack([sigma[0], sigma[1]])[None], jnp.stack([sigma[2], sigma[3]])[None])
+
+
+def gain_core(K) -> Core:
+    """A static state feedback `u = K x` (`K (n_out, k)`) as a core whose input is the plant state."""
+    K = jnp.asarray(K)
+    return Core(K.shape[-1], lambda h, x: x, lambda h: h @ K.T)

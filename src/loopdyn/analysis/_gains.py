@@ -20,43 +20,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
-from jax import lax
-from jax.scipy.linalg import solve_triangular
 
-from ._effective import _namespace
+from ..agents import gain_core
+from ..plants import double_integrator
+from ..system import array_namespace, log_sum_sq, rollout
 
 STABLE, UNSTABLE_OSCILLATORY, UNSTABLE_REAL = 2, 1, 0
 """Labels of :func:`stability_region` (the values of the reference code, contours at 0.5 and 1.5)."""
-
-
-@partial(jax.jit, static_argnames="drop_first")
-def effective_gains(xs, us, drop_first: int = 1):
-    r"""Least-squares static gain of a closed-loop controller (spec §4.6, `nonlin[3]`).
-
-    Fits $u_t \approx K x_t$ **without intercept** over all times $t \geq$ `drop_first` and all batch
-    elements (the reference drops $t = 0$, where $u_0 = 0$ by construction). Solved by a QR
-    decomposition of the stacked states, so it stays accurate when the trajectories span several
-    orders of magnitude. Pure JAX: works under `jit` and `vmap`.
-
-    **Arguments:**
-    - `xs`: states, shape `(..., T, batch, k)`, as returned by `loopdyn.training._rollout.closed_loop`.
-    - `us`: controls, shape `(..., T, batch, m)`.
-    - `drop_first`: number of leading time steps left out of the fit.
-
-    **Returns:** `K`, shape `(..., m, k)`. For the double integrator `k1, k2 = K[..., 0, 0], K[..., 0, 1]`.
-    """
-    xs, us = jnp.asarray(xs), jnp.asarray(us)
-    if xs.shape[:-1] != us.shape[:-1]:
-        raise ValueError(f"xs {xs.shape} and us {us.shape} must agree on every axis but the last")
-    if xs.shape[-3] <= drop_first:
-        raise ValueError(f"need more than drop_first = {drop_first} time steps, got T = {xs.shape[-3]}")
-    X = xs[..., drop_first:, :, :]
-    Y = us[..., drop_first:, :, :]
-    X = X.reshape(X.shape[:-3] + (-1, X.shape[-1]))
-    Y = Y.reshape(Y.shape[:-3] + (-1, Y.shape[-1]))
-    q, r = jnp.linalg.qr(X)
-    coef = solve_triangular(r, jnp.swapaxes(q, -1, -2) @ Y, lower=False)  # (..., k, m)
-    return jnp.swapaxes(coef, -1, -2)
 
 
 def stability_region(k1, k2):
@@ -71,7 +41,7 @@ def stability_region(k1, k2):
 
     **Returns:** int32 array of labels.
     """
-    xp = _namespace(k1, k2)
+    xp = array_namespace(k1, k2)
     k1, k2 = xp.asarray(k1), xp.asarray(k2)
     stable = (k1 < 0) & (k2 < k1) & (k2 > k1 / 2 - 2)
     complex_pair = k2**2 + 4 * k1 < 0
@@ -112,40 +82,13 @@ def stability_boundaries(k1_range) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def _log_sum_sq_norms(M, s0, n_obs: int, first: int, last: int):
-    r"""$\log \sum_{t=\text{first}}^{\text{last}} \|(M^t s_0)_{1:n_{\rm obs}}\|^2$ without overflow.
-
-    The state is renormalised every step and its log-scale carried separately, so divergent
-    closed loops (spectral radius up to ~$e^{80/T}$ and beyond) give finite logs even in float32.
-    `M` `(..., d, d)` and `s0` `(..., d)` broadcast over leading axes.
-    """
-    M = jnp.asarray(M)
-    s0 = jnp.broadcast_to(jnp.asarray(s0, M.dtype), M.shape[:-1])
-    norm0 = jnp.linalg.norm(s0, axis=-1)
-    safe0 = jnp.where(norm0 > 0, norm0, 1.0)
-    neg_inf = jnp.full(M.shape[:-2], -jnp.inf, M.dtype)
-
-    def step(carry, t):
-        s, log_scale, acc = carry
-        term = 2 * log_scale + jnp.log(jnp.sum(s[..., :n_obs] ** 2, axis=-1))
-        acc = jnp.where(t >= first, jnp.logaddexp(acc, term), acc)
-        s_next = jnp.einsum("...ij,...j->...i", M, s)
-        n = jnp.linalg.norm(s_next, axis=-1)
-        safe = jnp.where(n > 0, n, 1.0)
-        return (s_next / safe[..., None], log_scale + jnp.log(n), acc), None
-
-    init = (s0 / safe0[..., None], jnp.log(norm0), neg_inf)
-    (_, _, acc), _ = lax.scan(step, init, jnp.arange(last + 1))
-    return acc
-
-
 def gain_loss_landscape(k1_grid, k2_grid, x0=(1.0, 1.0), T: int = 50):
     r"""$\log(\mathcal L / T)$ of the static policy $u_t = K x_t$ on the double integrator (spec §4.6, Fig 2b).
 
     $$\mathcal L(k_1, k_2) = \sum_{t=1}^{T} \|x_t\|^2,\qquad x_{t+1} = (A + BK)\,x_t,\quad x_0 = (1, 1).$$
 
-    Vectorised over the whole grid (one `lax.scan` over time); computed in log space so that
-    strongly unstable gains do not overflow.
+    Vectorised over the whole grid (a renormalised :func:`loopdyn.system.rollout` of the static policy),
+    so that strongly unstable gains do not overflow.
 
     **Arguments:** `k1_grid` `(n1,)`, `k2_grid` `(n2,)`: 1-D grids; `x0`: initial state; `T`: horizon.
 
@@ -160,9 +103,14 @@ def gain_loss_landscape(k1_grid, k2_grid, x0=(1.0, 1.0), T: int = 50):
 @partial(jax.jit, static_argnames="T")
 def _landscape(k1, k2, x0, *, T: int):
     K1, K2 = jnp.meshgrid(k1, k2)
-    one = jnp.ones_like(K1)
-    M = jnp.stack([jnp.stack([one, one], -1), jnp.stack([K1, 1 + K2], -1)], -2)
-    return _log_sum_sq_norms(M, x0, 2, 1, T) - jnp.log(T)
+    K = jnp.stack([K1.ravel(), K2.ravel()], -1)  # one gain per batch element
+
+    def one(gain):
+        traj = rollout(gain_core(gain[None]), double_integrator(), x0[None], T + 1, observe="state",
+                       timing="immediate", renormalise=True)
+        return log_sum_sq(traj, first=1)[0]
+
+    return (jax.vmap(one)(K) - jnp.log(T)).reshape(K1.shape)
 
 
 def lqr_gain(A, B, Q, R):

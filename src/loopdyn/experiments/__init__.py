@@ -1,3 +1,15 @@
-"""Named experiments: configurations shipped with the package and the chains that run them."""
+"""Named experiments: each owns its config table, phases, analyses and theory runs, and figures, and
+registers itself; `loopdyn train/analyze/figures NAME` look it up here. The functions below run them."""
 
-from ._run import run_experiment as run_experiment
+from . import closed_vs_open as closed_vs_open
+from . import ensemble as ensemble
+from . import stages as stages
+from ._base import REGISTRY as REGISTRY
+from ._base import Experiment as Experiment
+from ._base import get as get
+from ._base import names as names
+from ._base import register as register
+from ._run import analyze as analyze
+from ._run import figures as figures
+from ._run import resume as resume
+from ._run import train as train

@@ -1,69 +1,173 @@
-"""Dispatch a configuration to the phases its experiment needs, and train them into one store."""
+"""Running experiments: train (or resume) their phases into one store, analyse it, draw its figures.
+
+These are the functions behind `loopdyn.train`, `loopdyn.resume`, `loopdyn.analyze` and the CLI. Bad
+input is refused before anything is written: the configuration, the output path, the teachers and start
+stores, and the memory and disk the run will need.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
+from typing import Callable
 
-from .. import _config
-from .._config import Config, ConfigError
-from ..training import _runner
+import jax
 
-STAGES_DEFAULTS = {
-    "T_start_epoch": 10, "T_values": [10, 20, 50, 100, 120], "T_epochs": 150,
-    "beta_start": "stabilisation", "beta_values": [0.0, 0.5, 2.0, 5.0], "beta_epochs": 1000,
-    "alphas": [0.0, 0.48, 0.52, 0.55, 1.0], "surrogate_T": 10, "surrogate_steps": 240,
-}
+from .. import config as cfg_mod
+from ..analysis import analyze_store, summary_lines
+from ..errors import ConfigError, Interrupted, StoreError
+from ..store import check, create_store, open_run, open_sink, raw_dataset
+from ..training import Trainer, make_groups
+from ._base import get
+from ._sources import sources_for, validate_sources
 
-
-def stages_settings(cfg: Config) -> dict:
-    table = cfg.experiment("stages")
-    unknown = set(table) - set(STAGES_DEFAULTS)
-    if unknown:
-        raise ConfigError(f"{cfg.source}: stages.{sorted(unknown)[0]} is not a known key; allowed: {', '.join(STAGES_DEFAULTS)}")
-    return {**STAGES_DEFAULTS, **table}
+MEMORY_FRACTION = 0.8  # of the machine's physical memory a run may plan to use
 
 
-def _variant(cfg: Config, values: dict, sweep: dict | None = None, epochs: int | None = None) -> Config:
-    d = cfg.to_dict()
-    for dotted, v in values.items():
-        section, key = dotted.split(".")
-        d[section][key] = v
-    d.pop("sweep", None)
-    if sweep:
-        d["sweep"] = sweep
-    if epochs is not None:
-        d["epochs"] = epochs
-    return _config.from_dict(d, source=cfg.source)
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.0f} MB"
 
 
-def phases_for(cfg: Config) -> list[tuple[Config, str]]:
-    """The training phases of an experiment: `(config, mode label)` in order."""
-    extra = dict(cfg.extra)
-    if "closed_vs_open" in extra:
-        table = extra["closed_vs_open"]
-        unknown = set(table) - {"open_mode"}
-        if unknown:
-            raise ConfigError(f"{cfg.source}: closed_vs_open.{sorted(unknown)[0]} is not a known key; allowed: open_mode")
-        mode = table.get("open_mode", "open_loop_noise")
-        if mode not in ("open_loop_noise", "open_loop_teacher"):
-            raise ConfigError(f"{cfg.source}: closed_vs_open.open_mode = {mode!r}; choose open_loop_noise or open_loop_teacher")
-        if cfg.train.mode != "closed_loop":
-            raise ConfigError(f"{cfg.source}: train.mode must be closed_loop for the closed-vs-open experiment")
-        return [(cfg, "closed"), (_variant(cfg, {"train.mode": mode, "teacher.store": "self"}, dict(cfg.sweep)), "open")]
-    if "stages" in extra:
-        st = stages_settings(cfg)
-        t_cont = _variant(cfg, {"start.store": "self", "start.epoch": str(st["T_start_epoch"])},
-                          {"task.T": list(st["T_values"])}, st["T_epochs"])
-        b_cont = _variant(cfg, {"start.store": "self", "start.epoch": str(st["beta_start"])},
-                          {"task.beta": list(st["beta_values"])}, st["beta_epochs"])
-        return [(cfg, "closed"), (t_cont, "T-continuation"), (b_cont, "beta-continuation")]
-    return [(cfg, cfg.train.mode)]
+def check_output(path: Path) -> None:
+    """One-line errors for an output path that cannot hold a new store."""
+    path = Path(path)
+    if path.exists():
+        raise StoreError(f"{path}: already exists; choose another --out, delete it, or continue it with --resume {path}")
+    parent = path.parent
+    for ancestor in [parent, *parent.parents]:
+        if (ancestor / "zarr.json").is_file():
+            raise StoreError(f"{path}: would be created inside the store {ancestor}; give --out a directory that is not a store")
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise StoreError(f"{path}: {ancestor} is a file, not a directory; choose another --out")
+            if not os.access(ancestor, os.W_OK | os.X_OK):
+                raise StoreError(f"{path}: cannot write in {ancestor} (permission denied); choose a writable --out")
+            return
 
 
-def run_experiment(cfg: Config | None, *, out: Path = Path("results"), resume: Path | None = None,
-                   progress: bool = True, stop_after: int | None = None) -> Path:
-    """Train `cfg` into `out/<name>.zarr`, or continue the store `resume`; returns the store path."""
-    if resume is not None:
-        return _runner.resume(resume, progress=progress)
-    return _runner.train(cfg, Path(out) / f"{cfg.name}.zarr", progress=progress, phases=phases_for(cfg),
-                         stop_after=stop_after)
+def check_resources(phases, path: Path) -> None:
+    """Refuse (one line, with the numbers and the fix) a run that would not fit in memory or on disk."""
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        physical = None
+    disk_total = 0.0
+    for cfg, label in phases:
+        res = cfg_mod.estimate_resources(cfg)
+        disk_total += res.disk
+        if physical and res.memory > MEMORY_FRACTION * physical:
+            parts = ", ".join(f"{k} {_gb(v)}" for k, v in res.parts.items())
+            fix = ("fewer runs per store (seeds x sweep)" + (", a smaller record.chunk" if cfg.record.chunk > 1 else "")
+                   + (", a smaller task.batch or task.T" if res.parts["activations for back-propagation"] > res.memory / 2 else ""))
+            raise ConfigError(f"{cfg.source}: phase {label!r} needs about {_gb(res.memory)} of memory ({parts}) for "
+                              f"{cfg_mod.n_runs(cfg)} runs; this machine has {_gb(physical)}. Use {fix}")
+    existing = next(a for a in [path.parent, *path.parent.parents] if a.exists())
+    free = shutil.disk_usage(existing).free
+    if disk_total > 0.9 * free:
+        cfg = phases[0][0]
+        raise ConfigError(f"{cfg.source}: the store would need about {_gb(disk_total)} of disk, {existing} has "
+                          f"{_gb(free)} free. Use a sparser record.checkpoint (e.g. 'log'), fewer epochs or fewer runs")
+
+
+def train(cfg: cfg_mod.Config, store: str | Path | None = None, *, progress: bool = True, stop_after: int | None = None,
+          should_stop: Callable[[], bool] | None = None, devices: int | None = None) -> Path:
+    """Train every phase of `cfg`'s experiment into the store `store` (default `results/<name>.zarr`).
+
+    **Arguments:** `cfg`: a :class:`loopdyn.config.Config`; `store`: the store's path; `progress`: show a bar;
+    `stop_after`: stop once that many epochs (all phases together) are committed; `should_stop()`: polled
+    after each committed chunk (raises :class:`loopdyn.errors.Interrupted`); `devices`: host devices to
+    shard groups over (default: all this process has; recorded, and a resume uses the same number).
+
+    **Returns:** the store's path.
+    """
+    path = Path(store) if store is not None else Path("results") / f"{cfg.name}.zarr"
+    phases = get(cfg.experiment).phases(cfg)
+    check_output(path)
+    check_resources(phases, path)
+    groups = make_groups(phases)
+    validate_sources(path, groups)  # a bad teacher or start store fails before anything is written
+    devices = len(jax.devices()) if devices is None else devices
+    if should_stop is not None and should_stop():
+        raise Interrupted(path, 0, 0)
+    sink = create_store(path, phases, groups, devices=devices)
+    try:
+        trainer = Trainer(phases, sink, sources=sources_for(path, groups), devices=devices, progress=progress,
+                          where=str(path), groups=groups)
+        trainer.run(stop_after=stop_after, should_stop=should_stop)
+    finally:
+        sink.lock.release()
+    return path
+
+
+def store_phases(path: Path) -> list[tuple[cfg_mod.Config, str]]:
+    ds = raw_dataset(path)
+    source = str(ds.attrs.get("config_source", path))
+    try:
+        return [(cfg_mod.from_dict(d, source=source, phase=i > 0), label) for i, (label, d) in enumerate(ds.attrs["phases"])]
+    except (KeyError, TypeError, ValueError) as e:
+        raise StoreError(f"{path}: the stored configuration is unreadable ({type(e).__name__}: {e}); the store cannot "
+                         f"be resumed") from None
+
+
+def resume(path: str | Path, *, progress: bool = True, should_stop: Callable[[], bool] | None = None) -> Path:
+    """Check a store and continue it from its last committed chunk (a complete store is left as it is).
+
+    Results equal those of an uninterrupted run when the process has the store's number of host devices
+    (`attrs["host_devices"]`; the CLI arranges this, in Python set `XLA_FLAGS` before JAX starts).
+    """
+    path = Path(path)
+    info = check(path)
+    if info["complete"]:
+        return path
+    phases = store_phases(path)
+    ds = raw_dataset(path)
+    devices = int(ds.attrs.get("host_devices", 1))
+    if len(jax.devices()) < devices:
+        raise StoreError(f"{path}: was trained over {devices} host devices and this process has {len(jax.devices())}; "
+                         f"resume it with 'loopdyn train --resume {path}', or set "
+                         f"XLA_FLAGS=--xla_force_host_platform_device_count={devices} before JAX starts")
+    groups = make_groups(phases)
+    sink = open_sink(path, phases, groups)
+    try:
+        trainer = Trainer(phases, sink, sources=sources_for(path, groups), devices=devices, progress=progress,
+                          where=str(path), groups=groups)
+        trainer.run(resume=True, should_stop=should_stop)
+    finally:
+        sink.lock.release()
+    return path
+
+
+def experiment_of(ds) -> str:
+    return str(ds.attrs.get("experiment") or ds.attrs["config"].get("experiment", "ensemble"))
+
+
+def analyze(path: str | Path) -> str:
+    """Check a complete store, write its analyses (those of every run and of its experiment) into its
+    analysis group, and return the summary text (:mod:`loopdyn.analysis`)."""
+    path = Path(path)
+    check(path)
+    name = experiment_of(raw_dataset(path))
+    exp = get(name)
+    result = analyze_store(path, extra=[exp.analyse], experiment=name)
+    return "\n".join([f"analysis of {path}", *summary_lines(result.numbers), *exp.summary_lines(result.numbers)])
+
+
+def figures(name: str, path: str | Path, outdir: str | Path | None = None) -> list[Path]:
+    """Draw experiment `name`'s figures (or `training`, the overview of any store) from a store as PNG and PDF."""
+    from ..plots import save_figures, training_figure
+
+    path = Path(path)
+    outdir = Path(outdir) if outdir is not None else path.parent / "figures"
+    ds = open_run(path)
+    if name == "training":
+        figs = {f"{path.stem}-training": training_figure(ds)}
+    else:
+        exp = get(name)
+        stored = experiment_of(ds)
+        if stored != name:
+            raise StoreError(f"{path}: a store of the {stored!r} experiment, not of {name!r}; draw its own figures with "
+                             f"'loopdyn figures {stored} {path}' (or 'training')")
+        figs = exp.figures(ds)
+    return save_figures(figs, outdir)
+

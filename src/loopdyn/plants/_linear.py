@@ -45,6 +45,12 @@ class LinearPlant:
     def n_observed(self) -> int:
         return self.C.shape[0]
 
+    @property
+    def is_double_integrator(self) -> bool:
+        """Whether this is the double integrator of spec §1.1 (`A = [[1, 1], [0, 1]]`, `B = e_2`, `C = e_1^T`)."""
+        return (self.A.shape == (2, 2) and np.allclose(self.A, [[1, 1], [0, 1]]) and np.allclose(self.B, [[0], [1]])
+                and np.allclose(self.C, [[1, 0]]))
+
     def step(self, x, u, key=None, noise=None):
         """One step for a batch: returns `(x_next, y_next)`; `noise` overrides the std (traced ok)."""
         A, B, C = (jnp.asarray(M, dtype=x.dtype) for M in (self.A, self.B, self.C))

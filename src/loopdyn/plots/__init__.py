@@ -1,0 +1,21 @@
+"""Figure building blocks shared by the experiments: style, stage shading, gain-plane panels, the
+training overview. Each experiment composes its own figures (:mod:`loopdyn.experiments`)."""
+
+from ._gains import GAIN_AXES as GAIN_AXES
+from ._gains import LANDSCAPE_LABEL as LANDSCAPE_LABEL
+from ._gains import boundaries as boundaries
+from ._gains import gain_path as gain_path
+from ._gains import landscape as landscape
+from ._gains import path as path
+from ._gains import stage_points as stage_points
+from ._style import CLOSED_BLUE as CLOSED_BLUE
+from ._style import OPEN_RED as OPEN_RED
+from ._style import STAGE1_MARK as STAGE1_MARK
+from ._style import STAGE2_MARK as STAGE2_MARK
+from ._style import STAGE_COLORS as STAGE_COLORS
+from ._style import label_panels as label_panels
+from ._style import log_limits as log_limits
+from ._style import save_figures as save_figures
+from ._style import shade_stages as shade_stages
+from ._style import unit_circle as unit_circle
+from ._training import training_figure as training_figure

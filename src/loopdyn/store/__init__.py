@@ -1,5 +1,28 @@
-"""Zarr results stores read back as xarray Datasets."""
+"""Zarr results stores: layout, atomic creation and chunks, the lock, resume state, provenance,
+the analysis group, checks, and reading back as xarray Datasets."""
 
-from ._zarr import StoreError as StoreError
-from ._zarr import epochs_done as epochs_done
+from ..errors import StoreError as StoreError
+from ._files import StoreLock as StoreLock
+from ._files import read_progress as read_progress
+from ._sink import StoreSink as StoreSink
+from ._sink import create_store as create_store
+from ._sink import open_sink as open_sink
+from ._zarr import FORMAT as FORMAT
+from ._zarr import check as check
+from ._zarr import open_group as open_group
 from ._zarr import open_run as open_run
+from ._zarr import raw_dataset as raw_dataset
+from ._zarr import write_analysis as write_analysis
+
+
+def read_analysis(ds_or_path) -> dict:
+    """The analysis record (variables written, summary numbers) of an analysed store (a path or a dataset
+    from :func:`open_run`); raises :class:`StoreError` if the store has not been analysed."""
+    from pathlib import Path
+
+    from ._files import read_analysis_pointer
+
+    record = ds_or_path.attrs.get("analysis") if hasattr(ds_or_path, "attrs") else read_analysis_pointer(Path(ds_or_path))
+    if record is None:
+        raise StoreError("the store has not been analysed; run 'loopdyn analyze STORE' first")
+    return record

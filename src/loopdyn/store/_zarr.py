@@ -1,19 +1,22 @@
 """Results stores: one Zarr (v3) group per experiment, read back as an xarray Dataset.
 
-Layout. Every array carries `dimension_names`, so `xarray.open_zarr` reads the store without
-loopdyn. Per-epoch arrays are pre-allocated over the whole run (fill value NaN) and chunked
-along `epoch` in the same blocks the trainer writes, so a write never touches another block.
+Layout. Every array carries `dimension_names`, so `xarray.open_zarr` reads the store without loopdyn.
+Per-epoch arrays are pre-allocated over the whole run (fill value NaN) and chunked along `epoch` in the
+same blocks the trainer writes, so a write never touches another block. Analyses live in their own
+subgroup, named in `analysis.json` (see :mod:`loopdyn.store._files`), and are replaced atomically.
 
-Atomicity. After all arrays of a chunk are written, the trainer writes the optimiser state to
-`state/epoch_<E>.npz` and only then replaces `progress.json` (`os.replace`, atomic on POSIX)
-with `{"phase": p, "epochs_done": E}`. Readers trust nothing beyond it; `--resume` restarts from
-there, overwriting any half-written block.
+Atomicity. A store is built in a temporary directory and renamed into place when its layout is complete.
+After all arrays of a chunk are written, the trainer saves its state, and only then replaces
+`progress.json`; readers trust nothing beyond it, and `--resume` restarts from there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
+import logging
+import shutil
+import uuid
 import warnings
 from pathlib import Path
 from typing import Any
@@ -22,51 +25,32 @@ import numpy as np
 import xarray as xr
 import zarr
 
-FORMAT = "loopdyn-store-1"
-PROGRESS = "progress.json"
+from ..errors import StoreError
+from . import _files
+
+FORMAT = "loopdyn-store-2"
+FORMATS_REFUSED = {"loopdyn-store-1": "loopdyn 0.1"}
 
 
-class StoreError(RuntimeError):
-    """A path is not a loopdyn store, or the store is incomplete or corrupt."""
+@contextlib.contextmanager
+def _quiet():
+    """Zarr's own notes about loopdyn's files, and asyncio's reports of failed reads that we turn into
+    one-line errors, are not for the user."""
+    log = logging.getLogger("asyncio")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings(), zarr.config.set({"array.write_empty_chunks": True}):
+            # every committed chunk is written, also one that equals the fill value, so that a missing
+            # chunk file always means damage (loopdyn check)
+            warnings.filterwarnings("ignore", message=".*not recognized as a component")
+            yield
+    finally:
+        log.setLevel(level)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def create(path: Path, attrs: dict[str, Any], coords: dict[str, tuple[tuple[str, ...], np.ndarray]],
-           variables: dict[str, tuple[tuple[str, ...], tuple[int, ...], Any, tuple[int, ...]]]) -> zarr.Group:
-    """Create an empty store.
-
-    `coords`: name -> (dims, values), written at once. `variables`: name -> (dims, shape, dtype,
-    chunks), allocated with fill value NaN (0 for integers).
-    """
-    path = Path(path)
-    if path.exists():
-        raise StoreError(f"{path}: already exists; choose another --out, delete it, or continue it with --resume {path}")
-    group = zarr.open_group(str(path), mode="w-", zarr_format=3)
-    group.attrs.update({"loopdyn_format": FORMAT, **attrs})
-    for name, (dims, values) in coords.items():
-        values = np.asarray(values)
-        if values.dtype.kind == "U":  # variable-length UTF-8, the string type of the Zarr v3 spec
-            arr = group.create_array(name, shape=values.shape, dtype=str, dimension_names=list(dims))
-            arr[...] = values
-            continue
-        arr = group.create_array(name, shape=values.shape, chunks=values.shape or None, dtype=values.dtype,
-                                 dimension_names=list(dims), fill_value=_fill(values.dtype))
-        arr[...] = values
-    for name, (dims, shape, dtype, chunks) in variables.items():
-        group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, dimension_names=list(dims),
-                           fill_value=_fill(np.dtype(dtype)))
-    return group
-
-
-def _fill(dtype: np.dtype):
+def fill_value(dtype: np.dtype):
+    dtype = np.dtype(dtype)
     if np.issubdtype(dtype, np.complexfloating):
         return complex(np.nan, np.nan)
     if np.issubdtype(dtype, np.floating):
@@ -78,108 +62,107 @@ def _fill(dtype: np.dtype):
     return ""
 
 
-def open_group(path: Path, mode: str = "r+") -> zarr.Group:
-    path = Path(path)
-    if not (path / "zarr.json").is_file():
-        raise StoreError(f"{path}: not a loopdyn store (no zarr.json); pass the directory that 'loopdyn train' wrote")
-    try:
-        with warnings.catch_warnings():  # progress.json and state/ are ours, not Zarr nodes
-            warnings.filterwarnings("ignore", message=".*not recognized as a component")
-            group = zarr.open_group(str(path), mode=mode, zarr_format=3)
-    except Exception as e:  # corrupt metadata
-        raise StoreError(f"{path}: store metadata is unreadable ({type(e).__name__}); the store is corrupt, train again") from None
-    if group.attrs.get("loopdyn_format") != FORMAT:
-        raise StoreError(f"{path}: a Zarr group but not a loopdyn store (missing attrs['loopdyn_format'] = {FORMAT!r})")
+def write_arrays(group: zarr.Group, arrays: dict[str, tuple[tuple[str, ...], Any]], *, chunks: dict | None = None,
+                 descriptions: dict | None = None) -> None:
+    """Write whole arrays `name -> (dims, values)` into `group` (strings as variable-length UTF-8)."""
+    for name, (dims, values) in arrays.items():
+        values = np.asarray(values)
+        if values.dtype.kind == "U":
+            arr = group.create_array(name, shape=values.shape, dtype=str, dimension_names=list(dims), overwrite=True)
+        else:
+            c = (chunks or {}).get(name, values.shape or None)
+            arr = group.create_array(name, shape=values.shape, chunks=c, dtype=values.dtype, dimension_names=list(dims),
+                                     fill_value=fill_value(values.dtype), overwrite=True)
+        arr[...] = values
+        if descriptions and name in descriptions:
+            arr.attrs["description"] = descriptions[name]
+
+
+def create(tmp: Path, attrs: dict[str, Any], coords: dict[str, tuple[tuple[str, ...], np.ndarray]],
+           variables: dict[str, tuple[tuple[str, ...], tuple[int, ...], Any, tuple[int, ...]]]) -> zarr.Group:
+    """Create an empty store in the directory `tmp` (see :func:`loopdyn.store._files.creation_dir`).
+
+    `coords`: name -> (dims, values), written at once. `variables`: name -> (dims, shape, dtype, chunks),
+    allocated with fill value NaN (-1 for integers).
+    """
+    with _quiet():
+        group = zarr.open_group(str(tmp), mode="w-", zarr_format=3)
+        group.attrs.update({"loopdyn_format": FORMAT, **attrs})
+        write_arrays(group, coords)
+        for name, (dims, shape, dtype, chunks) in variables.items():
+            group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, dimension_names=list(dims),
+                               fill_value=fill_value(np.dtype(dtype)))
     return group
 
 
-def read_progress(path: Path) -> tuple[int, int]:
-    """`(phase, epochs_done)` of the last complete chunk; `(0, 0)` before the first."""
-    p = Path(path) / PROGRESS
-    if not p.is_file():
-        return 0, 0
+def open_group(path: Path, mode: str = "r+") -> zarr.Group:
+    """The store's root group; a one-line :class:`StoreError` for anything that is not a usable store."""
+    path = Path(path)
+    if not path.exists():
+        creating = _files.stale_creations(path)
+        hint = f" (a creation of it was interrupted: {creating[0].name}; delete that and train again)" if creating else ""
+        raise StoreError(f"{path}: no such store{hint}")
+    if not (path / "zarr.json").is_file():
+        raise StoreError(f"{path}: not a loopdyn store (no zarr.json); pass the directory that 'loopdyn train' wrote")
     try:
-        data = json.loads(p.read_text())
-        return int(data["phase"]), int(data["epochs_done"])
-    except (ValueError, KeyError, TypeError):
-        raise StoreError(f"{p}: unreadable progress marker; the store is corrupt, train again") from None
+        with _quiet():
+            group = zarr.open_group(str(path), mode=mode, zarr_format=3)
+            fmt = group.attrs.get("loopdyn_format")
+    except Exception as e:  # corrupt metadata
+        raise StoreError(f"{path}: the store's metadata is unreadable ({type(e).__name__}); the store is corrupt — "
+                         f"train it again") from None
+    if fmt in FORMATS_REFUSED:
+        raise StoreError(f"{path}: written by {FORMATS_REFUSED[fmt]} (store format {fmt}); this loopdyn reads {FORMAT} — "
+                         f"train it again (its arrays stay readable with xarray.open_zarr)")
+    if fmt != FORMAT:
+        raise StoreError(f"{path}: a Zarr group but not a loopdyn store (attrs['loopdyn_format'] is {fmt!r}, not {FORMAT!r})")
+    return group
 
 
-def epochs_done(path: Path) -> int:
-    """Epochs visible to readers: those of the current phase (all of them once the store is complete)."""
-    return read_progress(path)[1]
+def _decode_attrs(attrs: dict) -> dict:
+    out = dict(attrs)
+    for key in ("config", "versions", "phases", "run_coords"):
+        if isinstance(out.get(key), str):
+            out[key] = json.loads(out[key])
+    return out
 
 
-def write_progress(path: Path, phase: int, done: int, n_phases: int = 1, complete: bool = False) -> None:
-    _atomic_write(Path(path) / PROGRESS, json.dumps({"phase": int(phase), "epochs_done": int(done),
-                                                      "phases": int(n_phases), "complete": bool(complete)}).encode())
-
-
-def is_complete(path: Path) -> bool:
-    p = Path(path) / PROGRESS
-    return p.is_file() and bool(json.loads(p.read_text()).get("complete", False))
-
-
-def _state_file(path: Path, phase: int, done: int) -> Path:
-    return Path(path) / "state" / f"phase{phase}_epoch{done}.npz"
-
-
-def save_state(path: Path, phase: int, done: int, arrays: dict[str, np.ndarray]) -> None:
-    """Save the training state after `done` epochs of `phase` (written before the progress marker)."""
-    target = _state_file(path, phase, done)
-    target.parent.mkdir(exist_ok=True)
-    tmp = target.with_name(target.stem + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, target)
-
-
-def prune_states(path: Path, phase: int, keep: int) -> None:
-    for f in (Path(path) / "state").glob("*.npz"):
-        if f != _state_file(path, phase, keep):
-            f.unlink()
-
-
-def load_state(path: Path, phase: int, done: int) -> dict[str, np.ndarray]:
-    f = _state_file(path, phase, done)
-    if not f.is_file():
-        raise StoreError(f"{path}: training state for epoch {done} is missing; the store cannot be resumed, train again")
+def _open_dataset(path: Path, group: str | None = None) -> xr.Dataset:
     try:
-        with np.load(f) as z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise StoreError(f"{f}: unreadable training state ({e}); the store cannot be resumed, train again") from None
-
-
-def raw_dataset(path: Path) -> xr.Dataset:
-    """The whole store as written, without cutting incomplete epochs (for internal readers that
-    know which parts are complete, e.g. a teacher from an earlier phase)."""
-    open_group(path, mode="r")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*not recognized as a component")
-        ds = xr.open_zarr(str(path), consolidated=False, zarr_format=3)
-    for key in ("config", "versions", "phases"):
-        if isinstance(ds.attrs.get(key), str):
-            ds.attrs[key] = json.loads(ds.attrs[key])
+        with _quiet():
+            ds = xr.open_zarr(str(path), group=group, consolidated=False, zarr_format=3)
+    except Exception as e:
+        raise StoreError(f"{path}: cannot be read as a dataset ({type(e).__name__}); the store is corrupt — run "
+                         f"'loopdyn check {path}'") from None
     return ds
 
 
-def open_run(path: str | Path) -> xr.Dataset:
-    """Open a store as an `xarray.Dataset`; epochs not yet completed are cut off.
+def raw_dataset(path: Path) -> xr.Dataset:
+    """The training arrays as written, without cutting incomplete epochs (for readers that know which parts
+    are complete, e.g. a teacher from an earlier phase)."""
+    open_group(path, mode="r")
+    ds = _open_dataset(path)
+    ds.attrs = _decode_attrs(ds.attrs)
+    return ds
 
-    Raises :class:`StoreError` with a one-line explanation for anything that is not a complete
-    loopdyn store.
+
+def open_run(path: str | Path, *, analysis: bool = True) -> xr.Dataset:
+    """Open a store as an `xarray.Dataset`: the committed epochs of the training arrays, merged with the
+    store's analysis (if `loopdyn analyze` ran and `analysis`).
+
+    Raises :class:`StoreError` with a one-line explanation for anything that is not a loopdyn store with
+    at least one committed epoch.
     """
     path = Path(path)
-    open_group(path, mode="r")
-    done = epochs_done(path)
-    complete = is_complete(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*not recognized as a component")
-            ds = xr.open_zarr(str(path), consolidated=False, zarr_format=3)
-    except Exception as e:
-        raise StoreError(f"{path}: cannot be read as a dataset ({type(e).__name__}: {e}); the store is corrupt") from None
-    if done == 0:
+    group = open_group(path, mode="r")
+    progress = _files.read_progress(path)
+    done, complete = progress["epochs_done"], progress["complete"]
+    expected = set(json.loads(group.attrs.get("variables", "[]")))
+    ds = _open_dataset(path)
+    missing = sorted(expected - set(ds.variables))
+    if missing:
+        raise StoreError(f"{path}: the array {missing[0]!r} is missing; the store is damaged — run 'loopdyn check {path}'")
+    if done == 0 and not complete:
         raise StoreError(f"{path}: no epoch has completed yet; continue it with 'loopdyn train --resume {path}'")
     if not complete:
         ds = ds.isel(epoch=slice(0, done))
@@ -187,11 +170,104 @@ def open_run(path: str | Path) -> xr.Dataset:
             ds["diverged_epoch"] = ds.diverged_epoch.where(ds.diverged_epoch < done, -1)
         if "checkpoint" in ds.dims:
             ds = ds.sel(checkpoint=ds.checkpoint < done)
-    run_coords = json.loads(ds.attrs.get("run_coords", "[]"))
-    ds = ds.set_coords([c for c in run_coords if c in ds.data_vars])
+    ds.attrs = _decode_attrs(ds.attrs)
+    ds = ds.set_coords([c for c in ds.attrs.get("run_coords", []) if c in ds.data_vars])
     ds.attrs["epochs_done"] = ds.sizes["epoch"]
     ds.attrs["complete"] = complete
-    for key in ("config", "versions", "phases"):
-        if isinstance(ds.attrs.get(key), str):
-            ds.attrs[key] = json.loads(ds.attrs[key])
+    ds.attrs["phase_done"] = progress["phase"]
+    pointer = _files.read_analysis_pointer(path) if analysis else None
+    if pointer is not None:
+        extra = _open_dataset(path, pointer["group"])
+        ds = xr.merge([ds, extra], compat="override", join="left" if "epoch" in extra.dims else "outer",
+                      combine_attrs="override")
+        ds.attrs["analysis"] = {k: v for k, v in pointer.items() if k != "group"}
     return ds
+
+
+def write_analysis(path: Path, arrays: dict[str, tuple[tuple[str, ...], np.ndarray]], descriptions: dict[str, str],
+                   record: dict) -> None:
+    """Replace the store's analysis atomically: write a new subgroup, point `analysis.json` at it, then
+    delete the previous subgroup (and any left by an interrupted analysis)."""
+    path = Path(path)
+    name = f"analysis-{uuid.uuid4().hex[:12]}"
+    with _quiet():
+        root = zarr.open_group(str(path), mode="r+", zarr_format=3)
+        sub = root.create_group(name)
+        chunks = {k: ((1,) + np.shape(v)[1:] if dims and dims[0] == "run" and np.ndim(v) > 1 else np.shape(v) or None)
+                  for k, (dims, v) in arrays.items()}
+        write_arrays(sub, arrays, chunks=chunks, descriptions=descriptions)
+    _files.write_analysis_pointer(path, {**record, "group": name, "variables": sorted(arrays)})
+    for old in path.glob("analysis-*"):
+        if old.name != name and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def check(path: Path) -> dict:
+    """Verify a store: the metadata, every committed chunk of every array present and decodable, the
+    progress marker, the training state of the last commit, and the analysis. Raises a one-line
+    :class:`StoreError` at the first problem; returns counts on success."""
+    path = Path(path)
+    group = open_group(path, mode="r")
+    progress = _files.read_progress(path)
+    expected = json.loads(group.attrs.get("variables", "[]"))
+    attrs = _decode_attrs(dict(group.attrs))
+    phases = attrs.get("phases", [])
+    done = progress["epochs_done"]
+    if progress["complete"]:
+        epochs_ok = int(attrs.get("epochs", 0))
+    else:
+        epochs_ok = done
+    n_chunks = 0
+    with _quiet():
+        for name in expected:
+            try:
+                arr = group[name]
+            except Exception as e:
+                raise StoreError(f"{path}: the array {name!r} is missing or its metadata is unreadable ({type(e).__name__}); "
+                                 f"the store is damaged — train it again") from None
+            dims = list(arr.metadata.dimension_names or [])
+            sel = tuple(slice(0, epochs_ok) if d == "epoch" else slice(None) for d in dims)
+            if "checkpoint" in dims:
+                ck = np.asarray(group["checkpoint"][...])
+                n_ck = int(np.sum(ck < epochs_ok)) if not progress["complete"] else len(ck)
+                sel = tuple(slice(0, n_ck) if d == "checkpoint" else s for d, s in zip(dims, sel))
+            n_chunks += _check_chunks(path, name, arr, sel, progress["complete"] or done > 0)
+    if done > 0 and not progress["complete"]:
+        state = path / "state" / f"phase{progress['phase']}_epoch{done}.npz"
+        _files.load_state(path, progress["phase"], done)
+        if not state.is_file():
+            raise StoreError(f"{path}: the training state of the last commit is missing; the store cannot be resumed")
+    pointer = _files.read_analysis_pointer(path)
+    if pointer is not None:
+        _open_dataset(path, pointer["group"]).load()
+    return {"arrays": len(expected), "chunks": n_chunks, "phase": progress["phase"], "epochs_done": done,
+            "complete": progress["complete"], "phases": len(phases)}
+
+
+def _check_chunks(path: Path, name: str, arr, sel, committed: bool) -> int:
+    """Every chunk that holds committed data must exist on disk and decode."""
+    shape, chunks = arr.shape, arr.chunks
+    ranges = []
+    for s, n, c in zip(sel, shape, chunks):
+        stop = n if s.stop is None else min(s.stop, n)
+        ranges.append(range(0, -(-stop // c)) if stop > 0 else range(0))
+    if not committed:
+        return 0
+    import itertools
+
+    count = 0
+    for idx in itertools.product(*ranges):
+        key = path / name / "c" / "/".join(str(i) for i in idx) if idx else path / name / "c"
+        if not key.is_file():
+            where = ", ".join(f"{d}={i * c}..{min((i + 1) * c, n) - 1}" for d, i, c, n in
+                              zip(arr.metadata.dimension_names, idx, chunks, shape))
+            raise StoreError(f"{path}: chunk {'/'.join(map(str, idx))} of {name!r} ({where}) is missing; the store is "
+                             f"damaged — train it again")
+        block = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(idx, chunks, shape))
+        try:
+            arr[block]
+        except Exception as e:
+            raise StoreError(f"{path}: chunk {'/'.join(map(str, idx))} of {name!r} cannot be decoded "
+                             f"({type(e).__name__}); the store is damaged — train it again") from None
+        count += 1
+    return count

@@ -2,3 +2,5 @@
 
 from ._regulation import Regulation as Regulation
 from ._regulation import regulation_from_config as regulation_from_config
+from ._regulation import TEST_LOSS_LABELS as TEST_LOSS_LABELS
+from ._regulation import TRAIN_LOSS_LABELS as TRAIN_LOSS_LABELS

@@ -44,6 +44,7 @@ class Regulation:
     test_batch: int = 100
     test_loss: str = "mean_xv"
     dt: float = 1.0
+    timing: str = "delayed"  # the agent is not called at t = 0 (u_0 = 0), see loopdyn.system.rollout
 
     def sample_x0(self, key, batch: int, dtype=jnp.float32):
         return jax.random.uniform(key, (batch, self.n_states), dtype, -self.x0_range, self.x0_range)

@@ -17,11 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..agents import AgentSpec, init_params
-from ..analysis._effective import _namespace
-from ..analysis._gains import _log_sum_sq_norms
-from ..analysis._joint import reduced_joint_matrix
+from ..agents import AgentSpec, init_params, make_core
 from ..plants import double_integrator
+from ..system import array_namespace, log_sum_sq, rollout
 
 
 def stage1_eigenvalues(sigma):
@@ -31,7 +29,7 @@ def stage1_eigenvalues(sigma):
 
     **Returns:** complex array `S + (2,)`: $(1 + \sqrt\sigma, 1 - \sqrt\sigma)$.
     """
-    xp = _namespace(sigma)
+    xp = array_namespace(sigma)
     root = xp.sqrt(xp.asarray(sigma) + 0j)
     return xp.stack([1 + root, 1 - root], axis=-1)
 
@@ -64,7 +62,7 @@ def geometric_sum_loss(sigma, T_prime: int = 101, *, log: bool = False):
 
     **Returns:** array of the shape of `sigma`.
     """
-    xp = _namespace(sigma)
+    xp = array_namespace(sigma)
     sigma = xp.asarray(sigma, dtype=float) if xp is np else sigma.astype(jnp.result_type(sigma.dtype, float))
     a = xp.log(_growth_rate(xp, sigma))  # log r >= 0
     safe = xp.where(a > 0, a, 1.0)
@@ -84,8 +82,8 @@ def simulated_stage1_loss(sigma, *, key, N: int = 100, steps: int = 100, log: bo
     $$\mathcal L_{\rm sim} = \sum_{t=0}^{\rm steps-1} \tfrac12\,(x_t^2 + v_t^2),\qquad
     (x_0, v_0) = (1, -1),\ h_0 = 0,$$
 
-    is computed with the exact reduced joint matrix ($P$ restricted to span{m, u}), renormalising the
-    state every step so that strongly divergent networks stay finite in log space. Vmapped over
+    is a renormalised :func:`loopdyn.system.rollout` of the network (its reduced core, span{m, u}), so that
+    strongly divergent networks stay finite in log space. Vmapped over
     $\sigma$; float64 when JAX's 64-bit mode is on (importing `loopdyn` turns it on).
 
     **Arguments:** `sigma`: grid of $\sigma_{zm}$, any shape; `key`: PRNG key, split into one key per
@@ -103,12 +101,11 @@ def simulated_stage1_loss(sigma, *, key, N: int = 100, steps: int = 100, log: bo
 @partial(jax.jit, static_argnames=("N", "steps"))
 def _stage1_log_losses(sigma, keys, *, N: int, steps: int):
     spec = AgentSpec(N=N, rank=1, init="lowrank")
-    plant = double_integrator()
-    s0 = jnp.array([1.0, -1.0, 0.0, 0.0], sigma.dtype)
+    x0 = jnp.array([[1.0, -1.0]], sigma.dtype)
 
     def one(s, k):
         p = init_params(spec, k, over=s, dtype=sigma.dtype)
-        P = reduced_joint_matrix(plant.A, plant.B, plant.C, p["m"], p["U"], p["V"], p["z"])
-        return np.log(0.5) + _log_sum_sq_norms(P, s0, 2, 0, steps - 1)
+        traj = rollout(make_core(spec, p), double_integrator(), x0, steps, renormalise=True)
+        return np.log(0.5) + log_sum_sq(traj)[0]
 
     return jax.vmap(one)(sigma, keys)

@@ -2,7 +2,7 @@ r"""Stage 2 theory: short-term vs long-term objectives and the zig-zag (spec §4
 
 The four visible overlaps are treated as free parameters $\sigma = (\sigma_{zm}, \sigma_{zu},
 \sigma_{vm}, \sigma_{vu})$ (stacked along a last axis of size 4 in that order, as
-:data:`loopdyn.analysis.OVERLAP_NAMES`). Two objectives compete:
+:data:`loopdyn.system.OVERLAP_NAMES`). Two objectives compete:
 
 - the short-term loss $\mathcal L_0 = \|[P_{\rm eff}^3]_{1:2,1:2}\|_F^2 = \sum_{x_0 \in \{e_1, e_2\}} \|x_3\|^2$
   (called $\mathcal L_2$ in the paper summary), a myopic three-step regulation cost;
@@ -23,11 +23,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from jax import lax
 
-from ..analysis._effective import _unstack, characteristic_cubic, cubic_roots, dominant_modulus_sq_approx
-from ..analysis._joint import effective_matrix
+from ..optim import gradient_descent, init_optimizer, make_optimizer
+from ..system import characteristic_cubic, cubic_roots, dominant_modulus_sq_approx, effective_matrix, unstack_overlaps
 
 
 def _as_sigma(sigma):
@@ -43,7 +41,7 @@ def short_term_loss(sigma):
 
     **Arguments:** `sigma` `(..., 4)`. **Returns:** `(...)`.
     """
-    P = effective_matrix(*_unstack(_as_sigma(sigma)))
+    P = effective_matrix(*unstack_overlaps(_as_sigma(sigma)))
     P3 = P @ P @ P
     return jnp.sum(P3[..., :2, :2] ** 2, axis=(-2, -1))
 
@@ -53,7 +51,7 @@ def long_term_loss(sigma, T: int):
 
     **Arguments:** `sigma` `(..., 4)`; `T`: horizon exponent. **Returns:** `(...)`.
     """
-    return dominant_modulus_sq_approx(*_unstack(_as_sigma(sigma))) ** T
+    return dominant_modulus_sq_approx(*unstack_overlaps(_as_sigma(sigma))) ** T
 
 
 def surrogate_loss(sigma, alpha, T: int):
@@ -82,8 +80,7 @@ def optimise_surrogate(sigma_start, alphas, *, T: int = 10, steps: int = 240, lr
     r"""Gradient descent on the surrogate loss for several α at once (spec §4.4, Fig 4d).
 
     SGD with learning rate `lr` after clipping the gradient to global norm `clip` (0 = no clipping),
-    as `torch.nn.utils.clip_grad_norm_` + `torch.optim.SGD` in the reference; the steps run in a
-    `lax.scan`, vmapped over α. The figure version starts from the epoch-10 overlaps of the full
+    (:func:`loopdyn.optim.gradient_descent`, the trainer's optimisation step); vmapped over α. The figure version starts from the epoch-10 overlaps of the full
     model with $T = 10$, α ∈ {0, 0.48, 0.52, 0.55, 1}, 240 steps (the reference stops α = 0.48 at
     300 and α = 0.55 at 190 steps: slice the result); the notebook version has $T = 20$, 200 steps.
 
@@ -95,27 +92,19 @@ def optimise_surrogate(sigma_start, alphas, *, T: int = 10, steps: int = 240, lr
     if s0.shape != (4,):
         raise ValueError(f"sigma_start must have shape (4,), got {s0.shape}")
     alpha = jnp.atleast_1d(jnp.asarray(alphas, s0.dtype))
-    sigma, loss = _surrogate_paths(s0, alpha, jnp.asarray(lr, s0.dtype), jnp.asarray(clip, s0.dtype),
-                                   T=T, steps=steps, clipped=clip > 0)
+    sigma, loss = _surrogate_paths(s0, alpha, jnp.asarray(lr, s0.dtype), jnp.asarray(clip, s0.dtype), T=T, steps=steps)
     sigma = np.asarray(sigma)
     roots = cubic_roots(characteristic_cubic(*(sigma[..., i] for i in range(4))))
     return SurrogatePath(np.asarray(alpha), sigma, np.asarray(loss), roots[..., 0])
 
 
-@partial(jax.jit, static_argnames=("T", "steps", "clipped"))
-def _surrogate_paths(s0, alpha, lr, clip, *, T: int, steps: int, clipped: bool):
-    opt = optax.chain(optax.clip_by_global_norm(clip), optax.sgd(lr)) if clipped else optax.sgd(lr)
+@partial(jax.jit, static_argnames=("T", "steps"))
+def _surrogate_paths(s0, alpha, lr, clip, *, T: int, steps: int):
+    opt = make_optimizer("sgd")
 
     def path(a):
-        def step(carry, _):
-            s, state = carry
-            g = jax.grad(surrogate_loss)(s, a, T)
-            updates, state = opt.update(g, state, s)
-            s_next = optax.apply_updates(s, updates)
-            return (s_next, state), s_next
-
-        _, trail = lax.scan(step, (s0, opt.init(s0)), length=steps)
-        trail = jnp.concatenate([s0[None], trail], axis=0)
+        trail, _ = gradient_descent(lambda s: (surrogate_loss(s, a, T), None), s0, opt, init_optimizer(opt, s0, lr, clip),
+                                    steps=steps)
         return trail, surrogate_loss(trail, a, T)
 
     return jax.vmap(path)(alpha)
@@ -125,7 +114,7 @@ def _surrogate_paths(s0, alpha, lr, clip, *, T: int, steps: int, clipped: bool):
 @jax.vmap
 def _angle(sigma):
     g0 = jax.grad(short_term_loss)(sigma)
-    g_inf = jax.grad(lambda s: dominant_modulus_sq_approx(*_unstack(s)))(sigma)
+    g_inf = jax.grad(lambda s: dominant_modulus_sq_approx(*unstack_overlaps(s)))(sigma)
     cos = g0 @ g_inf / (jnp.linalg.norm(g0) * jnp.linalg.norm(g_inf))
     return jnp.degrees(jnp.arccos(jnp.clip(cos, -1.0, 1.0)))
 

@@ -21,10 +21,11 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from jax import lax
 
-from ..analysis._joint import effective_matrix, spectrum
+from ..agents import effective_core
+from ..optim import gradient_descent, init_optimizer, make_optimizer
+from ..plants import double_integrator
+from ..system import effective_matrix, rollout, spectrum
 from ..tasks import Regulation
 
 
@@ -42,20 +43,14 @@ class EffectiveTraining(NamedTuple):
 
 
 def effective_episode_loss(sigma, x0, beta, T: int):
-    r"""The `mean` training loss of one episode batch of the effective model.
+    r"""The `mean` training loss of one episode batch of the effective model: a :func:`loopdyn.system.rollout`
+    of :func:`loopdyn.agents.effective_core` on the double integrator (exactly $s_{t+1} = P_{\rm eff} s_t$).
 
     **Arguments:** `sigma` `(4,)`; `x0` `(batch, 2)` initial plant states ($\kappa_0 = 0$);
     `beta`: control penalty; `T`: steps in the loss ($x_0 \dots x_{T-1}$).
     """
-    P = effective_matrix(*(sigma[i] for i in range(4)))
-    s0 = jnp.concatenate([x0, jnp.zeros_like(x0)], axis=-1)
-    readout = sigma[:2]
-
-    def step(s, _):
-        return s @ P.T, (s[:, :2], (s[:, 2:] @ readout)[:, None])
-
-    _, (xs, us) = lax.scan(step, s0, length=T)
-    return Regulation(n_states=2, T=T, batch=x0.shape[0], loss="mean").train_loss(xs, us, beta)
+    traj = rollout(effective_core(sigma), double_integrator(), x0, T)
+    return Regulation(n_states=2, T=T, batch=x0.shape[0], loss="mean").train_loss(traj.x, traj.u, beta)
 
 
 def train_effective_model(sigma_start, *, key=None, epochs: int = 1000, lr: float = 0.01, clip: float = 1.0,
@@ -65,8 +60,8 @@ def train_effective_model(sigma_start, *, key=None, epochs: int = 1000, lr: floa
 
     Every epoch draws a fresh batch $x_0 \sim U(-a, a)^2$ (`Regulation.sample_x0` with the epoch's key
     from `jax.random.split(key, epochs)`), evaluates the loss, clips the gradient to global norm
-    `clip` (0 = off) and takes one SGD step. Epochs run in a `lax.scan`; a sequence of β is vmapped
-    over with the same initial states for every β.
+    `clip` (0 = off) and takes one SGD step (:func:`loopdyn.optim.gradient_descent`, the trainer's
+    optimisation step); a sequence of β is vmapped over with the same initial states for every β.
 
     **Arguments:** `sigma_start` `(4,)` ordered $(\sigma_{zm}, \sigma_{zu}, \sigma_{vm}, \sigma_{vu})$;
     `key`: PRNG key; `epochs`, `lr`, `clip`, `batch`, `T`: as spec §3.1; `beta`: a number or a
@@ -88,30 +83,24 @@ def train_effective_model(sigma_start, *, key=None, epochs: int = 1000, lr: floa
     keys = jax.random.split(key, epochs) if epoch_keys is None else jnp.asarray(epoch_keys)
     if keys.shape[0] != epochs:
         raise ValueError(f"epoch_keys has {keys.shape[0]} keys for {epochs} epochs")
-    loss, sigma = _train(s0, keys, betas, jnp.asarray(lr, s0.dtype),
-                         jnp.asarray(clip, s0.dtype), jnp.asarray(x0_range, s0.dtype),
-                         batch=batch, T=T, clipped=clip > 0)
+    loss, sigma = _train(s0, keys, betas, jnp.asarray(lr, s0.dtype), jnp.asarray(clip, s0.dtype),
+                         jnp.asarray(x0_range, s0.dtype), batch=batch, T=T)
     sigma = np.asarray(sigma)
     final = sigma[..., -1, :]
     lam = spectrum(effective_matrix(*(final[..., i] for i in range(4))))
     return EffectiveTraining(np.asarray(loss), sigma, lam)
 
 
-@partial(jax.jit, static_argnames=("batch", "T", "clipped"))
-def _train(s0, keys, betas, lr, clip, x0_range, *, batch: int, T: int, clipped: bool):
+@partial(jax.jit, static_argnames=("batch", "T"))
+def _train(s0, keys, betas, lr, clip, x0_range, *, batch: int, T: int):
     task = Regulation(n_states=2, T=T, batch=batch, x0_range=x0_range, loss="mean")
-    opt = optax.chain(optax.clip_by_global_norm(clip), optax.sgd(lr)) if clipped else optax.sgd(lr)
+    opt = make_optimizer("sgd")
 
     def run(b):
-        def epoch(carry, k):
-            s, state = carry
-            x0 = task.sample_x0(k, batch, s.dtype)
-            loss, g = jax.value_and_grad(effective_episode_loss)(s, x0, b, T)
-            updates, state = opt.update(g, state, s)
-            s_next = optax.apply_updates(s, updates)
-            return (s_next, state), (loss, s_next)
+        def objective(s, k):
+            return effective_episode_loss(s, task.sample_x0(k, batch, s.dtype), b, T), None
 
-        _, (loss, trail) = lax.scan(epoch, (s0, opt.init(s0)), keys)
-        return loss, jnp.concatenate([s0[None], trail], axis=0)
+        trail, loss = gradient_descent(objective, s0, opt, init_optimizer(opt, s0, lr, clip), keys)
+        return loss, trail
 
     return jax.vmap(run)(betas) if betas.ndim else run(betas)

@@ -1,12 +1,30 @@
-"""Training: compiled epoch loops over vmapped ensembles, recorded to stores."""
+"""Training: modes, the one optimisation loop, compiled vmapped/sharded ensembles and the chunked host loop.
 
-from ._core import ClosedLoop as ClosedLoop
-from ._core import Problem as Problem
-from ._core import init_run as init_run
-from ._core import make_chunk as make_chunk
-from ._core import make_epoch as make_epoch
-from ._core import make_optimizer as make_optimizer
-from ._rollout import closed_loop as closed_loop
-from ._runner import build_problem as build_problem
-from ._runner import resume as resume
-from ._runner import train as train
+Nothing here reads or writes files: results go to a :class:`Sink` (the store implements one) and
+teachers or start parameters come from a `sources` callable supplied by the caller.
+"""
+
+from ._epoch import DTYPES as DTYPES
+from ._epoch import Problem as Problem
+from ._epoch import build_problem as build_problem
+from ._epoch import compile_chunk as compile_chunk
+from ._epoch import device_layout as device_layout
+from ._epoch import init_run as init_run
+from ._epoch import make_chunk as make_chunk
+from ._epoch import make_epoch as make_epoch
+from ._modes import MODES as MODES
+from ._modes import ClosedLoop as ClosedLoop
+from ._modes import OpenLoopGain as OpenLoopGain
+from ._modes import OpenLoopNoise as OpenLoopNoise
+from ._modes import OpenLoopTeacher as OpenLoopTeacher
+from ._modes import imitation_loss as imitation_loss
+from ._state import EpochRecord as EpochRecord
+from ._state import HyperParams as HyperParams
+from ._state import RunConstants as RunConstants
+from ._state import RunState as RunState
+from ._trainer import Group as Group
+from ._trainer import Sink as Sink
+from ._trainer import Sources as Sources
+from ._trainer import Trainer as Trainer
+from ._trainer import chunk_summaries as chunk_summaries
+from ._trainer import make_groups as make_groups

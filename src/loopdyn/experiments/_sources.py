@@ -1,5 +1,5 @@
-"""Teachers of open-loop students, read from a store (or given as a static gain) and checked
-against the student before any training starts."""
+"""Teachers of open-loop students and start parameters of continuations, read from stores and checked
+against the student before any training starts (spec §3.3)."""
 
 from __future__ import annotations
 
@@ -8,36 +8,38 @@ from pathlib import Path
 
 import numpy as np
 
-from .._config import ConfigError, PlantConfig
+from .. import config as cfg_mod
+from ..agents import AgentParams
+from ..analysis import stabilisation_epoch
+from ..errors import ConfigError, StoreError
 from ..plants import plant_from_config
-from ..store import _zarr as zs
+from ..store import raw_dataset, read_progress
+from ..training import Sources
 
 ARCHITECTURE = ("N", "rank", "activation", "alpha")
-PLANT_KINDS = PlantConfig.__dataclass_fields__["kind"].metadata["choices"]
 
 
-def _open_source(store: str, trainer, src: str, what: str):
+def _open_source(store: str, path_self: Path, src: str, what: str):
     own = store == "self"
-    path = Path(trainer.path) if own else Path(store)
+    path = Path(path_self) if own else Path(store)
     try:
-        ds = zs.raw_dataset(path)
-    except zs.StoreError as e:
+        ds = raw_dataset(path)
+        progress = read_progress(path)
+    except StoreError as e:
         raise ConfigError(f"{src}: {what}.store: {e}") from None
+    phases = ds.attrs.get("phases", [])
     if own:
-        done = _phase_epochs(ds, phase=0)  # phase 0 is complete before a later phase starts
+        done = int(phases[0][1]["epochs"])  # phase 0 is complete before a later phase starts
+    elif progress["complete"]:
+        done = int(phases[-1][1]["epochs"]) if len(phases) == 1 else int(ds.sizes["epoch"])
+    elif progress["phase"] == 0:
+        done = progress["epochs_done"]
     else:
-        phase, done = zs.read_progress(path)
-        if phase < len(ds.attrs.get("phases", [None])) - 1:
-            done = 0
+        done = int(phases[0][1]["epochs"])
     return path, ds, own, done
 
 
-def _phase_epochs(ds, phase: int) -> int:
-    phases = ds.attrs.get("phases")
-    return int(phases[phase][1]["epochs"]) if phases else int(ds.attrs["config"]["epochs"])
-
-
-def _plant_matrices(plant_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def _plant_matrices(plant_cfg):
     plant = plant_from_config(plant_cfg)
     return plant.A, plant.B, plant.C, plant.dt
 
@@ -50,9 +52,9 @@ def _describe(plant_cfg) -> str:
 
 def _check_architecture(cfg, ds, path, src, what):
     tcfg = ds.attrs.get("config")
-    known = {f.name for f in dataclasses.fields(PlantConfig)}
+    known = {f.name for f in dataclasses.fields(cfg_mod.PlantConfig)}
     if (not isinstance(tcfg, dict) or not isinstance(tcfg.get("agent"), dict) or not isinstance(tcfg.get("plant"), dict)
-            or tcfg["plant"].get("kind") not in PLANT_KINDS):
+            or tcfg["plant"].get("kind") not in cfg_mod.PLANT_KINDS):
         raise ConfigError(f"{src}: {what}.store = {str(path)!r} does not hold a controller of a linear plant "
                           f"(no agent and linear-plant configuration in the store)")
     for key in ARCHITECTURE:
@@ -60,21 +62,20 @@ def _check_architecture(cfg, ds, path, src, what):
             raise ConfigError(f"{src}: {what}.store = {str(path)!r} has agent.{key} = {tcfg['agent'].get(key)!r} but this run "
                               f"has {getattr(cfg.agent, key)!r}; {what} and student need the same architecture")
     try:
-        tplant = PlantConfig(**{k: v for k, v in tcfg["plant"].items() if k in known})
+        tplant = cfg_mod.PlantConfig(**{k: v for k, v in tcfg["plant"].items() if k in known})
         theirs = _plant_matrices(tplant)
     except (TypeError, ValueError, IndexError) as e:
         raise ConfigError(f"{src}: {what}.store = {str(path)!r} has an unreadable plant configuration ({e})") from None
     ours = _plant_matrices(cfg.plant)
-    same = all(np.shape(a) == np.shape(b) and np.allclose(a, b) for a, b in zip(theirs, ours))
-    if not same:
+    if not all(np.shape(a) == np.shape(b) and np.allclose(a, b) for a, b in zip(theirs, ours)):
         raise ConfigError(f"{src}: {what}.store = {str(path)!r} controls plant {_describe(tplant)}, not this run's "
                           f"{_describe(cfg.plant)}; the {what} must be a controller of the same plant")
 
 
-def _rows(group, trainer, ds, own, run_index, path, src, what) -> list[int]:
+def _rows(group, groups, ds, own, run_index, path, src, what) -> list[int]:
     n = len(group.runs)
     if own:
-        phase0 = [r for gr in trainer.groups if gr.phase == 0 for r in gr.runs]
+        phase0 = [r for gr in groups if gr.phase == 0 for r in gr.runs]
         seeds0 = [int(ds.seed.values[r]) for r in phase0]
         if run_index >= 0:
             return [phase0[run_index]] * n
@@ -91,7 +92,7 @@ def _rows(group, trainer, ds, own, run_index, path, src, what) -> list[int]:
     return [seeds.index(int(s)) for s in group.seeds]
 
 
-def _params_at(ds, rows, epochs, N, path, src, what) -> dict[str, np.ndarray]:
+def _params_at(ds, rows, epochs, N, path, src, what) -> AgentParams:
     ckpts = [int(c) for c in ds.checkpoint.values]
     cis = []
     for e in epochs:
@@ -112,43 +113,35 @@ def _params_at(ds, rows, epochs, N, path, src, what) -> dict[str, np.ndarray]:
         if name in ("W", "J"):
             a = a[:, :, :N]
         if not np.all(np.isfinite(a)):
-            raise ConfigError(f"{src}: {what} parameters {name!r} at epoch {epochs[0]} of {path} are not finite (diverged or padded run?)")
+            raise ConfigError(f"{src}: {what} parameters {name!r} at epoch {epochs[0]} of {path} are not finite (diverged or "
+                              f"padded run?); choose another {what}.run or {what}.epoch")
         out[name] = a
-    return out
+    return AgentParams(**out)
 
 
-def load_teacher(group, trainer) -> dict[str, np.ndarray]:
-    """Teacher constants for the runs of `group`, with a leading run axis.
-
-    `teacher.store = "self"` reads phase 0 of the experiment being trained (the run with the
-    student's seed); otherwise the teacher run is `teacher.run`, or the run with the student's
-    seed when `teacher.run = -1`. The epoch is `teacher.epoch` (-1: the last stored one).
-    """
+def _teacher(group, groups, path_self):
     cfg, t, src = group.cfg, group.cfg.teacher, group.cfg.source
     if cfg.train.mode == "open_loop_gain":
         K = np.asarray(t.K, dtype=np.float64)
-        return {"K": np.broadcast_to(K, (len(group.runs),) + K.shape).copy()}
-    path, ds, own, done = _open_source(t.store, trainer, src, "teacher")
+        return np.broadcast_to(K, (len(group.runs),) + K.shape).copy()
+    path, ds, own, done = _open_source(t.store, path_self, src, "teacher")
     _check_architecture(cfg, ds, path, src, "teacher")
-    rows = _rows(group, trainer, ds, own, t.run, path, src, "teacher")
+    rows = _rows(group, groups, ds, own, t.run, path, src, "teacher")
     available = [int(c) for c in ds.checkpoint.values if c < done]
     if not available:
         raise ConfigError(f"{src}: teacher.store = {str(path)!r} has no complete epoch yet")
     epoch = available[-1] if t.epoch < 0 else t.epoch
     if epoch >= done:
         raise ConfigError(f"{src}: teacher.epoch = {epoch} is beyond the {done} complete epochs of {path}")
-    return _params_at(ds, rows, [epoch] * len(rows), cfg.agent.N, path, src, "teacher")
+    params = _params_at(ds, rows, [epoch] * len(rows), cfg.agent.N, path, src, "teacher")
+    return params
 
 
-def load_start(group, trainer) -> dict[str, np.ndarray]:
-    """Initial parameters of a continuation (`[start]`): all parameters of the source runs at
-    `start.epoch` (an integer, `last`, or `stabilisation` = each source run's stabilisation epoch)."""
-    from ..analysis._stages import stabilisation_epoch
-
+def _start(group, groups, path_self):
     cfg, st, src = group.cfg, group.cfg.start, group.cfg.source
-    path, ds, own, done = _open_source(st.store, trainer, src, "start")
+    path, ds, own, done = _open_source(st.store, path_self, src, "start")
     _check_architecture(cfg, ds, path, src, "start")
-    rows = _rows(group, trainer, ds, own, st.run, path, src, "start")
+    rows = _rows(group, groups, ds, own, st.run, path, src, "start")
     if st.epoch == "last":
         epochs = [max(int(c) for c in ds.checkpoint.values if c < done)] * len(rows)
     elif st.epoch == "stabilisation":
@@ -158,27 +151,35 @@ def load_start(group, trainer) -> dict[str, np.ndarray]:
         epochs = []
         for r in rows:
             if stab[r] < 0:
-                raise ConfigError(f"{src}: start.epoch = 'stabilisation' but run {r} of {path} never stabilises; give an integer epoch")
+                raise ConfigError(f"{src}: start.epoch = 'stabilisation' but run {r} of {path} never stabilises in its "
+                                  f"{done} epochs; give an integer start.epoch or train the first phase longer")
             epochs.append(int(stab[r]))
     else:
         epochs = [int(st.epoch)] * len(rows)
         if epochs[0] >= done:
             raise ConfigError(f"{src}: start.epoch = {epochs[0]} is beyond the {done} complete epochs of {path}")
-    out = _params_at(ds, rows, epochs, cfg.agent.N, path, src, "start")
-    out["_epoch"] = np.asarray(epochs)
-    return out
+    return _params_at(ds, rows, epochs, cfg.agent.N, path, src, "start"), np.asarray(epochs)
 
 
-def validate_sources(trainer) -> None:
-    """Load every teacher and start state that lives outside the store being written (raising
-    :class:`ConfigError` for a bad one), so that a caller can check them before creating the store.
+def sources_for(path_self: Path, groups):
+    """The `sources(group)` callable of a trainer writing `path_self` (teachers and starts of its groups)."""
 
-    Sources inside the same store (`store = "self"`) are produced by an earlier phase and can only be
-    read once it has run; their architecture and plant are those of the experiment by construction.
-    """
-    for group in trainer.groups:
+    def sources(group) -> Sources:
+        cfg = group.cfg
+        teacher = _teacher(group, groups, path_self) if cfg.train.mode != "closed_loop" else None
+        start, epochs = _start(group, groups, path_self) if cfg.start.store else (None, None)
+        return Sources(teacher, start, epochs)
+
+    return sources
+
+
+def validate_sources(path_self: Path, groups) -> None:
+    """Load every teacher and start that lives outside the store being written, raising a one-line
+    :class:`ConfigError` for a bad one, before anything is created. Sources inside the same store
+    (`store = "self"`) are written by an earlier phase; their architecture and plant are the experiment's."""
+    for group in groups:
         cfg = group.cfg
         if cfg.train.mode == "open_loop_gain" or (cfg.train.mode != "closed_loop" and cfg.teacher.store != "self"):
-            load_teacher(group, trainer)
+            _teacher(group, groups, path_self)
         if cfg.start.store and cfg.start.store != "self":
-            load_start(group, trainer)
+            _start(group, groups, path_self)

@@ -2,7 +2,7 @@ r"""The 4-D effective system of a rank-1 linear agent on the double integrator (
 
 With $h_t = \kappa_{m,t}\, m + \kappa_{u,t}\, u$ the joint dynamics reduce to
 $s_{t+1} = P_{\rm eff} s_t$, $s = (x, v, \kappa_m, \kappa_u)$ (see
-:func:`loopdyn.analysis.effective_matrix`), whose characteristic polynomial is
+:func:`loopdyn.system.effective_matrix`), whose characteristic polynomial is
 
 $$\chi(\lambda) = \lambda\big[\lambda^3 - (\sigma_{vu}+2)\lambda^2 + (2\sigma_{vu} - \sigma_{zm} + 1)\lambda
 + (\sigma_{vu}\sigma_{zm} - \sigma_{vu} - \sigma_{vm}\sigma_{zu})\big].$$
@@ -18,30 +18,9 @@ from __future__ import annotations
 
 import itertools
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from ._joint import spectrum
-
-OVERLAP_NAMES = ("sigma_zm", "sigma_zu", "sigma_vm", "sigma_vu")
-"""Order of the four visible overlaps whenever they are stacked along a last axis of size 4."""
-
-
-def _namespace(*arrays):
-    """`jax.numpy` if any argument is a JAX array (or tracer), else `numpy`."""
-    return jnp if any(isinstance(a, jax.Array) for a in arrays) else np
-
-
-def _unstack(sigma):
-    """Four overlap arrays from a dict keyed by :data:`OVERLAP_NAMES` or an array `(..., 4)`."""
-    if isinstance(sigma, dict):
-        return tuple(sigma[k] for k in OVERLAP_NAMES)
-    xp = _namespace(sigma)
-    sigma = xp.asarray(sigma)
-    if sigma.shape[-1] != 4:
-        raise ValueError(f"overlaps must have a last axis of size 4 ordered {OVERLAP_NAMES}, got shape {sigma.shape}")
-    return tuple(sigma[..., i] for i in range(4))
+from ._joint import array_namespace, spectrum, unstack_overlaps
 
 
 def characteristic_cubic(sigma_zm, sigma_zu, sigma_vm, sigma_vu):
@@ -54,7 +33,7 @@ def characteristic_cubic(sigma_zm, sigma_zu, sigma_vm, sigma_vu):
 
     **Returns:** an array `S + (4,)`, same library as the inputs.
     """
-    xp = _namespace(sigma_zm, sigma_zu, sigma_vm, sigma_vu)
+    xp = array_namespace(sigma_zm, sigma_zu, sigma_vm, sigma_vu)
     szm, szu, svm, svu = xp.broadcast_arrays(*(xp.asarray(s) for s in (sigma_zm, sigma_zu, sigma_vm, sigma_vu)))
     return xp.stack(
         [xp.ones_like(szm), -svu - 2, 2 * svu - szm + 1, svu * szm - svu - svm * szu], axis=-1
@@ -65,7 +44,7 @@ def cubic_roots(coeffs) -> np.ndarray:
     r"""Roots of batched cubics $a\lambda^3 + b\lambda^2 + c\lambda + d$ (host-side, float64).
 
     The roots are the eigenvalues of the companion matrices (what `np.roots` does), sorted like
-    :func:`loopdyn.analysis.spectrum`: decreasing modulus, positive imaginary part first on ties.
+    :func:`loopdyn.system.spectrum`: decreasing modulus, positive imaginary part first on ties.
     So `cubic_roots(...)[..., 0]` is the dominant root.
 
     **Arguments:** `coeffs`, shape `(..., 4)`, highest power first, $a \neq 0$.
@@ -116,13 +95,13 @@ def effective_spectrum_discrepancy(overlaps, eigenvalues) -> np.ndarray:
     permutations (it is the sorted pairing whenever the moduli are distinct).
 
     **Arguments:**
-    - `overlaps`: dict keyed by :data:`OVERLAP_NAMES` (as :func:`loopdyn.analysis.overlaps` returns)
+    - `overlaps`: dict keyed by :data:`OVERLAP_NAMES` (as :func:`loopdyn.system.overlaps` returns)
       or an array `(..., 4)` in that order.
     - `eigenvalues`: complex array `(..., n_eig)`, `n_eig >= 3`, e.g. the store's `eigenvalues`.
 
     **Returns:** float64 array `(...)`: $\max_i |\lambda_i^{\rm cubic} - \lambda_i^{\rm stored}|$.
     """
-    sigma = tuple(np.asarray(s, dtype=np.float64) for s in _unstack(overlaps))
+    sigma = tuple(np.asarray(s, dtype=np.float64) for s in unstack_overlaps(overlaps))
     roots = cubic_roots(characteristic_cubic(*sigma))
     stored = _largest_modulus(np.asarray(eigenvalues), 3)
     errors = [np.max(np.abs(roots[..., list(p)] - stored), axis=-1) for p in itertools.permutations(range(3))]

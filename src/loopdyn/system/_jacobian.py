@@ -1,6 +1,6 @@
 r"""Linearisation of the joint agent-environment map of a nonlinear agent (spec §4.1, §6.1).
 
-One closed-loop step (the timing of `loopdyn.training.closed_loop`, spec §3.2) maps the joint state
+One closed-loop step (delayed timing of :func:`loopdyn.system.rollout`) maps the joint state
 $s_t = (x_t, h_t)$ to
 
 $$x_{t+1} = A x_t + B z^\top h_t,\qquad
@@ -11,7 +11,7 @@ so its Jacobian at a joint state $s$ is, with $D = \operatorname{diag}\phi'(W h 
 $$J(s) = \begin{pmatrix} A & B z^\top \\ \alpha D\, m C A & (1-\alpha) I + \alpha D\,(W + m C B z^\top)\end{pmatrix}.$$
 
 At the fixed point $s = 0$ every unit has the same slope $D = \phi'(0)\, I$, and $J(0)$ is the joint matrix
-$P$ of §4.1 with $m \to \phi'(0)\, m$ and $W \to \phi'(0)\, W$ — for a linear agent $J(0) = P$ exactly. Its
+$P$ with $m \to \phi'(0)\, m$ and $W \to \phi'(0)\, W$ — for a linear agent $J(0) = P$ exactly. Its
 spectrum decides the local stability of the origin of the closed loop: it is the nonlinear agent's
 counterpart of the spectrum of $P$ that the stage analysis follows.
 
@@ -31,8 +31,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..agents import connectivity, make_core
+from ..agents import AgentParams, connectivity, make_core
 from ._joint import joint_matrix, spectrum
+from ._rollout import rollout
 
 ACTIVATION_SLOPES = {"linear": 1.0, "tanh": 1.0, "relu": 0.5}
 r"""$\phi'(0)$ used for the Jacobian at the origin, by activation name (see the module docstring)."""
@@ -60,24 +61,23 @@ def jacobian_at_origin(A, B, C, m, W, z, alpha=1.0, slope=1.0):
     return joint_matrix(A, B, C, slope * m, slope * W, z, alpha)
 
 
-def joint_step(spec, plant, params, g=0.0):
+def joint_step(spec, plant, params: AgentParams, g=0.0):
     r"""The one-step joint map $F: s_t \mapsto s_{t+1}$ of a single (unbatched) joint state.
 
-    $s = (x, h)$ of length `k + spec.hidden_dim` (reduced coordinates for a reduced linear agent),
-    built from the same `make_core` and `plant.step` as `loopdyn.training.closed_loop`, without noise.
+    $s = (x, h)$ of length `k + spec.hidden_dim` (core coordinates), one noise-free step of
+    :func:`loopdyn.system.rollout`.
     """
-    readout, update = make_core(spec, params, g)
+    core = make_core(spec, params, g)
     k = plant.n_states
 
     def F(s):
-        x, h = s[None, :k], s[None, k:]
-        x1, y1 = plant.step(x, readout(h))
-        return jnp.concatenate([x1, update(h, y1)], axis=-1)[0]
+        traj = rollout(core, plant, s[None, :k], 1, h0=s[None, k:], emit=("x_next", "h_next"))
+        return jnp.concatenate([traj.x_next[0, 0], traj.h_next[0, 0]])
 
     return F
 
 
-def joint_jacobian(spec, plant, params, s, g=0.0):
+def joint_jacobian(spec, plant, params: AgentParams, s, g=0.0):
     r"""$J(s) = \partial F / \partial s$ at a joint state `s` (e.g. along a closed-loop trajectory), by `jax.jacfwd`.
 
     At a point where a ReLU pre-activation is exactly 0 this uses JAX's slope 0; see
@@ -86,24 +86,23 @@ def joint_jacobian(spec, plant, params, s, g=0.0):
     return jax.jacfwd(joint_step(spec, plant, params, g))(jnp.asarray(s))
 
 
-def jacobian_spectra(spec, plant, params, g=0.0, *, slope: float | None = None, block: int = 128) -> np.ndarray:
+def jacobian_spectra(spec, plant, params: AgentParams, g=0.0, *, slope: float | None = None, block: int = 128) -> np.ndarray:
     r"""Spectra of $J(0)$ for a batch of parameter sets (e.g. every checkpoint of a run), float64.
 
     **Arguments:**
     - `spec`: the `AgentSpec` (full-rank or low-rank, any activation and leak); `plant`: a `LinearPlant`;
-    - `params`: dict of arrays with common leading batch axes `L` (e.g. `(checkpoint,)`) followed by the
-      parameter shapes (`m (N, c)`, `z (N, n_out)`, `W (N, N)` or `U, V (N, r)` and `J (N, N)`);
-      parameters without the batch axes (frozen ones) are broadcast;
+    - `params`: `AgentParams` whose arrays share leading batch axes `L` (e.g. `(checkpoint,)`) before the
+      parameter shapes; parameters without them (frozen ones) are broadcast;
     - `g`: gain of the random part $J$; `slope`: $\phi'(0)$ (default :func:`activation_slope`);
     - `block`: matrices per `np.linalg.eigvals` call (bounds memory).
 
-    **Returns:** complex `L + (k + N,)`, sorted like :func:`loopdyn.analysis.spectrum` (decreasing modulus).
+    **Returns:** complex `L + (k + N,)`, sorted like :func:`loopdyn.system.spectrum` (decreasing modulus).
     """
     slope = activation_slope(spec.activation) if slope is None else float(slope)
-    # Every parameter is a matrix; whatever precedes its last two axes is batch.
-    lead = max((np.shape(v)[:-2] for v in params.values()), key=len)
+    present = params.present()
+    lead = max((np.shape(v)[:-2] for v in present.values()), key=len)
     flat = {k: np.broadcast_to(np.asarray(v, np.float64), lead + np.shape(v)[-2:]).reshape((-1,) + np.shape(v)[-2:])
-            for k, v in params.items()}
+            for k, v in present.items()}
     n = int(np.prod(lead)) if lead else 1
     A, B, C = (jnp.asarray(M, jnp.float64) for M in (plant.A, plant.B, plant.C))
     size = min(block, n)
@@ -111,7 +110,7 @@ def jacobian_spectra(spec, plant, params, g=0.0, *, slope: float | None = None, 
     for lo in range(0, n, size):
         # Pad the last block to the common size so that every call reuses one compilation.
         idx = np.minimum(np.arange(lo, lo + size), n - 1)
-        chunk = {k: jnp.asarray(v[idx]) for k, v in flat.items()}
+        chunk = AgentParams(**{k: jnp.asarray(v[idx]) for k, v in flat.items()})
         lam = spectrum(np.asarray(_batched_jacobians(spec, slope, A, B, C, chunk, jnp.asarray(g, jnp.float64))))
         out.append(lam[: min(size, n - lo)])
     lam = np.concatenate(out, axis=0)
@@ -121,6 +120,6 @@ def jacobian_spectra(spec, plant, params, g=0.0, *, slope: float | None = None, 
 @partial(jax.jit, static_argnames=("spec", "slope"))
 def _batched_jacobians(spec, slope, A, B, C, params, g):
     def one(q):
-        return jacobian_at_origin(A, B, C, q["m"], connectivity(spec, q, g), q["z"], spec.alpha, slope)
+        return jacobian_at_origin(A, B, C, q.m, connectivity(spec, q, g), q.z, spec.alpha, slope)
 
     return jax.vmap(one)(params)

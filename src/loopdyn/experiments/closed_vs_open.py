@@ -1,10 +1,10 @@
-r"""Figs 1c and 2 of the paper (spec §5, §6.6): closed-loop versus open-loop learning of the same network.
+r"""The closed-vs-open experiment (Ger & Barak 2025, Figs 1c and 2; spec §3.3, §6.6).
 
-Drawn from a store of the `closed-vs-open` experiment (`loopdyn train closed-vs-open`): one run per
-seed with `mode = "closed"` (trained through the plant) and one with `mode = "open"` (the open-loop
-student of the closed run's final weights, started from the same initial weights). Every run carries
-its training loss, its closed-loop test loss and its effective gains $(k_1, k_2)$ per epoch (§4.6,
-code sign convention $u = k_1 x + k_2 v$, stabilising gains negative).
+The same network trained in closed loop (phase `closed`: through the plant), then an open-loop student
+(phase `open`) that starts from the same initial weights and imitates the closed run's final weights
+(white-noise inputs, or the teacher's observations with `open_mode = "open_loop_teacher"`). Every run
+carries its training loss, its closed-loop test loss and its effective gains $(k_1, k_2)$ per epoch
+(spec §4.6, code sign convention $u = k_1 x + k_2 v$, stabilising gains negative).
 
 - **Fig 1c** — one row per seed: the closed run (left) and the open run (right), each with its
   closed-loop test loss (left axis, colour) and its training loss (right axis, dashed black), log-log,
@@ -13,60 +13,89 @@ code sign convention $u = k_1 x + k_2 v$, stabilising gains negative).
   gold: stabilisation) and the open run's peak; (b) both gain paths over the landscape
   $\log(\mathcal L/50)$ of static feedback, with the boundaries of the stability map and the LQR gain;
   (c) a zoom on stages 1 and 2 with $k_1 = 0$ and $k_2 = k_1$ drawn thick.
-
-Panel functions take `xarray` objects (a run: `ds.isel(run=i)`) and a Matplotlib `Axes`; figures are
-`matplotlib.figure.Figure` objects (Agg canvas, no pyplot state). Log-log epoch axes show `epoch + 1`
-so that epoch 0 appears.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .. import _config
-from ..analysis._gains import gain_loss_landscape, lqr_gain, stability_boundaries
-from ..analysis._stages import Stages, detect_stages_gains
+from .. import config as cfg_mod
+from ..analysis import Stages, detect_stages_gains, lqr_gain, stability_boundaries
+from ..errors import ConfigError, StoreError
 from ..plants import plant_from_config
-from ..store import StoreError, open_run
+from ..plots import (
+    CLOSED_BLUE,
+    GAIN_AXES,
+    LANDSCAPE_LABEL,
+    OPEN_RED,
+    STAGE1_MARK,
+    STAGE2_MARK,
+    boundaries,
+    gain_path,
+    label_panels,
+    landscape,
+    log_limits,
+    path,
+    shade_stages,
+    stage_points,
+)
+from ._base import Experiment, register
 
-CLOSED_BLUE = "#4c72b0"  # seaborn "deep" blue
-OPEN_RED = "#c44e52"  # seaborn "deep" red
-STAGE_COLORS = ("#b7e3d1", "#5fa8c4", "#3a5a9a")  # light -> dark, after seaborn's mako_r
-STAGE1_MARK = "silver"
-STAGE2_MARK = "gold"
 GAIN_BOX = (-1.2, 0.6)  # k1 and k2 range of Fig 2b (spec §4.6)
 ZOOM_K1, ZOOM_K2 = (-0.06, 0.02), (-0.06, 0.04)  # Fig 2c
-LANDSCAPE_LABEL = r"$\log(\mathcal{L}/50)$ of $u = Kx$: $\mathcal{L} = \sum_{t=1}^{50}\|x_t\|^2$, $x_0 = (1, 1)$"
-GAIN_AXES = (r"$k_1$ (position gain; $u = k_1 x + k_2 v$)", r"$k_2$ (velocity gain)")
+OPEN_MODES = ("open_loop_noise", "open_loop_teacher")
+
+
+@register
+class ClosedVsOpen(Experiment):
+    name = "closed-vs-open"
+    description = "closed loop, then an open-loop student of the final closed-loop network from the same initial weights"
+    defaults = {"open_mode": "open_loop_noise"}
+    figure_names = ("fig_1c", "fig_2")
+
+    def validate(self, cfg) -> None:
+        mode = cfg.table["open_mode"]
+        if mode not in OPEN_MODES:
+            raise ConfigError(f"{cfg.source}: closed_vs_open.open_mode = {mode!r}; choose one of {', '.join(OPEN_MODES)}")
+        if cfg.train.mode != "closed_loop":
+            raise ConfigError(f"{cfg.source}: train.mode = {cfg.train.mode!r}; the closed-vs-open experiment trains "
+                              f"closed_loop first (the open phase's mode is closed_vs_open.open_mode)")
+        if cfg.teacher.store or cfg.start.store:
+            raise ConfigError(f"{cfg.source}: [teacher] and [start] are set by the closed-vs-open experiment; remove them")
+
+    def phases(self, cfg):
+        open_cfg = self.variant(cfg, {"train.mode": cfg.table["open_mode"], "teacher.store": "self"}, sweep=dict(cfg.sweep))
+        return [(cfg, "closed"), (open_cfg, "open")]
+
+    def figures(self, ds) -> dict:
+        if not ds.attrs.get("complete", False):
+            raise StoreError("the closed-vs-open figures need a complete store (both phases); continue it with "
+                             "'loopdyn train --resume STORE'")
+        closed_open_pairs(ds)
+        cfg = cfg_mod.from_dict(ds.attrs["config"], source="<store>")
+        if not plant_from_config(cfg.plant).is_double_integrator:
+            raise StoreError(f"Fig 2's gain space and stability map are those of the double integrator "
+                             f"(A = [[1, 1], [0, 1]], B = [0, 1]^T); this store's plant is {cfg.plant.kind!r}")
+        return {"fig_1c": figure_1c(ds), "fig_2": figure_2(ds)}
 
 
 # ------------------------------------------------------------------------------------------ data access
 def closed_open_pairs(ds) -> list[tuple[int, int, int]]:
-    """`(seed, closed run, open run)` for every seed that has a run of each mode, in seed order.
+    """`(seed, closed run, open run)` for every seed that has a run of each phase, in seed order.
 
     **Raises:** `StoreError` if the store holds no such pair (not a closed-vs-open store).
     """
-    if "mode" not in ds.coords and "mode" not in ds:
-        raise StoreError("not a store of the closed-vs-open experiment (no 'mode' coordinate)")
-    modes = [str(m) for m in ds["mode"].values]
+    phases = [str(m) for m in ds["phase"].values]
     seeds = [int(s) for s in ds["seed"].values]
-    closed = {s: i for i, (s, m) in enumerate(zip(seeds, modes)) if m == "closed"}
-    opened = {s: i for i, (s, m) in enumerate(zip(seeds, modes)) if m == "open"}
+    closed = {s: i for i, (s, m) in enumerate(zip(seeds, phases)) if m == "closed"}
+    opened = {s: i for i, (s, m) in enumerate(zip(seeds, phases)) if m == "open"}
     pairs = [(s, closed[s], opened[s]) for s in sorted(closed) if s in opened]
     if not pairs:
         raise StoreError(f"not a store of the closed-vs-open experiment: no seed has both a 'closed' and an 'open' run "
-                         f"(modes: {sorted(set(modes))})")
+                         f"(phases: {sorted(set(phases))})")
     return pairs
-
-
-def gain_path(run) -> tuple[np.ndarray, np.ndarray]:
-    """`(k1, k2)` per epoch of one run (`ds.isel(run=i)`): `gains[:, 0, 0]`, `gains[:, 0, 1]`."""
-    g = np.asarray(run["gains"].values, dtype=np.float64)
-    return g[:, 0, 0], g[:, 0, 1]
 
 
 def closed_stages(closed_run) -> Stages:
@@ -88,22 +117,6 @@ def training_cost_lqr_weights(cfg, n_states: int) -> float:
 
 
 # ------------------------------------------------------------------------------------------ panels
-def _shade_stages(ax, stages: Stages, n: int, labels: bool = True) -> None:
-    for k, (lo, hi) in stages.spans(n).items():
-        ax.axvspan(lo + 1, hi + 1, color=STAGE_COLORS[k - 1], alpha=0.3, lw=0, zorder=0)
-        if labels:
-            ax.text(np.sqrt((lo + 1) * (hi + 1)), 0.97, f"Stage {k}", transform=ax.get_xaxis_transform(),
-                    ha="center", va="top", fontsize=7)
-
-
-def _log_limits(*series) -> tuple[float, float]:
-    vals = np.concatenate([np.asarray(s, dtype=np.float64).ravel() for s in series])
-    vals = vals[np.isfinite(vals) & (vals > 0)]
-    if vals.size == 0:
-        return 1e-1, 1e1
-    return float(vals.min()) / 2, float(vals.max()) * 4
-
-
 def loss_pair_panel(ax, run, stages: Stages, color: str, title: str, test_label: str, train_label: str) -> None:
     """Fig 1c: one run's closed-loop test loss (left axis, `color`) and training loss (right axis,
     dashed black) over `epoch + 1`, log-log, both axes on the same range; the closed run's stages shaded."""
@@ -111,11 +124,11 @@ def loss_pair_panel(ax, run, stages: Stages, color: str, title: str, test_label:
     train = np.asarray(run["train_loss"].values, dtype=np.float64)
     n = test.size
     x = np.arange(n) + 1.0
-    _shade_stages(ax, stages, n)
+    shade_stages(ax, stages.spans(n))
     ax.loglog(x, test, color=color, lw=1.3)
     ax2 = ax.twinx()
     ax2.loglog(x, train, color="k", ls="--", lw=0.9)
-    lo, hi = _log_limits(test, train)
+    lo, hi = log_limits(test, train)
     for a in (ax, ax2):
         a.set_ylim(lo, hi)
     ax.set_xlim(0.8, n * 1.1)
@@ -133,7 +146,7 @@ def test_loss_panel(ax, closed, open_, stages: Stages, test_label: str) -> None:
     to = np.asarray(open_["test_loss"].values, dtype=np.float64)
     n = tc.size
     x = np.arange(n) + 1.0
-    _shade_stages(ax, stages, n)
+    shade_stages(ax, stages.spans(n))
     ax.loglog(x, tc, color=CLOSED_BLUE, lw=1.3, label="closed loop")
     ax.loglog(np.arange(to.size) + 1.0, to, color=OPEN_RED, lw=1.3, label="open loop")
     for epoch, colour, what in ((int(stages.stage1_end), STAGE1_MARK, "end of stage 1"),
@@ -145,41 +158,12 @@ def test_loss_panel(ax, closed, open_, stages: Stages, test_label: str) -> None:
         peak = int(np.nanargmax(to))
         ax.annotate(f"Peak\n(epoch {peak})", (peak + 1, to[peak]), xytext=(0, 6), textcoords="offset points",
                     ha="center", va="bottom", fontsize=7, color=OPEN_RED)
-    lo, hi = _log_limits(tc, to)
+    lo, hi = log_limits(tc, to)
     ax.set_ylim(lo, hi * 10)
     ax.set_xlim(0.8, n * 1.1)
     ax.set(xlabel="epoch + 1", ylabel=test_label)
     ax.yaxis.label.set_fontsize(7)
     ax.legend(fontsize=6, loc="lower left")
-
-
-def _boundaries(ax, k1_range, lw_main: float) -> None:
-    b = stability_boundaries(k1_range)
-    ax.plot(*b["real_unit"], color="k", lw=lw_main, zorder=3)
-    k1, k2 = b["complex_unit"]
-    ax.plot(k1, k2, color="k", lw=lw_main, zorder=3)
-    ax.plot(*b["discriminant_upper"], color="k", lw=0.8, ls=":", zorder=3)
-
-
-def _landscape(ax, k1_lim, k2_lim, n: int, vmin=None, vmax=None):
-    k1 = np.linspace(*k1_lim, n)
-    k2 = np.linspace(*k2_lim, n)
-    Z = np.asarray(gain_loss_landscape(k1, k2))
-    cs = ax.contourf(k1, k2, Z, levels=40, cmap="viridis", vmin=vmin, vmax=vmax, zorder=0)
-    cs.set_rasterized(True)  # keeps the PDF small and quick to write
-    return cs
-
-
-def _path(ax, k1, k2, color, label, ms: float = 0.0, lw: float = 1.0) -> None:
-    ok = np.isfinite(k1) & np.isfinite(k2)
-    ax.plot(k1[ok], k2[ok], color=color, lw=lw, label=label, zorder=4,
-            marker="o" if ms else None, ms=ms, mew=0)
-
-
-def _stage_points(ax, k1, k2, stages: Stages) -> None:
-    for epoch, colour in ((int(stages.stage1_end), STAGE1_MARK), (int(stages.stage2_end), STAGE2_MARK)):
-        if 0 < epoch < k1.size:
-            ax.plot(k1[epoch], k2[epoch], "o", ms=7, color=colour, mec="k", mew=0.6, zorder=6)
 
 
 def gain_space_panel(ax, closed, open_, stages: Stages, lqr: tuple[np.ndarray, str] | None = None,
@@ -193,8 +177,8 @@ def gain_space_panel(ax, closed, open_, stages: Stages, lqr: tuple[np.ndarray, s
 
     **Returns:** the filled-contour artist (for a colour bar).
     """
-    cs = _landscape(ax, GAIN_BOX, GAIN_BOX, grid)
-    _boundaries(ax, np.linspace(*GAIN_BOX, 400), lw_main=1.3)
+    cs = landscape(ax, GAIN_BOX, GAIN_BOX, grid)
+    boundaries(ax, np.linspace(*GAIN_BOX, 400), lw_main=1.3)
     (c1, c2), (o1, o2) = _both_paths(ax, closed, open_, stages, lw=0.7)
     ax.annotate("Start", (c1[0], c2[0]), xytext=(6, 6), textcoords="offset points", fontsize=7, color="w")
     for k1, k2, colour in ((c1, c2, CLOSED_BLUE), (o1, o2, OPEN_RED)):
@@ -225,9 +209,9 @@ def _both_paths(ax, closed, open_, stages: Stages, **style):
     """Draw both gain paths, the stage markers of the closed run and its start; return the paths."""
     c1, c2 = gain_path(closed)
     o1, o2 = gain_path(open_)
-    _path(ax, c1, c2, CLOSED_BLUE, "closed loop", **style)
-    _path(ax, o1, o2, OPEN_RED, "open loop", **style)
-    _stage_points(ax, c1, c2, stages)
+    path(ax, c1, c2, CLOSED_BLUE, "closed loop", **style)
+    path(ax, o1, o2, OPEN_RED, "open loop", **style)
+    stage_points(ax, c1, c2, stages)
     ax.plot(c1[0], c2[0], "o", ms=6, color="w", mec="k", zorder=7)
     return (c1, c2), (o1, o2)
 
@@ -238,7 +222,7 @@ def gain_zoom_panel(ax, closed, open_, stages: Stages, grid: int = 120):
 
     **Returns:** the filled-contour artist.
     """
-    cs = _landscape(ax, ZOOM_K1, ZOOM_K2, grid)
+    cs = landscape(ax, ZOOM_K1, ZOOM_K2, grid)
     k1r = np.linspace(min(ZOOM_K1[0], ZOOM_K2[0]), 0.0, 200)
     ax.plot(np.zeros(2), [ZOOM_K2[0], 0.0], color="k", lw=2.5, zorder=3)
     ax.plot(k1r, k1r, color="k", lw=2.5, zorder=3)
@@ -255,11 +239,6 @@ def gain_zoom_panel(ax, closed, open_, stages: Stages, grid: int = 120):
 
 
 # ------------------------------------------------------------------------------------------ figures
-def _label(axes) -> None:
-    for ax, letter in zip(axes, "abc"):
-        ax.text(-0.02, 1.02, letter, transform=ax.transAxes, ha="right", va="bottom", fontsize=11, fontweight="bold")
-
-
 TEST_LABELS = {"sum_t": r"test loss $\sum_{t<T}\langle\|x_t\|^2\rangle_b$",
                "mean_xv": r"test loss $\langle\|x_t\|^2\rangle_{t,b}$"}
 TRAIN_LABELS = {"sum": r"train loss $\sum_t [\langle x_{t,i}^2\rangle_{b,i} + \beta\sum_b u_t^2]$",
@@ -308,7 +287,7 @@ def figure_2(ds) -> Figure:
     """Fig 2: one row per seed; (a) test losses, (b) gain space, (c) zoom on stages 1-2."""
     pairs = closed_open_pairs(ds)
     test, _, _ = _loss_labels(ds)
-    cfg = _config.from_dict(ds.attrs["config"], source="<store>")
+    cfg = cfg_mod.from_dict(ds.attrs["config"], source="<store>")
     plant = plant_from_config(cfg.plant)
     R = training_cost_lqr_weights(cfg, plant.n_states)
     K, _ = lqr_gain(plant.A, plant.B, np.eye(plant.n_states), R)
@@ -326,46 +305,11 @@ def figure_2(ds) -> Figure:
         cz = gain_zoom_panel(axes[row, 2], closed, open_, stages)
         fig.colorbar(cz, ax=axes[row, 2], label=LANDSCAPE_LABEL, shrink=0.9).ax.yaxis.label.set_fontsize(7)
         axes[row, 2].set_title(f"seed {seed}: stages 1-2 (dots: epochs)", fontsize=8)
-        _label(axes[row])
-    fig.suptitle(_definitions(ds, "  Gains: least-squares K with u = Kx over the test trajectories (t = 0 dropped); "
+        label_panels(axes[row])
+    fig.suptitle(_definitions(ds, "  Gains: least-squares K with u = Kx over each epoch's closed-loop trajectories of a batch (t = 0 dropped); "
                                   "black lines: edges of the stable region (k1 = 0, k2 = k1), dotted: real/complex "
                                   "eigenvalue boundary k1 = -k2^2/4; silver: end of stage 1, gold: stabilisation (closed run)."),
                  fontsize=6, wrap=True)
     return fig
 
 
-def _check_store(ds, store) -> None:
-    if not ds.attrs.get("complete", False):
-        raise StoreError(f"{store}: the closed-vs-open figures need a complete store (both phases); "
-                         f"continue it with 'loopdyn train --resume {store}'")
-    closed_open_pairs(ds)
-    cfg = _config.from_dict(ds.attrs["config"], source="<store>")
-    plant = plant_from_config(cfg.plant)
-    double = np.array_equal(plant.A, [[1.0, 1.0], [0.0, 1.0]]) and np.array_equal(plant.B, [[0.0], [1.0]])
-    if not double:
-        raise StoreError(f"{store}: Fig 2's gain space and stability map are those of the double integrator "
-                         f"(A = [[1, 1], [0, 1]], B = [0, 1]^T); this store's plant is {cfg.plant.kind!r}")
-
-
-def draw(store, outdir) -> list[Path]:
-    """Draw Fig 1c and Fig 2 of a complete `closed-vs-open` store as PNG and PDF, one row per seed.
-
-    **Arguments:** `store`: path of the store; `outdir`: output directory (created).
-
-    **Returns:** the written paths `fig_1c.png`, `fig_1c.pdf`, `fig_2.png`, `fig_2.pdf`.
-
-    **Raises:** `StoreError` (one line) for a store that is incomplete, has no closed/open pair of runs,
-    or whose plant is not the double integrator.
-    """
-    ds = open_run(store)
-    _check_store(ds, store)
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, make in (("fig_1c", figure_1c), ("fig_2", figure_2)):
-        fig = make(ds)
-        for ext in ("png", "pdf"):
-            p = outdir / f"{name}.{ext}"
-            fig.savefig(p, dpi=150)
-            paths.append(p)
-    return paths

@@ -1,0 +1,51 @@
+"""Typed agent parameters and the trainable/frozen split."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+
+
+class AgentParams(NamedTuple):
+    r"""Parameters of an RNN controller, column-vector convention (Ger & Barak 2025, §2; paper-spec §2).
+
+    $$h_t = (1-\alpha)\,h_{t-1} + \alpha\,\phi(W h_{t-1} + m\,y_t),\qquad u_t = z^\top h_t,
+    \qquad W = U V^\top + g J \text{ (low rank) or free (full rank)}.$$
+
+    - `m`: `(N, n_in)` input vectors; `z`: `(N, n_out)` readout vectors;
+    - `W`: `(N, N)` recurrent matrix of a full-rank agent, else `None`;
+    - `U`, `V`: `(N, r)` factors of a low-rank agent, else `None`;
+    - `J`: `(N, N)` fixed random connectivity of a low-rank agent with `g > 0`, else `None`.
+
+    A pytree: `None` fields are empty subtrees, so `jax.tree.map`, `vmap` and optax see only the
+    arrays that exist. Leading batch axes (runs, checkpoints) are allowed on every field.
+    """
+
+    m: jax.Array | None = None
+    z: jax.Array | None = None
+    W: jax.Array | None = None
+    U: jax.Array | None = None
+    V: jax.Array | None = None
+    J: jax.Array | None = None
+
+    def present(self) -> dict[str, jax.Array]:
+        """The fields that hold arrays, by name."""
+        return {k: v for k, v in self._asdict().items() if v is not None}
+
+
+def partition(params: AgentParams, trainable) -> tuple[AgentParams, AgentParams]:
+    """`(trained, frozen)`: two `AgentParams` holding the named fields and the others (`None` elsewhere)."""
+    names = set(trainable)
+    trained = AgentParams(**{k: (v if k in names else None) for k, v in params._asdict().items()})
+    frozen = AgentParams(**{k: (None if k in names else v) for k, v in params._asdict().items()})
+    return trained, frozen
+
+
+def combine(*parts: AgentParams) -> AgentParams:
+    """Merge the non-`None` fields of several `AgentParams` (the inverse of :func:`partition`)."""
+    out = {}
+    for name in AgentParams._fields:
+        vals = [getattr(p, name) for p in parts if getattr(p, name) is not None]
+        out[name] = vals[0] if vals else None
+    return AgentParams(**out)

@@ -1,0 +1,328 @@
+r"""`loopdyn analyze STORE`: the per-run analyses of spec §4.1-4.4, written into the store's analysis group.
+
+Every run gets its stages and spectra, and rank-1 linear runs the effective-system quantities; an
+experiment adds its own analyses and theory runs through `extra` hooks (:mod:`loopdyn.experiments`).
+What is written (see :data:`VARIABLES` for each array's dimensions and meaning):
+
+- per run: `stage1_end`, `stage2_end`, `stabilisation_epoch` (epochs of the run's own phase, `-1` = none);
+- linear agents, per run and epoch: `dominant_eigenvalue`, `lambda3` (from the stored `eigenvalues` of $P$);
+- nonlinear agents, per run and checkpoint: `jacobian_eigenvalues`, `jacobian_spectral_radius`,
+  `jacobian_dominant_eigenvalue`, `jacobian_lambda3` — the spectrum of the Jacobian $J(0)$ of the joint map
+  at the origin (:mod:`loopdyn.system`; $\phi'(0)$: tanh 1, relu ½);
+- rank-1 linear agents on the double integrator, per run and epoch: `lambda3_approx`, `modulus_sq_approx`,
+  `effective_discrepancy`, `gradient_angle`.
+
+The analysis never rewrites the training arrays: it goes into its own Zarr subgroup, replaced atomically
+(:func:`loopdyn.store.write_analysis`); :func:`loopdyn.open_run` merges it. Running it again gives the same
+arrays (fixed PRNG keys).
+
+Stage definitions (spec §8 row 5), all in epochs of the run's own phase:
+
+- linear agents: :func:`detect_stages_linear` on the spectra of $P$ — stage 1 ends at the first epoch whose
+  dominant pair is complex, stage 2 at the stabilisation epoch ($\rho(P) < 1$ from then on);
+- nonlinear agents on the double integrator: :func:`detect_stages_gains` on the recorded effective gains
+  $(k_1, k_2)$ — stage 1 ends when the gain path turns away from the $k_2 \approx 0$ axis, stage 2 when the
+  gains enter the stable triangle for good; there `stabilisation_epoch` is that of $\rho(J(0))$, at
+  checkpoint resolution, and may differ from `stage2_end` (local stability of the origin vs stability of
+  the least-squares linear policy);
+- nonlinear agents on other plants: :func:`detect_stages_linear` on the spectra of $J(0)$.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..agents import AgentParams, AgentSpec
+from ..config import from_dict
+from ..errors import StoreError
+from ..plants import LinearPlant
+from ..store import StoreLock, open_run, write_analysis
+from ..system import (
+    OVERLAP_NAMES,
+    activation_slope,
+    dominant_modulus_sq_approx,
+    effective_spectrum_discrepancy,
+    jacobian_spectra,
+    lambda3_perturbative,
+    spectral_radius,
+)
+from ..training import make_groups
+from ._stages import NONE, detect_stages_gains, detect_stages_linear, dominant_pair, stabilisation_epoch, third_eigenvalue
+
+VARIABLES: dict[str, tuple[tuple[str, ...], str]] = {
+    "stage1_end": (("run",),
+        "first epoch of stage 2 (spec §8 row 5); 0 = no stage 1 (run starts on the plateau), -1 = stage 1 never ends"),
+    "stage2_end": (("run",),
+        "first epoch of stage 3 = the epoch the joint system is stable from (linear: rho(P) < 1; nonlinear: gains in "
+        "the stable triangle); -1 = never stabilises, no stage 3"),
+    "stabilisation_epoch": (("run",),
+        "first epoch with rho < 1 for the rest of the run's phase (rho of P, or of J(0) for nonlinear agents, at "
+        "checkpoint resolution); -1 = never"),
+    "dominant_eigenvalue": (("run", "epoch"),
+        "lambda_1: positive-imaginary member of the dominant pair of P (the pair born at 1, spec §4.3-4.5); the "
+        "larger of the two when they are real"),
+    "lambda3": (("run", "epoch"), "lambda_3: largest-modulus eigenvalue of P outside the dominant pair (spec §4.4-4.5)"),
+    "jacobian_eigenvalues": (("run", "checkpoint", "jacobian_eig"),
+        "eigenvalues of J(0), the Jacobian of the joint map at the origin (P with m, W scaled by phi'(0); tanh 1, "
+        "relu 1/2), decreasing modulus"),
+    "jacobian_spectral_radius": (("run", "checkpoint"), "max |eigenvalue| of J(0)"),
+    "jacobian_dominant_eigenvalue": (("run", "checkpoint"),
+        "dominant pair member of J(0) with positive imaginary part (as dominant_eigenvalue)"),
+    "jacobian_lambda3": (("run", "checkpoint"), "largest-modulus eigenvalue of J(0) outside its dominant pair"),
+    "lambda3_approx": (("run", "epoch"),
+        "perturbative lambda_3 = s_vu + s_vm s_zu / (s_vu^2 - 2 s_vu - s_zm + 1) (spec §4.4)"),
+    "modulus_sq_approx": (("run", "epoch"),
+        "|lambda_1|^2 ~ c + b lambda_3 + lambda_3^2, b = -s_vu - 2, c = 2 s_vu - s_zm + 1 (spec §4.4)"),
+    "effective_discrepancy": (("run", "epoch"),
+        "max |root of the effective cubic - stored eigenvalue of P| over the three nonzero eigenvalues (spec §4.2)"),
+    "gradient_angle": (("run", "epoch"),
+        "angle in degrees between grad L_0 and grad L_inf^T over the four overlaps (spec §4.4); near 180 = conflict"),
+}
+
+
+@dataclass
+class Run:
+    """One run of a store, rebuilt from its stored phases exactly as the trainer laid them out."""
+
+    index: int
+    seed: int
+    phase: str
+    epochs: int  # epochs of the run's phase
+    cfg: object
+    spec: AgentSpec
+    plant: LinearPlant
+    g: float
+
+
+@dataclass
+class Analysis:
+    """Arrays to write (`name -> (dims, values)`), their descriptions, and summary numbers."""
+
+    arrays: dict[str, tuple[tuple[str, ...], np.ndarray]] = field(default_factory=dict)
+    descriptions: dict[str, str] = field(default_factory=dict)
+    numbers: dict = field(default_factory=dict)
+
+    def full(self, name: str, shape: tuple[int, ...], dtype, dims=None, description=None) -> np.ndarray:
+        """The array `name`, created filled (NaN, or -1 for integers) on first use."""
+        if name not in self.arrays:
+            fill = NONE if np.issubdtype(np.dtype(dtype), np.integer) else np.nan
+            dims = dims or VARIABLES[name][0]
+            self.arrays[name] = (dims, np.full(shape, fill, dtype=dtype))
+            self.descriptions[name] = description or VARIABLES[name][1]
+        return self.arrays[name][1]
+
+    def put(self, name: str, values, dims=None, description=None) -> None:
+        self.arrays[name] = (dims or VARIABLES[name][0], np.asarray(values))
+        self.descriptions[name] = description or VARIABLES[name][1]
+
+    def get(self, name: str) -> np.ndarray:
+        return self.arrays[name][1]
+
+
+def store_runs(ds) -> list[Run]:
+    """One :class:`Run` per run of a store (from `loopdyn.open_run`), in store order."""
+    source = str(ds.attrs.get("config_source", "<store>"))
+    phases = [(from_dict(d, source=source, phase=i > 0), label) for i, (label, d) in enumerate(ds.attrs["phases"])]
+    out: list[Run] = []
+    for gr in make_groups(phases):
+        for j, r in enumerate(gr.runs):
+            out.append(Run(r, int(gr.seeds[j]), gr.label, gr.cfg.epochs, gr.cfg, gr.problem.spec, gr.problem.plant,
+                           float(gr.hyper["g"][j])))
+    out.sort(key=lambda r: r.index)
+    if len(out) != ds.sizes["run"]:
+        raise StoreError(f"the store has {ds.sizes['run']} runs but its stored phases describe {len(out)}; the store is corrupt")
+    return out
+
+
+def effective_exact(run: Run) -> bool:
+    r"""Whether $P_{\rm eff}$ of spec §4.2 is exact for the run: rank-1 linear, no random part, α = 1, double integrator."""
+    s = run.spec
+    return s.linear and s.rank1_overlaps and not s.random and s.alpha == 1.0 and run.plant.is_double_integrator
+
+
+def n_eig(run: Run) -> int:
+    return run.plant.n_states + run.spec.hidden_dim
+
+
+def overlaps_of(ds, run: Run, n: int | None = None) -> np.ndarray:
+    """The run's four overlaps over its first `n` epochs, `(n, 4)` float64."""
+    n = run.epochs if n is None else n
+    return np.stack([ds[k].values[run.index, :n] for k in OVERLAP_NAMES], axis=-1).astype(np.float64)
+
+
+def checkpoint_params(ds, run: Run, sel: np.ndarray) -> AgentParams:
+    """The run's parameters at the checkpoints `sel` (indices), float64, trimmed to its own sizes."""
+    N = run.spec.N
+    out = {}
+    for name in run.spec.parameter_names:
+        var = ds[name].isel(run=run.index)
+        if "checkpoint" in var.dims:
+            var = var.isel(checkpoint=sel)
+        a = np.asarray(var.values, np.float64)
+        a = a[..., :N, :N] if name in ("W", "J") else a[..., :N, :]
+        if name in ("U", "V"):
+            a = a[..., : run.spec.rank]
+        out[name] = a
+    return AgentParams(**out)
+
+
+# ------------------------------------------------------------------------------------------ per run
+def _linear_spectra(ds, runs, result: Analysis) -> None:
+    R, E = ds.sizes["run"], ds.sizes["epoch"]
+    for run in runs:
+        if not run.spec.linear or "eigenvalues" not in ds:
+            continue
+        n = run.epochs
+        lam = ds.eigenvalues.values[run.index, :n, : n_eig(run)]
+        rho = ds.spectral_radius.values[run.index, :n]
+        stages = detect_stages_linear(lam)
+        result.full("stage1_end", (R,), np.int64)[run.index] = stages.stage1_end
+        result.full("stage2_end", (R,), np.int64)[run.index] = stages.stage2_end
+        result.full("stabilisation_epoch", (R,), np.int64)[run.index] = stabilisation_epoch(rho)
+        result.full("dominant_eigenvalue", (R, E), np.complex128)[run.index, :n] = dominant_pair(lam)[..., 0]
+        result.full("lambda3", (R, E), np.complex128)[run.index, :n] = third_eigenvalue(lam)
+
+
+def _nonlinear_spectra(ds, runs, result: Analysis) -> None:
+    nonlinear = [r for r in runs if not r.spec.linear]
+    if not nonlinear:
+        return
+    R, C = ds.sizes["run"], ds.sizes["checkpoint"]
+    ckpts = ds.checkpoint.values
+    width = max(n_eig(r) for r in nonlinear)
+    for run in nonlinear:
+        sel = np.nonzero(ckpts < run.epochs)[0]
+        params = checkpoint_params(ds, run, sel)
+        # a diverged run's checkpoints are NaN from its divergence on: left out here, NaN in the result
+        finite = np.ones(len(sel), bool)
+        for v in params.present().values():
+            finite &= np.all(np.isfinite(v), axis=(-2, -1)) if v.ndim == 3 else np.all(np.isfinite(v))
+        sel = sel[finite]
+        params = AgentParams(**{k: (v[finite] if v.ndim == 3 else v) for k, v in params.present().items()})
+        if len(sel) == 0:
+            continue
+        lam = jacobian_spectra(run.spec, run.plant, params, run.g)
+        rho = spectral_radius(lam)
+        result.full("jacobian_eigenvalues", (R, C, width), np.complex128)[run.index, sel, : lam.shape[-1]] = lam
+        result.full("jacobian_spectral_radius", (R, C), np.float64)[run.index, sel] = rho
+        result.full("jacobian_dominant_eigenvalue", (R, C), np.complex128)[run.index, sel] = dominant_pair(lam)[..., 0]
+        result.full("jacobian_lambda3", (R, C), np.complex128)[run.index, sel] = third_eigenvalue(lam)
+        epochs_of = ckpts[sel]
+        i_stab = stabilisation_epoch(rho)
+        result.full("stabilisation_epoch", (R,), np.int64)[run.index] = NONE if i_stab == NONE else int(epochs_of[i_stab])
+        if run.plant.is_double_integrator:
+            K = ds.gains.values[run.index, : run.epochs, 0]
+            ok = np.isfinite(K[:, 0])
+            stages = detect_stages_gains(K[ok, 0], K[ok, 1]) if ok.sum() > 4 else None
+            s1, s2 = (stages.stage1_end, stages.stage2_end) if stages else (NONE, NONE)
+        else:
+            stages = detect_stages_linear(lam)
+            s1, s2 = (NONE if i == NONE else int(epochs_of[i]) for i in (stages.stage1_end, stages.stage2_end))
+        result.full("stage1_end", (R,), np.int64)[run.index] = s1
+        result.full("stage2_end", (R,), np.int64)[run.index] = s2
+    result.numbers["jacobian_slopes"] = {r.spec.activation: activation_slope(r.spec.activation) for r in nonlinear}
+
+
+def _effective_quantities(ds, runs, result: Analysis) -> None:
+    from ..theory import gradient_angle
+
+    R, E = ds.sizes["run"], ds.sizes["epoch"]
+    eff = [r for r in runs if effective_exact(r) and "sigma_zm" in ds]
+    if not eff:
+        return
+    disc, sigmas = [], np.full((len(eff), E, 4), np.nan)
+    for j, run in enumerate(eff):
+        n = run.epochs
+        sigma = overlaps_of(ds, run)
+        sigmas[j, :n] = sigma
+        parts = [sigma[:, i] for i in range(4)]
+        result.full("lambda3_approx", (R, E), np.float64)[run.index, :n] = lambda3_perturbative(*parts)
+        result.full("modulus_sq_approx", (R, E), np.float64)[run.index, :n] = dominant_modulus_sq_approx(*parts)
+        d = effective_spectrum_discrepancy(sigma, ds.eigenvalues.values[run.index, :n, : n_eig(run)])
+        result.full("effective_discrepancy", (R, E), np.float64)[run.index, :n] = d
+        disc.append(np.nanmax(d) if np.any(np.isfinite(d)) else np.nan)
+    angles = np.asarray(gradient_angle(np.nan_to_num(sigmas)))  # one compilation for all runs
+    for j, run in enumerate(eff):
+        result.full("gradient_angle", (R, E), np.float64)[run.index, : run.epochs] = angles[j, : run.epochs]
+    result.numbers["effective_discrepancy_max"] = float(np.nanmax(disc))
+
+
+def _stage_rows(ds, runs, result: Analysis) -> list[dict]:
+    rows = []
+    for run in runs:
+        row = {"run": run.index, "seed": run.seed, "phase": run.phase, "epochs": run.epochs}
+        for k in ("stage1_end", "stage2_end", "stabilisation_epoch"):
+            if k in result.arrays:
+                row[k] = int(result.get(k)[run.index])
+        if "dominant_eigenvalue" in result.arrays and run.spec.linear:
+            lam = ds.eigenvalues.values[run.index, run.epochs - 1, : n_eig(run)]
+            row["final_eigenvalues"] = [complex_pair(z) for z in (dominant_pair(lam)[0], third_eigenvalue(lam))]
+        rows.append(row)
+    return rows
+
+
+def complex_pair(z) -> list[float]:
+    """`[re, im]` of a complex number, rounded to 6 decimals (JSON-ready)."""
+    z = complex(z)
+    return [round(z.real, 6), round(z.imag, 6)]
+
+
+Hook = Callable[[object, list[Run], Analysis], None]
+
+
+def analyze_store(store, *, extra: list[Hook] = (), experiment: str | None = None) -> Analysis:
+    r"""Compute the analyses of a store and write them into its analysis group.
+
+    **Arguments:** `store`: path of a complete store written by `loopdyn train`; `extra`: hooks
+    `hook(ds, runs, result)` that add an experiment's own analyses (called after the per-run ones);
+    `experiment`: its name, recorded.
+
+    **Returns:** the :class:`Analysis` (arrays, descriptions and the summary numbers, which are also stored
+    in `analysis.json`).
+    """
+    path = Path(store)
+    with StoreLock(path, "analyse"):
+        ds = open_run(path, analysis=False)
+        if not ds.attrs["complete"]:
+            raise StoreError(f"{path}: training is incomplete ({ds.attrs['epochs_done']} epochs of the current phase); "
+                             f"finish it with 'loopdyn train --resume {path}' before analysing")
+        runs = store_runs(ds)
+        result = Analysis()
+        _linear_spectra(ds, runs, result)
+        _nonlinear_spectra(ds, runs, result)
+        _effective_quantities(ds, runs, result)
+        for hook in extra:
+            hook(ds, runs, result)
+        result.numbers["stages"] = _stage_rows(ds, runs, result)
+        record = {"experiment": experiment, "numbers": result.numbers,
+                  "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+        write_analysis(path, result.arrays, result.descriptions, record)
+    return result
+
+
+def _fmt_complex(z) -> str:
+    if z is None:
+        return "-"
+    re_, im = z
+    return f"{re_:.4f}{im:+.4f}i" if abs(im) > 5e-7 else f"{re_:.4f}"
+
+
+def summary_lines(numbers: dict) -> list[str]:
+    """Lines of the human-readable summary for the per-run numbers of an analysis."""
+    lines = ["stages (epochs of each run's phase; stage 1 = [0, s1), stage 2 = [s1, s2), stage 3 = [s2, end); -1 = none):"]
+    for r in numbers.get("stages", []):
+        eig = "  final eig: " + ", ".join(_fmt_complex(z) for z in r["final_eigenvalues"]) if "final_eigenvalues" in r else ""
+        lines.append(f"  run {r['run']:>2} {r['phase']:<17} seed {r['seed']:<4} s1={r.get('stage1_end', '-'):>4} "
+                     f"s2={r.get('stage2_end', '-'):>4} stab={r.get('stabilisation_epoch', '-'):>4}{eig}")
+    if "jacobian_slopes" in numbers:
+        slopes = ", ".join(f"{k}: {v:g}" for k, v in numbers["jacobian_slopes"].items())
+        lines.append(f"nonlinear agents: spectra of J(0) with phi'(0) = {slopes}")
+    if "effective_discrepancy_max" in numbers:
+        lines.append(f"effective cubic vs spectrum of P: max discrepancy {numbers['effective_discrepancy_max']:.2e} "
+                     "over all runs and epochs")
+    return lines

@@ -1,0 +1,75 @@
+"""What an experiment is, and the registry `loopdyn train/analyze/figures NAME` look experiments up in.
+
+An experiment owns, in one module: its config table (keys and defaults, checked when a config is
+loaded), its training phases, its analyses and theory runs (hooks of :func:`loopdyn.analysis.analyze_store`),
+its lines of the analysis summary, and its figures. Adding one is one module plus its shipped TOML.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import config as cfg_mod
+from ..errors import ConfigError, StoreError
+
+REGISTRY: dict[str, "Experiment"] = {}
+
+
+class Experiment:
+    """Base class: override what the experiment needs. Subclasses are registered with :func:`register`."""
+
+    name: str = ""
+    description: str = ""
+    defaults: dict[str, Any] = {}
+    figure_names: tuple[str, ...] = ()
+
+    def validate(self, cfg: cfg_mod.Config) -> None:
+        """Raise :class:`ConfigError` for settings that are wrong together (checked at load time)."""
+
+    def phases(self, cfg: cfg_mod.Config) -> list[tuple[cfg_mod.Config, str]]:
+        """The training phases, `(config, label)` in order (default: the config itself, one phase)."""
+        return [(cfg, self.name)]
+
+    def analyse(self, ds, runs, result) -> None:
+        """Add the experiment's analyses to `result` (a :class:`loopdyn.analysis.Analysis`)."""
+
+    def summary_lines(self, numbers: dict) -> list[str]:
+        """Lines of the `loopdyn analyze` summary for the experiment's own numbers."""
+        return []
+
+    def figures(self, ds) -> dict:
+        """`name -> matplotlib Figure` from an (analysed) store; raise :class:`StoreError` if unsuitable."""
+        raise StoreError(f"the {self.name} experiment has no figures")
+
+    def variant(self, cfg: cfg_mod.Config, values: dict, *, sweep: dict | None = None, epochs: int | None = None,
+                label: str | None = None) -> cfg_mod.Config:
+        """A phase's configuration: `cfg` with dotted `values`, its own `sweep` (replacing cfg's) and `epochs`."""
+        d = cfg_mod.to_dict(cfg)
+        for dotted, v in values.items():
+            section, key = dotted.split(".")
+            d[section][key] = v
+        d.pop("sweep", None)
+        if sweep:
+            d["sweep"] = sweep
+        if epochs is not None:
+            d["epochs"] = epochs
+        return cfg_mod.from_dict(d, source=cfg.source, phase=True)
+
+
+def register(cls: type[Experiment]) -> type[Experiment]:
+    """Class decorator: register an experiment and declare its config table to :mod:`loopdyn.config`."""
+    exp = cls()
+    REGISTRY[exp.name] = exp
+    cfg_mod.register_experiment(exp.name, dict(exp.defaults), exp.validate)
+    return cls
+
+
+def get(name: str) -> Experiment:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"{name!r} is not an experiment; known: {', '.join(sorted(REGISTRY))}") from None
+
+
+def names() -> list[str]:
+    return sorted(REGISTRY)

@@ -1,0 +1,698 @@
+r"""The stages experiment (Ger & Barak 2025, Figs 3-5; spec §4.1-4.5).
+
+The linear rank-1 network trained in closed loop from a seed whose $\sigma_{zm}(0) > 0$, so that all three
+stages of closed-loop learning appear (phase `closed`); then continuations from epoch `T_start_epoch` with
+several episode lengths T (phase `T-continuation`, Fig 4e) and from the stabilisation epoch with control
+penalties β (phase `beta-continuation`, Fig 5d). Its analysis adds the theory runs: the stage-1
+geometric-sum loss against simulation (Fig 3d), $\sigma_{zm}$ trajectories from several starts (Fig 3e),
+the surrogate α-sweep (Fig 4d), and the 4-D effective model trained beside every β-continuation (Fig 5d);
+and the stage-2 approximations of $|\lambda_1|^2$ and $\lambda_3$ with the gradient conflict.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+
+from .. import config as cfg_mod
+from ..agents import make_core
+from ..analysis import NONE, complex_pair, dominant_pair, effective_exact, n_eig, overlaps_of, third_eigenvalue
+from ..errors import ConfigError, StoreError
+from ..plots import CLOSED_BLUE, OPEN_RED, STAGE_COLORS, label_panels, unit_circle
+from ..store import read_analysis
+from ..system import OVERLAP_NAMES, effective_matrix, rollout, spectrum
+from ..theory import geometric_sum_loss, optimise_surrogate, simulated_stage1_loss, train_effective_model
+from ..training import HyperParams, build_problem, init_run, make_epoch
+from ._base import Experiment, register
+
+PHASES = ("closed", "T-continuation", "beta-continuation")
+STAGE1_GRID = (np.linspace(-0.5, -1e-4, 100), np.linspace(1e-4, 0.3, 100))
+r"""$\sigma_{zm}$ grids of Fig 3d (spec §4.3): the figure's negative and positive branches."""
+SIGMA_TRAJ_STARTS = np.linspace(-0.2, 0.2, 10)
+SIGMA_TRAJ_EPOCHS = 50
+THEORY_RED = OPEN_RED
+
+VARIABLES: dict[str, tuple[tuple[str, ...], str]] = {
+    "stage1_sigma": (("stage1_sigma",),
+        "sigma_zm grid of Fig 3d: linspace(-0.5, -1e-4, 100) and linspace(1e-4, 0.3, 100)"),
+    "stage1_log_loss_theory": (("stage1_sigma",),
+        "log of the geometric-sum loss 1/2 (1 - r^T')/(1 - r), r = |1 + sqrt(sigma_zm)|^2, T' = 101 (spec "
+        "§4.3)"),
+    "stage1_log_loss_sim": (("stage1_sigma",),
+        "log of sum_{t<100} 1/2 (x_t^2 + v_t^2) from (1, -1) of a fresh rank-1 network with sigma_zm set "
+        "exactly (over = sigma; spec §4.3)"),
+    "sigma_traj_start": (("sigma_traj_start",),
+        "initial sigma_zm (agent.over) of the Fig 3e networks: linspace(-0.2, 0.2, 10)"),
+    "sigma_traj_epoch": (("sigma_traj_epoch",),
+        "epoch (parameters after that many updates) of the Fig 3e trajectories"),
+    "sigma_zm_traj": (("sigma_traj_start", "sigma_traj_epoch"),
+        "sigma_zm of networks trained closed loop with the closed phase's settings (spec §3.1) from over = "
+        "sigma_traj_start, same seed, 50 epochs (Fig 3e)"),
+    "surrogate_alpha": (("surrogate_alpha",), "alpha of the surrogate alpha L_inf^T + (1 - alpha) L_0 (Fig 4d)"),
+    "surrogate_step": (("surrogate_step",),
+        "surrogate SGD step (lr 1e-3, clip 1); 0 = start = the overlaps of the closed run at T_start_epoch"),
+    "surrogate_dominant": (("run", "surrogate_alpha", "surrogate_step"),
+        "dominant root of the effective cubic along the surrogate optimisation from this closed run's "
+        "overlaps (spec §4.4, Fig 4d)"),
+    "surrogate_loss": (("run", "surrogate_alpha", "surrogate_step"), "surrogate loss along the optimisation"),
+    "surrogate_sigma": (("run", "surrogate_alpha", "surrogate_step", "overlap"),
+        "overlaps along the surrogate optimisation"),
+    "overlap": (("overlap",), "names of the four visible overlaps"),
+    "effective_train_loss": (("run", "epoch"),
+        "training loss of the 4-D effective model trained from this beta-continuation run's start overlaps "
+        "with its beta, same lr/clip/batch/T and the same initial states every epoch (spec §4.5, Fig 5d)"),
+    "effective_sigma": (("run", "epoch", "overlap"), "overlaps of the effective model after `epoch` updates"),
+    "effective_eigenvalues": (("run", "epoch", "effective_eig"),
+        "eigenvalues of P_eff(effective_sigma), decreasing modulus"),
+}
+
+
+def _put(result, name, values) -> None:
+    result.put(name, values, *VARIABLES[name])
+
+
+def _full(result, name, shape, dtype):
+    return result.full(name, shape, dtype, *VARIABLES[name])
+
+
+@register
+class Stages(Experiment):
+    name = "stages"
+    description = "the three stages of closed-loop learning with the stage theories and T and beta continuations"
+    defaults = {
+        "T_start_epoch": 10, "T_values": [10, 20, 50, 100, 120], "T_epochs": 150,
+        "beta_start": "stabilisation", "beta_values": [0.0, 0.5, 2.0, 5.0], "beta_epochs": 1000,
+        "alphas": [0.0, 0.48, 0.52, 0.55, 1.0], "surrogate_T": 10, "surrogate_steps": 240,
+    }
+    figure_names = ("fig_3", "fig_4", "fig_5", "fig_4_theory")
+
+    def validate(self, cfg) -> None:
+        t, s = cfg.table, cfg.source
+        a = cfg.agent
+        if not (a.rank == 1 and a.activation == "linear" and a.g == 0 and a.alpha == 1.0 and cfg.plant.kind == "double_integrator"):
+            raise ConfigError(f"{s}: the stages experiment needs the linear rank-1 agent (g = 0, alpha = 1) on the double "
+                              f"integrator, whose 4-D effective model the theories use; start from the shipped 'stages' config")
+        if cfg.teacher.store or cfg.start.store or cfg.train.mode != "closed_loop":
+            raise ConfigError(f"{s}: the stages experiment trains closed_loop from a fresh start; remove [teacher] and [start]")
+        for key in ("T_start_epoch", "T_epochs", "beta_epochs", "surrogate_T", "surrogate_steps"):
+            if t[key] < (0 if key == "T_start_epoch" else 1):
+                raise ConfigError(f"{s}: stages.{key} = {t[key]} must be {'>= 0' if key == 'T_start_epoch' else '> 0'}")
+        if t["T_start_epoch"] >= cfg.epochs:
+            raise ConfigError(f"{s}: stages.T_start_epoch = {t['T_start_epoch']} must be < epochs = {cfg.epochs} "
+                              f"(the T-continuation starts from that epoch of the closed phase)")
+        if any((not isinstance(v, int)) or v <= 0 for v in t["T_values"]):
+            raise ConfigError(f"{s}: stages.T_values = {t['T_values']!r} must be positive integers")
+        if any(v < 0 for v in t["beta_values"]):
+            raise ConfigError(f"{s}: stages.beta_values = {t['beta_values']!r} must be >= 0")
+        if any(not 0 <= v <= 1 for v in t["alphas"]):
+            raise ConfigError(f"{s}: stages.alphas = {t['alphas']!r} must lie in [0, 1]")
+        b = t["beta_start"]
+        if not (b == "stabilisation" or (b.isdigit() and int(b) < cfg.epochs)):
+            raise ConfigError(f"{s}: stages.beta_start = {b!r} must be 'stabilisation' or an epoch < epochs = {cfg.epochs}")
+
+    def phases(self, cfg):
+        t = cfg.table
+        t_cont = self.variant(cfg, {"start.store": "self", "start.epoch": str(t["T_start_epoch"])},
+                              sweep={"task.T": list(t["T_values"])}, epochs=t["T_epochs"])
+        b_cont = self.variant(cfg, {"start.store": "self", "start.epoch": str(t["beta_start"])},
+                              sweep={"task.beta": list(t["beta_values"])}, epochs=t["beta_epochs"])
+        return [(cfg, "closed"), (t_cont, "T-continuation"), (b_cont, "beta-continuation")]
+
+    def analyse(self, ds, runs, result) -> None:
+        if not all(effective_exact(r) for r in runs):
+            return
+        settings = cfg_mod.from_dict(ds.attrs["config"], source=str(ds.attrs.get("config_source"))).table
+        closed = next(r for r in runs if r.phase == "closed")
+        _stage1_theory(closed, result)
+        _sigma_trajectories(closed, result)
+        _surrogate(ds, runs, settings, result)
+        _effective_training(ds, runs, result)
+        _stage2_numbers(ds, runs, result)
+        _t_numbers(ds, runs, result)
+
+    def summary_lines(self, numbers: dict) -> list[str]:
+        return _summary_lines(numbers)
+
+    def figures(self, ds) -> dict:
+        analysis = ds.attrs.get("analysis")
+        if analysis is None or "stage1" not in analysis.get("numbers", {}):
+            raise StoreError("the stages figures need the store's analysis; run 'loopdyn analyze STORE' first")
+        return {"fig_3": figure_3(ds), "fig_4": figure_4(ds), "fig_5": figure_5(ds), "fig_4_theory": figure_stage2_theory(ds)}
+
+
+# ------------------------------------------------------------------------------------------ analysis
+def _stage1_theory(closed, result) -> None:
+    sigma = np.concatenate(STAGE1_GRID)
+    theory = np.asarray(geometric_sum_loss(sigma, 101, log=True))
+    sim = np.asarray(simulated_stage1_loss(jnp.asarray(sigma), key=jax.random.PRNGKey(closed.seed), N=closed.spec.N,
+                                           steps=100, log=True))
+    _put(result, "stage1_sigma", sigma)
+    _put(result, "stage1_log_loss_theory", theory)
+    _put(result, "stage1_log_loss_sim", sim)
+    rel = np.abs(theory - sim) / np.abs(sim)
+    i = int(np.argmax(rel))
+    result.numbers["stage1"] = {"max_rel_err_log_loss": float(rel[i]), "at_sigma": float(sigma[i]),
+                         "max_abs_err_log_loss": float(np.max(np.abs(theory - sim))),
+                         "max_rel_err_by_band": {f"{b:g}": float(np.max(rel[np.abs(sigma) >= b])) for b in (0.01, 0.05, 0.1)}}
+
+
+def _sigma_trajectories(closed, result) -> None:
+    r"""Fig 3e: 10 runs of the closed phase's problem that differ only in `agent.over`, trained with its
+    loss, optimiser and epoch keys (`train._core`); $\sigma_{zm}$ recorded before every update."""
+    traj = np.asarray(_over_runner(json.dumps(cfg_mod.to_dict(closed.cfg), sort_keys=True), closed.cfg.source)(
+        jnp.asarray(SIGMA_TRAJ_STARTS), closed.seed))
+    _put(result, "sigma_traj_start", SIGMA_TRAJ_STARTS)
+    _put(result, "sigma_traj_epoch", np.arange(SIGMA_TRAJ_EPOCHS + 1))
+    _put(result, "sigma_zm_traj", traj)
+    result.numbers["sigma_traj"] = {"start": SIGMA_TRAJ_STARTS.round(4).tolist(), "end": traj[:, -1].round(4).tolist()}
+
+
+@functools.lru_cache(maxsize=4)
+def _over_runner(cfg_json: str, source: str):
+    """Compiled `(overs, seed) -> sigma_zm (len(overs), SIGMA_TRAJ_EPOCHS + 1)`, cached per configuration."""
+    cfg = cfg_mod.from_dict(json.loads(cfg_json), source=source)
+    problem = build_problem(cfg)
+    test_x0 = problem.task.sample_x0(jax.random.PRNGKey(cfg.task.test_seed), cfg.task.test_batch, problem.dtype)
+    epoch = make_epoch(problem, test_x0)  # the trainer's own epoch: same loss, clipping, optimiser, keys
+
+    def one(over, seed):
+        hyper = HyperParams(**{name: jnp.asarray(cfg.get(key), problem.dtype) for name, key in cfg_mod.HYPERPARAMETERS.items()})
+        state, consts = init_run(problem, seed, hyper._replace(over=over.astype(problem.dtype)))
+        epochs = jnp.arange(SIGMA_TRAJ_EPOCHS + 1, dtype=jnp.int32)
+        _, rec = jax.lax.scan(lambda s, e: epoch(s, consts, e), state, epochs)
+        return rec.params.z[:, :, 0] @ consts.frozen.m[:, 0]  # parameters before each update
+
+    return jax.jit(jax.vmap(one, in_axes=(0, None)))
+
+
+def _surrogate(ds, runs, settings: dict, result) -> None:
+    R = ds.sizes["run"]
+    alphas = np.asarray(settings["alphas"], np.float64)
+    steps, T, e0 = int(settings["surrogate_steps"]), int(settings["surrogate_T"]), int(settings["T_start_epoch"])
+    dom = np.full((R, len(alphas), steps + 1), np.nan, np.complex128)
+    loss = np.full((R, len(alphas), steps + 1), np.nan)
+    sig = np.full((R, len(alphas), steps + 1, 4), np.nan)
+    for run in runs:
+        if run.phase != "closed":
+            continue
+        path = optimise_surrogate(overlaps_of(ds, run)[e0], alphas, T=T, steps=steps)
+        dom[run.index], loss[run.index], sig[run.index] = path.dominant, path.loss, path.sigma
+        if "surrogate" not in result.numbers:
+            result.numbers["surrogate"] = _surrogate_numbers(path, T, e0)
+    _put(result, "surrogate_alpha", alphas)
+    _put(result, "surrogate_step", np.arange(steps + 1))
+    _put(result, "overlap", np.array(OVERLAP_NAMES))
+    _put(result, "surrogate_dominant", dom)
+    _put(result, "surrogate_loss", loss)
+    _put(result, "surrogate_sigma", sig)
+
+
+def _surrogate_numbers(path, T: int, e0: int) -> dict:
+    rows = []
+    for a, d in zip(path.alpha, path.dominant):
+        inside = np.abs(d) < 1
+        cross = int(np.argmax(inside)) if inside.any() else NONE
+        real = np.abs(d.imag) < 1e-9
+        rows.append({"alpha": float(a), "end": complex_pair(d[-1]), "end_modulus": float(np.abs(d[-1])),
+                     "real_from_step": int(np.argmax(real)) if real.any() else NONE,
+                     "max_imag": float(np.max(d.imag)), "min_imag": float(np.min(d.imag)),
+                     "unit_circle_step": cross, "at_unit_circle": complex_pair(d[cross]) if cross != NONE else None})
+    return {"T": T, "start_epoch": e0, "start": complex_pair(path.dominant[0, 0]), "paths": rows}
+
+
+def _effective_training(ds, runs, result) -> None:
+    R, E = ds.sizes["run"], ds.sizes["epoch"]
+    rows = []
+    for run in runs:
+        if run.phase != "beta-continuation":
+            continue
+        cfg, n = run.cfg, run.epochs
+        if cfg.task.loss != "mean" or cfg.train.optimizer != "sgd":  # P_Model_eff of the reference: SGD, mean loss
+            result.numbers["effective_training_skipped"] = (f"the effective model is trained with SGD on the 'mean' loss, this "
+                                                     f"phase has {cfg.train.optimizer} on {cfg.task.loss!r}")
+            continue
+        # The epoch keys of the full-model run (train._core.init_run / ClosedLoop.loss): same x0 batches.
+        k_train = jax.random.split(jax.random.PRNGKey(run.seed))[1]
+        keys = jax.vmap(lambda e: jax.random.split(jax.random.fold_in(k_train, e))[0])(jnp.arange(n, dtype=jnp.int32))
+        beta = float(ds.beta.values[run.index])
+        res = train_effective_model(overlaps_of(ds, run, 1)[0], epoch_keys=keys, epochs=n, lr=cfg.train.lr, clip=cfg.train.clip,
+                                    batch=cfg.task.batch, T=cfg.task.T, beta=beta, x0_range=cfg.task.x0_range)
+        sigma = res.sigma[:n]  # record convention: after e updates, the parameters that produced loss[e]
+        lam = spectrum(effective_matrix(*(sigma[:, i] for i in range(4))))
+        _full(result, "effective_train_loss", (R, E), np.float64)[run.index, :n] = res.loss
+        _full(result, "effective_sigma", (R, E, 4), np.float64)[run.index, :n] = sigma
+        _full(result, "effective_eigenvalues", (R, E, 4), np.complex128)[run.index, :n] = lam
+        full = ds.train_loss.values[run.index, :n]
+        tail = slice(max(n - 50, 0), n)
+        full_lam = ds.eigenvalues.values[run.index, n - 1, : n_eig(run)]
+        rows.append({"run": run.index, "beta": beta, "start_epoch": int(ds.start_epoch.values[run.index]),
+                     "start_loss_full": float(full[0]), "start_loss_effective": float(res.loss[0]),
+                     "final_loss_full": float(full[-1]), "final_loss_effective": float(res.loss[-1]),
+                     "final50_mean_full": float(np.mean(full[tail])), "final50_mean_effective": float(np.mean(res.loss[tail])),
+                     "mean_abs_log_ratio": float(np.mean(np.abs(np.log(res.loss / full)))),
+                     "final_eigs_full": [complex_pair(z) for z in _pair_and_third(full_lam)],
+                     "final_eigs_effective": [complex_pair(z) for z in _pair_and_third(lam[-1])]})
+    result.numbers["effective_training"] = rows
+
+
+def _pair_and_third(lam) -> list[complex]:
+    return [dominant_pair(lam)[0], third_eigenvalue(lam)]
+
+
+def _stage2_numbers(ds, runs, result) -> None:
+    """|lambda_1|^2 and lambda_3 approximations along stage 2 of every closed run, gradient angles there."""
+    rows = []
+    for run in runs:
+        if run.phase != "closed" or not effective_exact(run):
+            continue
+        s1 = int(result.arrays["stage1_end"][1][run.index])
+        s2 = int(result.arrays["stage2_end"][1][run.index])
+        lo, hi = max(s1, 0), (run.epochs if s2 == NONE else s2)
+        if hi <= lo:
+            continue
+        i = run.index
+        dom = result.arrays["dominant_eigenvalue"][1][i, lo:hi]
+        l3 = result.arrays["lambda3"][1][i, lo:hi].real
+        mod_emp = np.abs(dom) ** 2
+        mod_th = result.arrays["modulus_sq_approx"][1][i, lo:hi]
+        l3_th = result.arrays["lambda3_approx"][1][i, lo:hi]
+        ang = result.arrays["gradient_angle"][1][i, lo:hi]
+        rows.append({"run": i, "epochs": [lo, hi],
+                     "modulus_sq_max_abs_err": float(np.max(np.abs(mod_th - mod_emp))),
+                     "modulus_sq_max_rel_err": float(np.max(np.abs(mod_th - mod_emp) / mod_emp)),
+                     "modulus_sq_range": [float(mod_emp[0]), float(mod_emp[-1])],
+                     "lambda3_max_abs_err": float(np.max(np.abs(l3_th - l3))),
+                     "lambda3_max_rel_err": float(np.max(np.abs(l3_th - l3) / np.abs(l3))),
+                     "lambda3_range": [float(l3[0]), float(l3[-1])],
+                     "gradient_angle_range": [float(np.min(ang)), float(np.max(ang))],
+                     "gradient_angle_median": float(np.median(ang))})
+    result.numbers["stage2"] = rows
+
+
+def _t_numbers(ds, runs, result) -> None:
+    rows = []
+    for run in runs:
+        if run.phase != "T-continuation":
+            continue
+        dom = result.arrays["dominant_eigenvalue"][1][run.index, : run.epochs]
+        inside = np.abs(dom) < 1
+        # first epoch from which the dominant pair stays inside the unit circle
+        settled = np.flip(np.cumsum(np.flip(~inside))) == 0
+        entry = int(np.argmax(settled)) if settled[-1] else NONE
+        before = dom[: entry + 1] if entry != NONE else dom
+        stab = int(result.arrays["stabilisation_epoch"][1][run.index])
+        rows.append({"run": run.index, "T": int(run.cfg.task.T), "stabilisation_epoch": stab,
+                     "pair_inside_from": entry, "pair_at_entry": complex_pair(dom[entry]) if entry != NONE else None,
+                     "max_imag_before_entry": float(np.max(before.imag)), "final": complex_pair(dom[-1]),
+                     "final_loss": float(ds.train_loss.values[run.index, run.epochs - 1])})
+    result.numbers["T_continuation"] = sorted(rows, key=lambda r: r["T"])
+
+
+
+
+# ------------------------------------------------------------------------------------------ summary
+def _fc(z) -> str:
+    if z is None:
+        return "-"
+    re_, im = z
+    return f"{re_:.4f}{im:+.4f}i" if abs(im) > 5e-7 else f"{re_:.4f}"
+
+
+def _summary_lines(numbers: dict) -> list[str]:
+    lines = []
+    if "stage1" in numbers:
+        s = numbers["stage1"]
+        bands = ", ".join(f"{b}: {v:.3f}" for b, v in s["max_rel_err_by_band"].items())
+        lines.append(f"stage-1 theory (log geometric-sum loss vs simulation, sigma in [-0.5, 0.3]): max relative error "
+                     f"{s['max_rel_err_log_loss']:.3f} at sigma_zm = {s['at_sigma']:+.4f} "
+                     f"(max |diff| {s['max_abs_err_log_loss']:.2f} in log L); for |sigma_zm| >= {bands}")
+    if "sigma_traj" in numbers:
+        t = numbers["sigma_traj"]
+        lines.append("sigma_zm after 50 epochs from " + ", ".join(f"{a:+.3f}->{b:+.4f}" for a, b in zip(t["start"], t["end"])))
+    for r in numbers.get("stage2", []):
+        m, l3, ang = r["modulus_sq_range"], r["lambda3_range"], r["gradient_angle_range"]
+        lines.append(f"stage 2 of run {r['run']} (epochs {r['epochs'][0]}-{r['epochs'][1] - 1}): "
+                     f"|lambda1|^2 {m[0]:.4f}->{m[1]:.4f}, approximation max error {r['modulus_sq_max_abs_err']:.2e} "
+                     f"(relative {r['modulus_sq_max_rel_err']:.2e}); lambda3 {l3[0]:.4f}->{l3[1]:.4f}, approximation "
+                     f"max error {r['lambda3_max_abs_err']:.2e}; angle(grad L0, grad Linf) {ang[0]:.1f}-{ang[1]:.1f} deg "
+                     f"(median {r['gradient_angle_median']:.1f})")
+    if "surrogate" in numbers:
+        s = numbers["surrogate"]
+        lines.append(f"surrogate (T = {s['T']}, from epoch {s['start_epoch']}, start {_fc(s['start'])}): "
+                     "end point / |lambda| / max imag / first step inside the unit circle")
+        for p in s["paths"]:
+            at = f" at {_fc(p['at_unit_circle'])}" if p["at_unit_circle"] else ""
+            real = f"; real (pair on the real axis) from step {p['real_from_step']}" if p["real_from_step"] != NONE else ""
+            lines.append(f"  alpha={p['alpha']:<5g} {_fc(p['end']):>18}  |l|={p['end_modulus']:.4f}  "
+                         f"max imag {p['max_imag']:.4f}  inside from step {p['unit_circle_step']}{at}{real}")
+    if "T_continuation" in numbers:
+        lines.append("T-continuation (dominant eigenvalue): T / max imag before entering the unit circle / "
+                     "entry epoch and point / final")
+        for r in numbers["T_continuation"]:
+            lines.append(f"  T={r['T']:<4} max imag {r['max_imag_before_entry']:.4f}  inside from {r['pair_inside_from']} "
+                         f"at {_fc(r['pair_at_entry'])}  (stab {r['stabilisation_epoch']})  final {_fc(r['final'])}")
+    if "effective_training_skipped" in numbers:
+        lines.append(f"stage 3 effective model not trained: {numbers['effective_training_skipped']}")
+    if numbers.get("effective_training"):
+        lines.append("stage 3, full model vs effective model (beta-continuation; same initial states every epoch):")
+        for r in numbers["effective_training"]:
+            full = ", ".join(_fc(z) for z in r["final_eigs_full"])
+            eff = ", ".join(_fc(z) for z in r["final_eigs_effective"])
+            lines.append(f"  beta={r['beta']:<4g} from epoch {r['start_epoch']}: loss {r['start_loss_full']:.4g} "
+                         f"(eff {r['start_loss_effective']:.4g}) -> final {r['final_loss_full']:.4g} "
+                         f"(eff {r['final_loss_effective']:.4g}); last-50 mean {r['final50_mean_full']:.4g} "
+                         f"(eff {r['final50_mean_effective']:.4g}); mean |log ratio| {r['mean_abs_log_ratio']:.3f}; "
+                         f"final eig {full} (eff {eff})")
+    return lines
+
+
+# ------------------------------------------------------------------------------------------ figures: data access
+def _closed_run(ds) -> int:
+    phases = [str(m) for m in ds["phase"].values]
+    if "closed" not in phases:
+        raise StoreError("not a store of the stages experiment (no run of phase 'closed')")
+    return phases.index("closed")
+
+
+def _runs(ds, phase: str) -> list[int]:
+    return [i for i, m in enumerate(ds["phase"].values) if str(m) == phase]
+
+
+def _phase_epochs(ds, phase: str) -> int:
+    for label, cfg in ds.attrs.get("phases", []):
+        if label == phase:
+            return int(cfg["epochs"])
+    return ds.sizes["epoch"]
+
+
+def _stages(ds, run: int) -> tuple[int, int, int]:
+    """`(stage1_end, stage2_end, n_epochs)` of a run, `-1` replaced by the natural edge."""
+    n = _phase_epochs(ds, str(ds["phase"].values[run]))
+    s1, s2 = int(ds.stage1_end.values[run]), int(ds.stage2_end.values[run])
+    s2 = n if s2 < 0 else s2
+    s1 = s2 if s1 < 0 else s1
+    return s1, s2, n
+
+
+def closed_loop_trajectory(ds, run: int, epoch: int, steps: int, x0=(1.0, -1.0)) -> np.ndarray:
+    """States `(steps, k)` of the model of `run` at `epoch` from `x0`, $h_0 = 0$: a float64
+    :func:`loopdyn.system.rollout` of its parameters (the trajectory $P^t s_0$, spec §4.1)."""
+    from ..agents import AgentParams
+
+    phases = {label: cfg for label, cfg in ds.attrs["phases"]}
+    cfg = cfg_mod.from_dict(phases[str(ds["phase"].values[run])], source="<store>")
+    problem = build_problem(cfg)
+    params = {}
+    for name in problem.spec.parameter_names:
+        var = ds[name].isel(run=run)
+        if "checkpoint" in var.dims:
+            var = var.sel(checkpoint=epoch)
+        params[name] = jnp.asarray(np.asarray(var.values, np.float64))
+    core = make_core(problem.spec, AgentParams(**params), float(ds["g"].values[run]))
+    traj = rollout(core, problem.plant, jnp.asarray([x0], jnp.float64), steps, emit=("x",))
+    return np.asarray(traj.x[:, 0])
+
+
+# ------------------------------------------------------------------------------------------ panels
+def loss_panel(ds, ax, highlight: int) -> None:
+    """Closed-run test loss, log-log, with the three stages shaded and `highlight` (1, 2 or 3) emphasised."""
+    r = _closed_run(ds)
+    s1, s2, n = _stages(ds, r)
+    x = np.arange(n) + 1.0
+    y = ds.test_loss.values[r, :n]
+    edges = [(1, 0, s1), (2, s1, s2), (3, s2, n)]
+    for k, lo, hi in edges:
+        if hi > lo:
+            ax.axvspan(lo + 1, hi + 1, color=STAGE_COLORS[k - 1], alpha=0.55 if k == highlight else 0.15, lw=0)
+            ax.text(np.sqrt((lo + 1) * (hi + 1)), 0.93, f"Stage {k}", transform=ax.get_xaxis_transform(), ha="center",
+                    fontsize=7, fontweight="bold" if k == highlight else "normal")
+    for b in (s1, s2):
+        if 0 < b < n:
+            ax.axvline(b + 1, color="k", ls="--", lw=0.7)
+    ax.loglog(x, y, color=CLOSED_BLUE, lw=1.3)
+    ax.set(xlabel="epoch + 1", ylabel=r"test loss $\langle x^2 + v^2\rangle$", xlim=(1, n + 1))
+    ax.set_ylim(min(np.nanmin(y) / 3, 0.1), np.nanmax(y) * 20)
+
+
+def trajectory_panel(ds, ax, epoch: int, steps: int, horizon: int | None) -> None:
+    """Position of the closed run's model at `epoch` from $(x, v) = (1, -1)$; red line at the horizon T."""
+    r = _closed_run(ds)
+    xs = closed_loop_trajectory(ds, r, epoch, steps)
+    ax.plot(np.arange(steps), xs[:, 0], color=CLOSED_BLUE, lw=1.0)
+    ax.axhline(0, color="0.6", lw=0.6)
+    if horizon is not None:
+        ax.axvline(horizon, color=THEORY_RED, ls="--", lw=1.0, label=f"T = {horizon}")
+        ax.legend(fontsize=7, loc="upper left")
+    ax.set(xlabel="time step t", ylabel="position x", title=f"model of epoch {epoch}")
+
+
+def eigenvalue_transition_panel(ds, ax) -> None:
+    """Fig 3c: spectra of P around the real-to-complex transition of the dominant pair (end of stage 1)."""
+    r = _closed_run(ds)
+    s1, _, n = _stages(ds, r)
+    epochs = np.arange(max(s1 - 4, 0), min(s1 + 3, n))
+    lam = ds.eigenvalues.values[r, epochs]
+    cmap = colormaps["viridis"]
+    norm = Normalize(epochs[0], epochs[-1])
+    for e, l in zip(epochs, lam):
+        edge = dict(edgecolors="k", linewidths=1.2, s=46, zorder=4) if e == s1 else dict(s=26, zorder=3)
+        ax.scatter(l.real, l.imag, color=cmap(norm(e)), **edge)
+    unit_circle(ax)
+    pair = np.concatenate([lam[:, :2].ravel()])
+    half = max(np.max(np.abs(pair - 1)) * 1.25, 0.05)
+    ax.set(xlim=(1 - half, 1 + half), ylim=(-half * 1.5, half * 1.5), xlabel=r"Re $\lambda$", ylabel=r"Im $\lambda$",
+           title=f"eig(P), epochs {epochs[0]}-{epochs[-1]}; edged: {s1}")
+    ax.figure.colorbar(ScalarMappable(norm, cmap), ax=ax, label="epoch", fraction=0.05)
+
+
+def stage1_theory_panel(ds, ax) -> None:
+    """Fig 3d: $\\log\\mathcal L$ against $\\sigma_{zm}$, geometric-sum theory (dashed) vs simulation (solid)."""
+    s = ds.stage1_sigma.values
+    ax.plot(s, ds.stage1_log_loss_sim.values, color=CLOSED_BLUE, lw=1.5, label="simulation")
+    ax.plot(s, ds.stage1_log_loss_theory.values, color="k", ls="--", lw=1.2, label="theory")
+    ax.axvline(0, color="0.6", lw=0.6)
+    ax.set(xlabel=r"$\sigma_{zm}$", ylabel=r"$\log \mathcal{L}$", title="Theoretical")
+    ax.legend(fontsize=7)
+
+
+def sigma_trajectories_panel(ds, ax) -> None:
+    """Fig 3e: $\\sigma_{zm}$ against epoch from 10 initial values in $[-0.2, 0.2]$."""
+    starts = ds.sigma_traj_start.values
+    cmap, norm = colormaps["plasma"], Normalize(starts.min(), starts.max() + 0.1 * np.ptp(starts))
+    for s, traj in zip(starts, ds.sigma_zm_traj.values):
+        ax.plot(ds.sigma_traj_epoch.values, traj, color=cmap(norm(s)), lw=1.2)
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set(xlabel="epoch", ylabel=r"$\sigma_{zm}$", title="Empirical")
+
+
+def stage2_eigenvalue_panel(ds, ax) -> None:
+    """Fig 4c: the dominant eigenvalue through stage 2 (zig-zag), stabilisation epoch edged."""
+    r = _closed_run(ds)
+    s1, s2, n = _stages(ds, r)
+    start = max(s1 + 2, min(10, s2))
+    epochs = np.arange(start, min(s2 + 1, n))
+    lam = ds.dominant_eigenvalue.values[r, epochs]
+    ax.plot(lam.real, lam.imag, color="0.75", lw=0.6, zorder=1)
+    cmap, norm = colormaps["viridis"], Normalize(epochs[0], epochs[-1])
+    ax.scatter(lam.real[:-1], lam.imag[:-1], c=epochs[:-1], cmap=cmap, norm=norm, s=12, alpha=0.8, zorder=2)
+    ax.scatter(lam.real[-1], lam.imag[-1], color=cmap(norm(epochs[-1])), edgecolors="k", linewidths=1.2, s=50, zorder=3)
+    unit_circle(ax)
+    pad_x = max(np.ptp(lam.real) * 0.15, 2e-3)
+    pad_y = max(np.ptp(lam.imag) * 0.15, 5e-3)
+    ax.set(xlim=(lam.real.min() - pad_x, max(lam.real.max(), 1.0) + pad_x), ylim=(lam.imag.min() - pad_y, lam.imag.max() + pad_y),
+           xlabel=r"Re $\lambda_1$", ylabel=r"Im $\lambda_1$", title=f"$\\lambda_1$, epochs {epochs[0]}-{epochs[-1]}; edged: {s2}")
+    ax.figure.colorbar(ScalarMappable(norm, cmap), ax=ax, label="epoch", fraction=0.05)
+
+
+def surrogate_panel(ds, ax) -> None:
+    """Fig 4d: dominant root along the surrogate optimisation, coloured by α; start (red dot) from the
+    closed run at `T_start_epoch`; a black dot where a path enters the unit circle."""
+    r = _closed_run(ds)
+    alphas = ds.surrogate_alpha.values
+    paths = ds.surrogate_dominant.values[r]
+    colors = colormaps["viridis"](np.linspace(0, 0.92, len(alphas)))
+    for a, d, color in zip(alphas, paths, colors):
+        ax.plot(d.real, d.imag, color=color, lw=1.6, label=rf"$\alpha$ = {a:g}")
+        inside = np.abs(d) < 1
+        if inside.any():
+            i = int(np.argmax(inside))
+            ax.plot(d.real[i], d.imag[i], "o", color="k", ms=3.5, zorder=4)
+    start = paths[0, 0]
+    ax.plot(start.real, start.imag, "o", color=THEORY_RED, ms=6, zorder=5)
+    unit_circle(ax)
+    finite = paths[np.abs(paths.imag) > 1e-9]
+    ax.set(xlim=(min(finite.real.min(), 0.97) - 0.005, max(finite.real.max(), 1.0) + 0.01),
+           ylim=(0, min(finite.imag.max(), 0.8) * 1.08), xlabel=r"Re $\lambda_1$", ylabel=r"Im $\lambda_1$",
+           title=rf"Theoretical (surrogate, $T$ = {int(_surrogate_T(ds))})")
+    ax.legend(fontsize=6, loc="upper left")
+
+
+def _surrogate_T(ds) -> int:
+    return int(read_analysis(ds)["numbers"]["surrogate"]["T"])
+
+
+def horizon_panel(ds, ax) -> None:
+    """Fig 4e: dominant eigenvalue of the T-continuation runs (from `T_start_epoch`), coloured by T, each
+    up to the epoch its dominant pair enters the unit circle for good (or its last epoch)."""
+    runs = _runs(ds, "T-continuation")
+    Ts = np.array([float(ds["T"].values[i]) for i in runs])
+    colors = colormaps["viridis"](np.linspace(0, 0.92, len(runs)))
+    n = _phase_epochs(ds, "T-continuation")
+    info = {row["run"]: row for row in read_analysis(ds)["numbers"].get("T_continuation", [])}
+    allpts = []
+    for i, T, color in sorted(zip(runs, Ts, colors), key=lambda t: t[1]):
+        d = ds.dominant_eigenvalue.values[i, :n]
+        stop = info.get(i, {}).get("pair_inside_from", -1)
+        d = d[: (stop + 1 if stop >= 0 else n)]
+        ax.plot(d.real, d.imag, color=color, lw=0.9, alpha=0.9, label=f"T = {T:g}")
+        ax.plot(d.real[-1], d.imag[-1], "o", color=color, mec="k", ms=4)
+        allpts.append(d)
+    start = ds.dominant_eigenvalue.values[runs[0], 0]
+    ax.plot(start.real, start.imag, "o", color=THEORY_RED, ms=6, zorder=5)
+    unit_circle(ax)
+    pts = np.concatenate(allpts)
+    ax.set(xlim=(pts.real.min() - 0.005, max(pts.real.max(), 1.0) + 0.005), ylim=(max(pts.imag.min() - 0.02, 0), pts.imag.max() * 1.12),
+           xlabel=r"Re $\lambda_1$", ylabel=r"Im $\lambda_1$", title="Empirical (episode length T)")
+    ax.legend(fontsize=6, loc="upper right", ncol=1)
+
+
+def stage3_eigenvalue_panel(ds, ax) -> None:
+    """Fig 5c: spectra of P through stage 3 — the stabilisation epoch (faint), the pair every 40th epoch, λ3
+    every 4th epoch for 50 epochs, the final spectrum (edged)."""
+    r = _closed_run(ds)
+    _, s2, n = _stages(ds, r)
+    lam = ds.eigenvalues.values[r]
+    cmap, norm = colormaps["viridis"], Normalize(s2, n - 1)
+    ax.scatter(lam[s2].real, lam[s2].imag, color="0.6", s=20, alpha=0.6, zorder=2)
+    for e in range(s2, n, 40):
+        pair = ds.dominant_eigenvalue.values[r, e]
+        ax.scatter([pair.real] * 2, [pair.imag, -pair.imag], color=cmap(norm(e)), s=16, zorder=3)
+    for e in range(s2, min(s2 + 51, n), 4):
+        l3 = ds.lambda3.values[r, e]
+        ax.scatter(l3.real, l3.imag, color=cmap(norm(e)), marker="s", s=12, zorder=3)
+    ax.scatter(lam[n - 1].real, lam[n - 1].imag, color=cmap(norm(n - 1)), edgecolors="k", linewidths=1.2, s=50, zorder=4)
+    unit_circle(ax)
+    ax.set(xlim=(-0.3, 1.2), ylim=(-1.05, 1.05), xlabel=r"Re $\lambda$", ylabel=r"Im $\lambda$",
+           title=rf"eig(P), epochs {s2}-{n - 1}; squares: $\lambda_3$")
+    ax.figure.colorbar(ScalarMappable(norm, cmap), ax=ax, label="epoch", fraction=0.05)
+
+
+def effective_panel(ds, ax) -> None:
+    """Fig 5d: β-continuation training losses, full model (solid, coloured) vs effective model (dashed black)."""
+    runs = _runs(ds, "beta-continuation")
+    n = _phase_epochs(ds, "beta-continuation")
+    betas = np.array([float(ds.beta.values[i]) for i in runs])
+    cmap = colormaps["viridis"]
+    x = np.arange(n) + 1.0
+    for k, (i, b) in enumerate(zip(runs, betas)):
+        color = cmap(k / max(len(runs) - 1, 1) * 0.9)
+        ax.loglog(x, ds.train_loss.values[i, :n], color=color, lw=1.2, label=rf"$\beta$ = {b:g}")
+        if "effective_train_loss" in ds:
+            ax.loglog(x, ds.effective_train_loss.values[i, :n], color="k", ls="--", lw=0.9)
+    if "effective_train_loss" in ds:
+        ax.plot([], [], color="k", ls="--", lw=0.9, label="effective model")
+    start = int(ds.start_epoch.values[runs[0]])
+    ax.set(xlabel="epoch + 1", ylabel="training loss", title=f"Theoretical & Empirical (from epoch {start})")
+    ax.legend(fontsize=7)
+
+
+def stage2_theory_panels(ds, axes) -> None:
+    """Supplement: $|\\lambda_1|^2$ and $\\lambda_3$ against their approximations (spec §4.4) and the angle
+    between $\\nabla\\mathcal L_0$ and $\\nabla\\mathcal L_\\infty$, over stages 1-2 and the start of stage 3."""
+    r = _closed_run(ds)
+    s1, s2, n = _stages(ds, r)
+    e = np.arange(0, min(s2 + 30, n))
+    mod = np.abs(ds.dominant_eigenvalue.values[r, e]) ** 2
+    ax = axes[0]
+    ax.plot(e, mod, color=CLOSED_BLUE, lw=1.2, label=r"$|\lambda_1|^2$ of P")
+    ax.plot(e, ds.modulus_sq_approx.values[r, e], color="k", ls="--", lw=1.0, label=r"$c + b\lambda_3 + \lambda_3^2$")
+    ax.axhline(1, color="0.5", lw=0.6)
+    ax.set(ylim=(0.985, 1.05), ylabel=r"$|\lambda_1|^2$")
+    ax = axes[1]
+    ax.plot(e, ds.lambda3.values[r, e].real, color=CLOSED_BLUE, lw=1.2, label=r"$\lambda_3$ of P")
+    ax.plot(e, ds.lambda3_approx.values[r, e], color="k", ls="--", lw=1.0, label="perturbative")
+    ax.set(ylabel=r"$\lambda_3$")
+    ax = axes[2]
+    ax.plot(e, ds.gradient_angle.values[r, e], color=CLOSED_BLUE, lw=1.0)
+    ax.set(ylabel=r"$\angle(\nabla\mathcal{L}_0, \nabla\mathcal{L}_\infty)$ [deg]")
+    for ax in axes:
+        for k, lo, hi in ((1, 0, s1), (2, s1, s2), (3, s2, e[-1] + 1)):
+            if hi > lo:
+                ax.axvspan(lo, hi, color=STAGE_COLORS[k - 1], alpha=0.25, lw=0)
+        ax.set_xlabel("epoch")
+        if ax is not axes[2]:
+            ax.legend(fontsize=7)
+
+
+# ------------------------------------------------------------------------------------------ figures
+def _figure(ncols: int, width: float = 3.3, height: float = 3.0) -> tuple[Figure, list]:
+    fig = Figure(figsize=(width * ncols, height), layout="constrained")
+    return fig, [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
+
+
+def figure_3(ds) -> Figure:
+    r"""Fig 3 — stage 1: a loss, b trajectory of the stage-1-end model (300 steps), c spectra at the
+    real-to-complex transition, d stage-1 theory, e $\sigma_{zm}$ trajectories."""
+    fig, ax = _figure(5)
+    r = _closed_run(ds)
+    s1, _, _ = _stages(ds, r)
+    T = int(ds.attrs["config"]["task"]["T"])
+    loss_panel(ds, ax[0], 1)
+    trajectory_panel(ds, ax[1], s1, 300, T)
+    eigenvalue_transition_panel(ds, ax[2])
+    stage1_theory_panel(ds, ax[3])
+    sigma_trajectories_panel(ds, ax[4])
+    label_panels(ax)
+    fig.suptitle("Stage 1: negative-position policy", fontsize=10)
+    return fig
+
+
+def figure_4(ds) -> Figure:
+    """Fig 4 — stage 2: a loss, b trajectory just after stabilisation (300 steps), c zig-zag of the
+    dominant eigenvalue, d surrogate α sweep, e T-continuation."""
+    fig, ax = _figure(5)
+    r = _closed_run(ds)
+    _, s2, n = _stages(ds, r)
+    T = int(ds.attrs["config"]["task"]["T"])
+    loss_panel(ds, ax[0], 2)
+    trajectory_panel(ds, ax[1], min(s2 + 10, n - 1), 300, T)
+    stage2_eigenvalue_panel(ds, ax[2])
+    surrogate_panel(ds, ax[3])
+    horizon_panel(ds, ax[4])
+    label_panels(ax)
+    fig.suptitle("Stage 2: building a world model", fontsize=10)
+    return fig
+
+
+def figure_5(ds) -> Figure:
+    """Fig 5 — stage 3: a loss, b trajectory of the final model (50 steps), c spectra through stage 3,
+    d β-continuation of the full and effective models."""
+    fig, ax = _figure(4, width=3.6)
+    r = _closed_run(ds)
+    _, _, n = _stages(ds, r)
+    loss_panel(ds, ax[0], 3)
+    trajectory_panel(ds, ax[1], n - 1, 50, None)
+    stage3_eigenvalue_panel(ds, ax[2])
+    effective_panel(ds, ax[3])
+    label_panels(ax)
+    fig.suptitle("Stage 3: policy refinement", fontsize=10)
+    return fig
+
+
+def figure_stage2_theory(ds) -> Figure:
+    """Supplement to Fig 4: the stage-2 approximations of spec §4.4 along the closed run."""
+    fig, ax = _figure(3, width=3.8)
+    stage2_theory_panels(ds, ax)
+    label_panels(ax)
+    fig.suptitle(r"Stage 2 theory: $|\lambda_1|^2$, $\lambda_3$ and the gradient conflict", fontsize=10)
+    return fig
+
+

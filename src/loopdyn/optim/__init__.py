@@ -1,0 +1,9 @@
+"""The one optimisation loop (clipped SGD/Adam with injected per-run hyper-parameters), shared by the
+trainer and the stage theories."""
+
+from ._optimize import Step as Step
+from ._optimize import clip_by_global_norm_eps as clip_by_global_norm_eps
+from ._optimize import descend as descend
+from ._optimize import gradient_descent as gradient_descent
+from ._optimize import init_optimizer as init_optimizer
+from ._optimize import make_optimizer as make_optimizer

@@ -1,0 +1,64 @@
+"""Shared look of loopdyn's figures: colours, stage shading, the unit circle, panel letters, saving.
+
+Figures are `matplotlib.figure.Figure` objects (Agg canvas, no pyplot state); panel functions take a
+Matplotlib `Axes`. Log-log epoch axes show `epoch + 1` so that epoch 0 appears.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+CLOSED_BLUE = "#4c72b0"  # seaborn "deep" blue: closed loop
+OPEN_RED = "#c44e52"  # seaborn "deep" red: open loop, theory
+STAGE_COLORS = ("#b7e3d1", "#5fa8c4", "#3a5a9a")  # light -> dark, after seaborn's mako_r
+STAGE1_MARK, STAGE2_MARK = "silver", "gold"
+
+
+def unit_circle(ax, **kw) -> None:
+    th = np.linspace(0, 2 * np.pi, 2000)
+    ax.plot(np.cos(th), np.sin(th), **{"color": "k", "ls": "--", "lw": 0.8, **kw})
+
+
+def shade_stages(ax, spans: dict[int, tuple[int, int]], *, labels: bool = True, highlight: int | None = None,
+                 log_x: bool = True) -> None:
+    """Shade stage `k`'s epochs `[lo, hi)` (`spans` as :meth:`loopdyn.analysis.Stages.spans`), on an axis of
+    `epoch + 1` when `log_x`; `highlight` one stage more strongly."""
+    shift = 1 if log_x else 0
+    for k, (lo, hi) in spans.items():
+        alpha = 0.3 if highlight is None else (0.55 if k == highlight else 0.15)
+        ax.axvspan(lo + shift, hi + shift, color=STAGE_COLORS[k - 1], alpha=alpha, lw=0, zorder=0)
+        if labels:
+            x = np.sqrt((lo + shift) * (hi + shift)) if log_x else (lo + hi) / 2
+            ax.text(x, 0.97, f"Stage {k}", transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=7,
+                    fontweight="bold" if k == highlight else "normal")
+
+
+def log_limits(*series) -> tuple[float, float]:
+    """y-limits of a log axis that show every positive finite value of `series`."""
+    vals = np.concatenate([np.asarray(s, dtype=np.float64).ravel() for s in series])
+    vals = vals[np.isfinite(vals) & (vals > 0)]
+    if vals.size == 0:
+        return 1e-1, 1e1
+    return float(vals.min()) / 2, float(vals.max()) * 4
+
+
+def label_panels(axes, letters: str = "abcdef", title_size: float = 8) -> None:
+    for ax, letter in zip(axes, letters):
+        ax.text(-0.02, 1.02, letter, transform=ax.transAxes, ha="right", va="bottom", fontsize=11, fontweight="bold")
+        ax.title.set_fontsize(title_size)
+
+
+def save_figures(figures: dict, outdir, formats=("png", "pdf"), dpi: int = 150) -> list[Path]:
+    """Save `name -> Figure` as `outdir/name.png` and `.pdf`; returns the paths."""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, fig in figures.items():
+        for ext in formats:
+            p = outdir / f"{name}.{ext}"
+            fig.savefig(p, dpi=dpi)
+            fig.set_layout_engine("none")  # keep the solved layout for the next format
+            paths.append(p)
+    return paths

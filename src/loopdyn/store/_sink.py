@@ -1,0 +1,216 @@
+"""The training arrays of a store: their layout, and the sink the trainer writes through.
+
+Dims `run` and `epoch` (plus `checkpoint`, `eig`, `neuron`, ...). Runs of several compiled groups (and
+phases) share the arrays, padded with NaN where a group is smaller (N, rank, eigenvalue count).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from .. import config as cfg_mod
+from ..errors import StoreError
+from ..tasks import TEST_LOSS_LABELS, TRAIN_LOSS_LABELS
+from . import _files, _zarr
+from ._provenance import git_commit, versions
+
+DEFINITIONS = {
+    "imitation_loss_definition": "open-loop runs: dt sum_t mean_{b,j} (u_student - u_teacher)^2",
+    "gains_definition": "least-squares K with u = K x (code sign convention, stabilising gains negative) over the "
+                        "closed-loop trajectories of the epoch's training batch (closed-loop runs) or of a fresh "
+                        "batch from the same distribution (open-loop runs), t = 0 dropped, no intercept",
+    "eigenvalues_definition": "eigenvalues of the joint matrix P (reduced to span{m, U} for linear low-rank agents "
+                              "with g = 0; the other N - n_in - rank eigenvalues of P equal 1 - alpha), sorted by "
+                              "decreasing modulus",
+    "record_definition": "epoch e holds the parameters after e updates and the losses they produce",
+    "diverged_definition": "a run diverges at the epoch whose training loss or gradient is not finite or whose loss "
+                           "exceeds train.diverge_above; from the next epoch on all its values are NaN",
+}
+
+
+def _ckpt_block(chunk: int, epochs: int, ckpts: np.ndarray) -> int:
+    """Checkpoints per Zarr block, chosen so that no block spans two training chunks."""
+    if len(ckpts) > 1:
+        step = int(ckpts[1] - ckpts[0])
+        regular = np.all(np.diff(ckpts[:-1]) == step) if len(ckpts) > 2 else True
+        if regular and chunk % step == 0 and ckpts[-1] - ckpts[-2] in (step, 0) and epochs % chunk == 0:
+            return max(chunk // step, 1)
+    return 1
+
+
+def layout(phases, groups, ckpts: np.ndarray):
+    """`(coords, variables)` of a store for the trainer's `groups` (see :func:`loopdyn.store._zarr.create`)."""
+    layout_cfg = max((c for c, _ in phases), key=lambda c: c.epochs)
+    R, E = sum(len(g.runs) for g in groups), layout_cfg.epochs
+    K = min(c.record.chunk for c, _ in phases)
+    specs = [g.problem.spec for g in groups]
+    plant = groups[0].problem.plant
+    n_max, r_max = max(s.N for s in specs), max(s.rank for s in specs)
+    n_eig = max(plant.n_states + s.hidden_dim for s in specs if s.linear) if any(s.linear for s in specs) else 0
+    block = _ckpt_block(K, E, ckpts)
+    per_run = lambda f: np.concatenate([[f(g, i) for i in range(len(g.runs))] for g in groups])  # noqa: E731
+    coords: dict[str, tuple] = {
+        "run": (("run",), np.arange(R)),
+        "epoch": (("epoch",), np.arange(E)),
+        "checkpoint": (("checkpoint",), np.asarray(ckpts)),
+        "seed": (("run",), per_run(lambda g, i: int(g.seeds[i]))),
+        "group": (("run",), per_run(lambda g, i: g.index)),
+        "phase": (("run",), per_run(lambda g, i: g.label)),
+        "training_mode": (("run",), per_run(lambda g, i: g.cfg.train.mode)),
+    }
+    for name in cfg_mod.HYPERPARAMETERS:
+        coords[name] = (("run",), per_run(lambda g, i, n=name: g.hyper[n][i]))
+    static = dict.fromkeys(k for c, _ in phases for k, _ in c.sweep if k not in cfg_mod.HYPERPARAMETERS.values())
+    for dotted in static:
+        coords[dotted.split(".")[1]] = (("run",), per_run(lambda g, i, d=dotted: g.values[i].get(d, g.cfg.get(d))))
+    if n_eig:
+        coords["eig"] = (("eig",), np.arange(n_eig))
+    f = np.float64 if layout_cfg.dtype == "float64" else np.float32
+    k, m = plant.n_states, plant.n_controls
+    variables: dict[str, tuple] = {
+        "train_loss": (("run", "epoch"), (R, E), f, (R, K)),
+        "test_loss": (("run", "epoch"), (R, E), f, (R, K)),
+        "diverged_epoch": (("run",), (R,), np.int64, (R,)),
+        "start_epoch": (("run",), (R,), np.int64, (R,)),
+        "gains": (("run", "epoch", "control", "state"), (R, E, m, k), f, (R, K, m, k)),
+    }
+    if n_eig:
+        variables["eigenvalues"] = (("run", "epoch", "eig"), (R, E, n_eig), np.complex128, (R, K, n_eig))
+        variables["spectral_radius"] = (("run", "epoch"), (R, E), np.float64, (R, K))
+    if any(s.rank1_overlaps for s in specs):
+        for s in ("sigma_zm", "sigma_zu", "sigma_vm", "sigma_vu"):
+            variables[s] = (("run", "epoch"), (R, E), np.float64, (R, K))
+    spec0 = specs[0]
+    columns = {"m": ("in", spec0.n_in), "z": ("out", spec0.n_out), "U": ("rank", r_max), "V": ("rank", r_max),
+               "W": ("neuron_in", n_max), "J": ("neuron_in", n_max)}
+    for name in sorted({p for s in specs for p in s.parameter_names}):
+        col, width = columns[name]
+        if any(name in s.trainable for s in specs):
+            variables[name] = (("run", "checkpoint", "neuron", col), (R, len(ckpts), n_max, width), f, (R, block, n_max, width))
+        else:
+            variables[name] = (("run", "neuron", col), (R, n_max, width), f, (R, n_max, width))
+    return coords, variables
+
+
+class StoreSink:
+    """A store that the trainer writes into (:class:`loopdyn.training.Sink`); holds the store's lock."""
+
+    def __init__(self, path: Path, phases, groups, lock: _files.StoreLock):
+        self.path, self.phases, self.groups, self.lock = Path(path), phases, groups, lock
+        layout_cfg = max((c for c, _ in phases), key=lambda c: c.epochs)
+        self.ckpts = cfg_mod.checkpoint_epochs(layout_cfg)
+        self._arrays = None
+
+    @property
+    def arrays(self):
+        if self._arrays is None:
+            self._arrays = _zarr.open_group(self.path, mode="r+")
+        return self._arrays
+
+    def progress(self) -> tuple[int, int]:
+        p = _files.read_progress(self.path)
+        return p["phase"], p["epochs_done"]
+
+    def begin_phase(self, phase: int, groups, frozen) -> None:
+        with _zarr._quiet():
+            for g, fr in zip(groups, frozen):
+                rows = slice(g.runs[0], g.runs[-1] + 1)
+                for name, arr in fr.present().items():
+                    a = np.asarray(arr)[: len(g.runs)]
+                    self.arrays[name][rows, : a.shape[1], : a.shape[2]] = a
+                start = g.start_epochs if g.start_epochs is not None else np.full(len(g.runs), -1)
+                self.arrays["start_epoch"][rows] = start
+
+    def write_chunk(self, phase: int, start: int, stop: int, groups, results) -> None:
+        lo, hi = groups[0].runs[0], groups[-1].runs[-1] + 1
+        merged: dict[str, np.ndarray] = {}
+        with _zarr._quiet():
+            arrays = self.arrays
+            for g, rec in zip(groups, results):
+                rows = slice(g.runs[0] - lo, g.runs[-1] + 1 - lo)
+                for name, val in rec.items():
+                    if name in ("params", "diverged_epoch"):
+                        continue
+                    if name not in merged:
+                        arr = arrays[name]
+                        merged[name] = np.full((hi - lo, stop - start) + arr.shape[2:], arr.fill_value, dtype=arr.dtype)
+                    with np.errstate(over="ignore"):  # a diverging run's last loss may exceed float32
+                        merged[name][rows, ..., : val.shape[-1] if val.ndim == 3 else None] = val
+            for name, val in merged.items():
+                arrays[name][lo:hi, start:stop] = val
+            arrays["diverged_epoch"][lo:hi] = np.concatenate([rec["diverged_epoch"] for rec in results])
+            sel = np.nonzero((self.ckpts >= start) & (self.ckpts < stop))[0]
+            if len(sel):
+                for g, rec in zip(groups, results):
+                    rows = slice(g.runs[0], g.runs[-1] + 1)
+                    for name, val in rec["params"].present().items():
+                        v = np.asarray(val)[:, self.ckpts[sel] - start]
+                        arrays[name][rows, sel[0]: sel[-1] + 1, : v.shape[2], : v.shape[3]] = v
+
+    def commit(self, phase: int, stop: int, state: dict[str, np.ndarray], complete: bool) -> None:
+        _files.save_state(self.path, phase, stop, state)
+        _files.write_progress(self.path, phase, stop, len(self.phases), complete)
+        _files.prune_states(self.path, phase, stop)
+
+    def load_state(self, phase: int, done: int) -> dict[str, np.ndarray]:
+        return _files.load_state(self.path, phase, done)
+
+
+def create_store(path: Path, phases, groups, *, devices: int, extra_attrs: dict | None = None) -> StoreSink:
+    """Create the store of an experiment atomically (built in a temporary directory, renamed into place)
+    and return its sink, holding the store's lock."""
+    path = Path(path)
+    if path.exists():
+        raise StoreError(f"{path}: already exists; choose another --out, delete it, or continue it with --resume {path}")
+    for stale in _files.stale_creations(path):
+        shutil.rmtree(stale, ignore_errors=True)
+    cfg = phases[0][0]
+    layout_cfg = max((c for c, _ in phases), key=lambda c: c.epochs)
+    ckpts = cfg_mod.checkpoint_epochs(layout_cfg)
+    coords, variables = layout(phases, groups, ckpts)
+    attrs = {
+        "config": json.dumps(cfg_mod.to_dict(cfg)),
+        "phases": json.dumps([[label, cfg_mod.to_dict(c)] for c, label in phases]),
+        "experiment": cfg.experiment,
+        "config_source": cfg.source,
+        "versions": json.dumps(versions()),
+        "git_commit": git_commit(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "epochs": int(layout_cfg.epochs),
+        "host_devices": int(devices),
+        "train_loss_definition": TRAIN_LOSS_LABELS[cfg.task.loss],
+        "test_loss_definition": TEST_LOSS_LABELS[cfg.task.test_loss],
+        **DEFINITIONS,
+        "run_coords": json.dumps([k for k, (dims, _) in coords.items() if dims == ("run",) and k != "run"]),
+        "variables": json.dumps(sorted([*coords, *variables])),
+        **(extra_attrs or {}),
+    }
+    tmp = _files.creation_dir(path)
+    try:
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        _zarr.create(tmp, attrs, coords, variables)
+        lock = _files.StoreLock(tmp, "train").acquire()
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise StoreError(f"{path}: cannot create the store ({e.strerror}); choose a writable --out") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    try:
+        _files.finish_creation(tmp, path)
+    except BaseException:
+        lock.release()
+        raise
+    lock.path = path
+    return StoreSink(path, phases, groups, lock)
+
+
+def open_sink(path: Path, phases, groups) -> StoreSink:
+    """The sink of an existing store, to resume it; takes the store's lock."""
+    lock = _files.StoreLock(path, "resume").acquire()
+    return StoreSink(path, phases, groups, lock)

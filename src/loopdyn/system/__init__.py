@@ -1,0 +1,31 @@
+"""The joint agent-environment system: the one rollout, the joint matrix P and its reduced forms,
+spectra, overlaps, the effective cubic, the Jacobian at the origin and the effective gains
+(Ger & Barak 2025; spec §3-4). Part of the model, below training."""
+
+from ._effective import characteristic_cubic as characteristic_cubic
+from ._effective import cubic_roots as cubic_roots
+from ._effective import dominant_modulus_sq_approx as dominant_modulus_sq_approx
+from ._effective import effective_spectrum_discrepancy as effective_spectrum_discrepancy
+from ._effective import lambda3_perturbative as lambda3_perturbative
+from ._gains import effective_gains as effective_gains
+from ._gains import gain_moments as gain_moments
+from ._gains import gains_from_moments as gains_from_moments
+from ._jacobian import ACTIVATION_SLOPES as ACTIVATION_SLOPES
+from ._jacobian import activation_slope as activation_slope
+from ._jacobian import jacobian_at_origin as jacobian_at_origin
+from ._jacobian import jacobian_spectra as jacobian_spectra
+from ._jacobian import joint_jacobian as joint_jacobian
+from ._jacobian import joint_step as joint_step
+from ._joint import OVERLAP_NAMES as OVERLAP_NAMES
+from ._joint import agent_joint_matrix as agent_joint_matrix
+from ._joint import array_namespace as array_namespace
+from ._joint import effective_matrix as effective_matrix
+from ._joint import joint_matrix as joint_matrix
+from ._joint import overlaps as overlaps
+from ._joint import reduced_joint_matrix as reduced_joint_matrix
+from ._joint import spectral_radius as spectral_radius
+from ._joint import spectrum as spectrum
+from ._joint import unstack_overlaps as unstack_overlaps
+from ._rollout import Trajectory as Trajectory
+from ._rollout import log_sum_sq as log_sum_sq
+from ._rollout import rollout as rollout

@@ -1,0 +1,117 @@
+r"""The joint agent-environment matrix $P$, its reduced forms and spectrum (Ger & Barak 2025, §3; paper-spec §4.1-4.2).
+
+For a linear agent the joint state $s_t = (x_t, h_t)$ of a closed loop (delayed timing, see
+:func:`loopdyn.system.rollout`) evolves as $s_{t+1} = P s_t$ with
+
+$$P = \begin{pmatrix} A & B z^\top \\ \alpha\, m C A & (1-\alpha) I + \alpha (W + m C B z^\top)\end{pmatrix}$$
+
+(paper-spec §8 row 13: the leak multiplies $m C B z^\top$ too; for the double integrator $CB = 0$).
+For a linear low-rank agent with no random part, span{m, U} is invariant; in the coordinates $\kappa$ of an
+orthonormal basis $Q$ of it ($h = Q\kappa$, $[m\;U] = QR$, $q_m = Q^\top m$, $q_U = Q^\top U$) the
+*reduced* matrix is
+
+$$P_{\rm red} = \begin{pmatrix} A & B z^\top Q \\ \alpha\, q_m C A &
+(1-\alpha) I + \alpha (q_m C B z^\top Q + q_U V^\top Q)\end{pmatrix},$$
+
+and spec(P) = spec(P_red) ∪ {1 - alpha}^(N - n_in - r). For rank 1 on the double integrator $P_{\rm red}$ is
+similar to the 4-D effective matrix $P_{\rm eff}$ of §4.2 (:func:`effective_matrix`).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..agents import AgentParams, connectivity, reduced_basis
+
+OVERLAP_NAMES = ("sigma_zm", "sigma_zu", "sigma_vm", "sigma_vu")
+"""Order of the four visible overlaps whenever they are stacked along a last axis of size 4."""
+
+
+def array_namespace(*arrays):
+    """`jax.numpy` if any argument is a JAX array (or tracer), else `numpy`: functions that accept both
+    answer in the library they were given."""
+    return jnp if any(isinstance(a, jax.Array) for a in arrays) else np
+
+
+def joint_matrix(A, B, C, m, W, z, alpha=1.0):
+    """Full joint matrix, shape `(k + N, k + N)`; `m (N, c)`, `W (N, N)`, `z (N, n_out)`."""
+    A, B, C = (jnp.asarray(M, dtype=m.dtype) for M in (A, B, C))
+    N = W.shape[0]
+    top = jnp.concatenate([A, B @ z.T], axis=1)
+    bottom = jnp.concatenate(
+        [alpha * m @ C @ A, (1 - alpha) * jnp.eye(N, dtype=m.dtype) + alpha * (W + m @ C @ B @ z.T)], axis=1
+    )
+    return jnp.concatenate([top, bottom], axis=0)
+
+
+def reduced_joint_matrix(A, B, C, m, U, V, z, alpha=1.0):
+    """Joint matrix on span{m, U} in orthonormal coordinates (module docstring), `(k + c + r, k + c + r)`."""
+    A, B, C = (jnp.asarray(M, dtype=m.dtype) for M in (A, B, C))
+    Q, R = reduced_basis(AgentParams(m=m, U=U))
+    c = m.shape[1]
+    qm, qu = R[:, :c], R[:, c:]
+    zq, vq = z.T @ Q, V.T @ Q
+    d = Q.shape[1]
+    top = jnp.concatenate([A, B @ zq], axis=1)
+    left = alpha * qm @ C @ A
+    right = (1 - alpha) * jnp.eye(d, dtype=m.dtype) + alpha * (qm @ C @ B @ zq + qu @ vq)
+    return jnp.concatenate([top, jnp.concatenate([left, right], axis=1)], axis=0)
+
+
+def agent_joint_matrix(spec, plant, params, g=0.0):
+    """The joint matrix an agent is simulated with: reduced for a reduced agent, else full (linear agents)."""
+    if spec.reduced:
+        return reduced_joint_matrix(plant.A, plant.B, plant.C, params.m, params.U, params.V, params.z, spec.alpha)
+    return joint_matrix(plant.A, plant.B, plant.C, params.m, connectivity(spec, params, g), params.z, spec.alpha)
+
+
+def overlaps(m, z, U, V):
+    r"""Rank-1 overlaps as plain dot products (paper-spec §2.2): $\sigma_{zm}=z^\top m$, $\sigma_{zu}=z^\top u$,
+    $\sigma_{vm}=v^\top m$, $\sigma_{vu}=v^\top u$. Vectors may carry a trailing axis of size 1."""
+    m, z, u, v = (a.reshape(a.shape[:-2] + (-1,)) if a.ndim >= 2 and a.shape[-1] == 1 else a for a in (m, z, U, V))
+    xp = array_namespace(m, z, u, v)
+    dot = lambda a, b: xp.sum(a * b, axis=-1)  # noqa: E731
+    return {"sigma_zm": dot(z, m), "sigma_zu": dot(z, u), "sigma_vm": dot(v, m), "sigma_vu": dot(v, u)}
+
+
+def unstack_overlaps(sigma):
+    """Four overlap arrays from a dict keyed by :data:`OVERLAP_NAMES` or an array `(..., 4)`."""
+    if isinstance(sigma, dict):
+        return tuple(sigma[k] for k in OVERLAP_NAMES)
+    xp = array_namespace(sigma)
+    sigma = xp.asarray(sigma)
+    if sigma.shape[-1] != 4:
+        raise ValueError(f"overlaps must have a last axis of size 4 ordered {OVERLAP_NAMES}, got shape {sigma.shape}")
+    return tuple(sigma[..., i] for i in range(4))
+
+
+def effective_matrix(sigma_zm, sigma_zu, sigma_vm, sigma_vu):
+    r"""$P_{\rm eff}$ of paper-spec §4.2 (double integrator, rank 1, g = 0), batched over leading axes.
+    State $(x, v, \kappa_m, \kappa_u)$ with $h = \kappa_m m + \kappa_u u$."""
+    szm, szu, svm, svu = jnp.broadcast_arrays(*(jnp.asarray(s) for s in (sigma_zm, sigma_zu, sigma_vm, sigma_vu)))
+    one, zero = jnp.ones_like(szm), jnp.zeros_like(szm)
+    rows = [
+        [one, one, zero, zero],
+        [zero, one, szm, szu],
+        [one, one, zero, zero],
+        [zero, zero, svm, svu],
+    ]
+    return jnp.stack([jnp.stack(r, axis=-1) for r in rows], axis=-2)
+
+
+def spectrum(P) -> np.ndarray:
+    """Eigenvalues of (batched) matrices, on the host in float64, sorted by decreasing modulus
+    (ties: positive imaginary part first). A matrix with a non-finite entry (a diverged run) gets NaN."""
+    P = np.asarray(P, dtype=np.float64)
+    finite = np.all(np.isfinite(P), axis=(-2, -1))
+    lam = np.linalg.eigvals(np.where(finite[..., None, None], P, 0.0))
+    order = np.lexsort((-lam.imag, -np.round(np.abs(lam), 12)), axis=-1)
+    lam = np.take_along_axis(lam, order, axis=-1)
+    return np.where(finite[..., None], lam, complex(np.nan, np.nan))
+
+
+def spectral_radius(eigenvalues) -> np.ndarray:
+    """`max |lambda|` over the last axis (NaN stays NaN)."""
+    return np.max(np.abs(eigenvalues), axis=-1)

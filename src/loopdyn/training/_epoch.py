@@ -1,0 +1,162 @@
+"""The compiled training step: one epoch of one run, scanned over epochs, vmapped over runs.
+
+An epoch evaluates the training loss of the current parameters on a fresh batch (which also gives the
+gain moments of the closed-loop trajectories), the closed-loop test metric on the fixed test batch, and
+then (unless the run has diverged, or this is epoch 0 with `skip_first_update`) applies one clipped
+optimiser step (:func:`loopdyn.optim.descend`). The record of epoch `e` describes the parameters
+*after e updates* (after e-1 with the skip), the ones that produced `train_loss[e]` and `test_loss[e]`.
+
+A run diverges at the epoch whose training loss or gradient is not finite, or whose loss exceeds
+`train.diverge_above`; that epoch's update is not applied, and every later record of the run is NaN
+(losses, moments, parameters), while the other runs go on.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..agents import AgentSpec, combine, init_params, make_core, partition, spec_from_config
+from ..plants import LinearPlant, plant_from_config
+from ..system import gain_moments, rollout
+from ..tasks import Regulation, regulation_from_config
+from ._modes import MODES, ClosedLoop
+from ..optim import descend, init_optimizer, make_optimizer
+from ._state import EpochRecord, HyperParams, RunConstants, RunState
+
+DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Everything static about one compiled group of runs."""
+
+    spec: AgentSpec
+    plant: LinearPlant
+    task: Regulation
+    mode: Any = field(default_factory=ClosedLoop)
+    optimizer: str = "sgd"
+    clip_eps: float = 0.0
+    skip_first_update: bool = False
+    noisy: bool = False
+    dtype: Any = jnp.float32
+    diverge_above: float = 1e25
+
+    @functools.cached_property
+    def transform(self):
+        """The optax transformation (hyper-parameters injected, see :func:`loopdyn.optim.make_optimizer`)."""
+        return make_optimizer(self.optimizer, self.clip_eps)
+
+    def test(self, params, hyper: HyperParams, test_x0):
+        """Closed-loop test metric of `params` on the fixed test batch (noise-free)."""
+        traj = rollout(make_core(self.spec, params, hyper.g), self.plant, test_x0, self.task.T, timing=self.task.timing)
+        return self.task.test_metric(traj.x)
+
+    def probe_moments(self, params, hyper: HyperParams, key):
+        """Gain moments of closed-loop trajectories (noise-free) for modes whose loss simulates no closed
+        loop, from the batch a closed-loop run would train on with the epoch's `key`: runs of one seed in
+        different modes are fitted on the same initial states."""
+        x0 = self.task.sample_x0(jax.random.split(key)[0], self.task.batch, self.dtype)
+        traj = rollout(make_core(self.spec, params, hyper.g), self.plant, x0, self.task.T, timing=self.task.timing)
+        return gain_moments(traj.x, traj.u)
+
+
+def build_problem(cfg) -> Problem:
+    """The static problem of a configuration without sweep (a group's configuration)."""
+    plant = plant_from_config(cfg.plant)
+    task = regulation_from_config(cfg.task, plant)
+    random = cfg.agent.rank > 0 and cfg.agent.g > 0
+    spec = spec_from_config(cfg, plant.n_observed, plant.n_controls, random)
+    return Problem(spec, plant, task, MODES[cfg.train.mode], cfg.train.optimizer, cfg.train.clip_eps,
+                   cfg.train.skip_first_update, cfg.plant.noise > 0, DTYPES[cfg.dtype], cfg.train.diverge_above)
+
+
+def init_run(problem: Problem, seed, hyper: HyperParams) -> tuple[RunState, RunConstants]:
+    """`(state, constants)` of one fresh run; `seed` an integer (traced ok), `hyper` its scalars.
+
+    The initial weights depend only on the seed and the agent, never on the training mode.
+    """
+    k_init, k_train = jax.random.split(jax.random.PRNGKey(seed))
+    params = init_params(problem.spec, k_init, g=hyper.g, over=hyper.over, dtype=problem.dtype)
+    trained, frozen = partition(params, problem.spec.trainable)
+    opt = init_optimizer(problem.transform, trained, hyper.lr, hyper.clip)
+    return RunState(trained, opt, jnp.asarray(-1, jnp.int32)), RunConstants(frozen, hyper, k_train)
+
+
+def restart_optimizer(problem: Problem, state: RunState, hyper: HyperParams) -> RunState:
+    """A fresh optimiser state for `state.params` (a continuation starts its optimiser anew)."""
+    return state._replace(opt=init_optimizer(problem.transform, state.params, hyper.lr, hyper.clip))
+
+
+def make_epoch(problem: Problem, test_x0) -> Callable:
+    """`epoch(state, consts, e) -> (state, EpochRecord)` for a single run."""
+
+    def epoch(state: RunState, consts: RunConstants, e):
+        key = jax.random.fold_in(consts.key, e)
+
+        def objective(trained):
+            return problem.mode.loss(problem, combine(trained, consts.frozen), consts, key)
+
+        alive = state.diverged < 0
+        enabled = alive & (e > 0) if problem.skip_first_update else alive
+        step = descend(objective, state.params, state.opt, problem.transform, enabled=enabled)
+        bad = ~step.finite | (step.loss > problem.diverge_above)
+        accept = ~bad
+
+        def keep(new, old):
+            return jax.tree.map(lambda a, b: jnp.where(accept, a, b), new, old)
+
+        params = combine(state.params, consts.frozen)
+        test = problem.test(params, consts.hyper, test_x0)
+        gram, cross = step.aux if step.aux is not None else problem.probe_moments(params, consts.hyper, key)
+        new_state = RunState(keep(step.params, state.params), keep(step.opt_state, state.opt),
+                             jnp.where(alive & bad, e, state.diverged).astype(jnp.int32))
+
+        def alive_or_nan(a):
+            return jnp.where(alive, a, jnp.asarray(jnp.nan, a.dtype))
+
+        record = EpochRecord(alive_or_nan(step.loss), alive_or_nan(test), alive_or_nan(gram), alive_or_nan(cross),
+                             jax.tree.map(alive_or_nan, state.params))
+        return new_state, record
+
+    return epoch
+
+
+def make_chunk(problem: Problem, test_x0) -> Callable:
+    """`chunk(states, consts, epochs) -> (states, records)`: scan over `epochs` (an int array), vmapped
+    over the leading run axis of `states` and `consts`; records have shape `(run, epoch, ...)`."""
+    epoch = make_epoch(problem, test_x0)
+
+    def one_run(state, consts, epochs):
+        return jax.lax.scan(lambda s, e: epoch(s, consts, e), state, epochs)
+
+    return jax.vmap(one_run, in_axes=(0, 0, None))
+
+
+def compile_chunk(problem: Problem, test_x0, mesh=None):
+    """The jitted chunk function of a group. With a mesh, each device runs its own block of runs
+    through `shard_map`: runs are independent, so the program has no cross-device communication."""
+    chunk = make_chunk(problem, test_x0)
+    if mesh is not None:
+        spec = jax.sharding.PartitionSpec("run")
+        chunk = jax.shard_map(chunk, mesh=mesh, in_specs=(spec, spec, jax.sharding.PartitionSpec()),
+                              out_specs=(spec, spec), check_vma=False)
+    return jax.jit(chunk, donate_argnums=(0,))
+
+
+def device_layout(n_runs: int, devices: int | None = None):
+    """`(mesh, padded run count)`: the runs are split over `devices` host devices (default: all) when
+    there are several (padded to a multiple of the device count), else `(None, n_runs)`."""
+    available = jax.devices()
+    n = len(available) if devices is None else devices
+    if n > len(available):
+        raise RuntimeError(f"{n} devices requested, {len(available)} available")
+    if n < 2 or n_runs < n:
+        return None, n_runs
+    mesh = jax.sharding.Mesh(np.array(available[:n]), ("run",))
+    return mesh, int(-(-n_runs // n) * n)

@@ -1,0 +1,67 @@
+"""Typed per-run state of training: hyper-parameters, state, constants and the per-epoch record.
+
+Every container is a `NamedTuple` (a pytree); in an ensemble each leaf carries a leading run axis.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+
+from ..agents import AgentParams
+from ..config import HYPERPARAMETERS
+
+
+class HyperParams(NamedTuple):
+    """Per-run scalars vmapped inside one compiled ensemble (config keys in :data:`loopdyn.config.HYPERPARAMETERS`).
+
+    `lr` learning rate, `clip` global-norm clip (0 = off), `beta` control penalty, `over` initial
+    sigma_zm (NaN = off), `g` random-connectivity gain, `noise` process-noise std.
+    """
+
+    lr: jax.Array
+    clip: jax.Array
+    beta: jax.Array
+    over: jax.Array
+    g: jax.Array
+    noise: jax.Array
+
+
+assert HyperParams._fields == tuple(HYPERPARAMETERS), "HyperParams must list loopdyn.config.HYPERPARAMETERS in order"
+
+
+class RunState(NamedTuple):
+    """What changes from epoch to epoch: the trained parameters (`AgentParams`, frozen fields `None`),
+    the optimiser state (hyper-parameters injected, `optax.inject_hyperparams`), and `diverged`, the
+    epoch at which the run diverged (-1: never)."""
+
+    params: AgentParams
+    opt: Any
+    diverged: jax.Array
+
+
+class RunConstants(NamedTuple):
+    """What stays fixed: the frozen parameters, the hyper-parameters, the run's PRNG key (epoch `e`
+    draws with `fold_in(key, e)`), and the teacher of an open-loop student (`AgentParams`, or a gain
+    matrix `K (n_out, k)`, or `None`)."""
+
+    frozen: AgentParams
+    hyper: HyperParams
+    key: jax.Array
+    teacher: Any = None
+
+
+class EpochRecord(NamedTuple):
+    """What one epoch records (before any host-side summary).
+
+    - `train_loss`, `test_loss`: scalars (NaN once the run has diverged);
+    - `gram` `(k, k)`, `cross` `(k, m)`: float64 moments of the closed-loop trajectories for the gains;
+    - `params`: the trained parameters that produced the losses (NaN once diverged).
+    """
+
+    train_loss: jax.Array
+    test_loss: jax.Array
+    gram: jax.Array
+    cross: jax.Array
+    params: AgentParams
