@@ -1,4 +1,4 @@
-"""RNN controllers: discrete and leaky, linear/tanh/relu, full or low rank (paper-spec §2)."""
+"""RNN controllers: discrete and leaky, linear/tanh/relu, full or low rank (spec §2)."""
 
 from ._params import AgentParams as AgentParams
 from ._params import combine as combine

@@ -8,7 +8,7 @@ import jax
 
 
 class AgentParams(NamedTuple):
-    r"""Parameters of an RNN controller, column-vector convention (Ger & Barak 2025, §2; paper-spec §2).
+    r"""Parameters of an RNN controller, column-vector convention (Ger & Barak 2025; spec §2).
 
     $$h_t = (1-\alpha)\,h_{t-1} + \alpha\,\phi(W h_{t-1} + m\,y_t),\qquad u_t = z^\top h_t,
     \qquad W = U V^\top + g J \text{ (low rank) or free (full rank)}.$$

@@ -1,6 +1,6 @@
 r"""Recurrent controllers and the cores that step them.
 
-Column-vector maths (Ger & Barak 2025, §2; paper-spec §2.1): with leak $\alpha = dt/\tau$,
+Column-vector maths (Ger & Barak 2025; spec §2.1): with leak $\alpha = dt/\tau$,
 
 $$h_{t} = (1-\alpha)\,h_{t-1} + \alpha\,\phi(W h_{t-1} + m\,y_t),\qquad u_t = z^\top h_t,$$
 
@@ -17,7 +17,7 @@ A :class:`Core` is what the rollout (:func:`loopdyn.system.rollout`) steps: `upd
   in float32 the low-dimensional recursion loses more digits in its gradients than the N-dimensional
   one (about 100x late in training), and in float64 it costs the same time;
 - :func:`overlap_core`: the same reduced dynamics written directly in the overlaps (coordinates on
-  $[m\;U]$), e.g. the 4-D effective model of paper-spec §4.2 (:func:`effective_core`);
+  $[m\;U]$), e.g. the 4-D effective model of spec §4.2 (:func:`effective_core`);
 - :func:`gain_core`: a static state feedback $u = K x$ (its input is the plant state).
 """
 
@@ -198,7 +198,7 @@ def overlap_core(zq, vq, alpha=1.0) -> Core:
 
 
 def effective_core(sigma) -> Core:
-    r"""The 4-D effective model of a rank-1 agent (paper-spec §2.3, §4.2): `sigma` =
+    r"""The 4-D effective model of a rank-1 agent (spec §2.3, §4.2): `sigma` =
     $(\sigma_{zm}, \sigma_{zu}, \sigma_{vm}, \sigma_{vu})$, state $(\kappa_m, \kappa_u)$."""
     return overlap_core(jnp.stack([sigma[0], sigma[1]])[None], jnp.stack([sigma[2], sigma[3]])[None])
 

@@ -29,7 +29,7 @@ PARAMETER_NAMES = ("m", "W", "U", "V", "z")
 
 @dataclass(frozen=True)
 class PlantConfig:
-    """Linear plant `x' = A x + B u + w`, `y = C x` (Ger & Barak 2025, §2; paper-spec §1.1-1.2)."""
+    """Linear plant `x' = A x + B u + w`, `y = C x` (Ger & Barak 2025; spec §1.1-1.2)."""
 
     kind: str = _f("double_integrator", doc="plant family", choices=PLANT_KINDS)
     order: int = _f(2, doc="integrator order k", check=POSITIVE)
@@ -42,7 +42,7 @@ class PlantConfig:
 
 @dataclass(frozen=True)
 class TaskConfig:
-    """Regulation to the origin from random initial states (paper-spec §1.4, §3.1-3.2)."""
+    """Regulation to the origin from random initial states (spec §1.4, §3.1-3.2)."""
 
     kind: str = _f("regulation", doc="task family", choices=("regulation",))
     T: int = _f(50, doc="episode length (steps in the loss)", check=POSITIVE)
@@ -57,7 +57,7 @@ class TaskConfig:
 
 @dataclass(frozen=True)
 class AgentConfig:
-    """RNN controller `h' = (1-alpha) h + alpha phi(W h + m y)`, `u = z^T h` (paper-spec §2)."""
+    """RNN controller `h' = (1-alpha) h + alpha phi(W h + m y)`, `u = z^T h` (spec §2)."""
 
     N: int = _f(100, doc="number of hidden units", check=POSITIVE)
     rank: int = _f(1, doc="rank of W = U V^T + g J; 0 = full rank", check=NON_NEGATIVE)
@@ -71,7 +71,7 @@ class AgentConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation (paper-spec §3)."""
+    """Optimisation (spec §3)."""
 
     mode: str = _f("closed_loop", doc="training mode", choices=TRAINING_MODES)
     optimizer: str = _f("sgd", doc="optimiser", choices=("sgd", "adam"))

@@ -235,7 +235,7 @@ def _effective_training(ds, runs, result) -> None:
         if run.phase != "beta-continuation":
             continue
         cfg, n = run.cfg, run.epochs
-        if cfg.task.loss != "mean" or cfg.train.optimizer != "sgd":  # P_Model_eff of the reference: SGD, mean loss
+        if cfg.task.loss != "mean" or cfg.train.optimizer != "sgd":  # the authors' effective model: SGD, mean loss
             result.numbers["effective_training_skipped"] = (f"the effective model is trained with SGD on the 'mean' loss, this "
                                                      f"phase has {cfg.train.optimizer} on {cfg.task.loss!r}")
             continue

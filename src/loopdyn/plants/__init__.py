@@ -1,4 +1,4 @@
-"""Linear plants `x' = A x + B u + w`, `y = C x` (paper-spec §1.1-1.2)."""
+"""Linear plants `x' = A x + B u + w`, `y = C x` (spec §1.1-1.2)."""
 
 from ._linear import LinearPlant as LinearPlant
 from ._linear import double_integrator as double_integrator

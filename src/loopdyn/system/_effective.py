@@ -62,7 +62,7 @@ def cubic_roots(coeffs) -> np.ndarray:
 
 
 def lambda3_perturbative(sigma_zm, sigma_zu, sigma_vm, sigma_vu):
-    r"""First-order third eigenvalue (spec §4.4, `theory[9]`):
+    r"""First-order third eigenvalue (spec §4.4):
 
     $$\lambda_3 \approx \sigma_{vu} + \frac{\sigma_{vm}\sigma_{zu}}{\sigma_{vu}^2 - 2\sigma_{vu} - \sigma_{zm} + 1},$$
 

@@ -39,7 +39,7 @@ def gains_from_moments(gram, cross) -> np.ndarray:
 
 
 def effective_gains(xs, us, drop_first: int = 1) -> np.ndarray:
-    """`K (m, k)` with `u ~ K x` fitted without intercept over a batch of trajectories (spec §4.6, `nonlin[3]`).
+    """`K (m, k)` with `u ~ K x` fitted without intercept over a batch of trajectories (spec §4.6).
 
     **Arguments:** `xs` `(T, batch, k)`, `us` `(T, batch, m)`; `drop_first` as in :func:`gain_moments`.
     For the double integrator `k1, k2 = K[0, 0], K[0, 1]`.

@@ -1,11 +1,11 @@
-r"""The joint agent-environment matrix $P$, its reduced forms and spectrum (Ger & Barak 2025, §3; paper-spec §4.1-4.2).
+r"""The joint agent-environment matrix $P$, its reduced forms and spectrum (Ger & Barak 2025; spec §4.1-4.2).
 
 For a linear agent the joint state $s_t = (x_t, h_t)$ of a closed loop (delayed timing, see
 :func:`loopdyn.system.rollout`) evolves as $s_{t+1} = P s_t$ with
 
 $$P = \begin{pmatrix} A & B z^\top \\ \alpha\, m C A & (1-\alpha) I + \alpha (W + m C B z^\top)\end{pmatrix}$$
 
-(paper-spec §8 row 13: the leak multiplies $m C B z^\top$ too; for the double integrator $CB = 0$).
+(spec §8 row 13: the leak multiplies $m C B z^\top$ too; for the double integrator $CB = 0$).
 For a linear low-rank agent with no random part, span{m, U} is invariant; in the coordinates $\kappa$ of an
 orthonormal basis $Q$ of it ($h = Q\kappa$, $[m\;U] = QR$, $q_m = Q^\top m$, $q_U = Q^\top U$) the
 *reduced* matrix is
@@ -68,7 +68,7 @@ def agent_joint_matrix(spec, plant, params, g=0.0):
 
 
 def overlaps(m, z, U, V):
-    r"""Rank-1 overlaps as plain dot products (paper-spec §2.2): $\sigma_{zm}=z^\top m$, $\sigma_{zu}=z^\top u$,
+    r"""Rank-1 overlaps as plain dot products (spec §2.2): $\sigma_{zm}=z^\top m$, $\sigma_{zu}=z^\top u$,
     $\sigma_{vm}=v^\top m$, $\sigma_{vu}=v^\top u$. Vectors may carry a trailing axis of size 1."""
     m, z, u, v = (a.reshape(a.shape[:-2] + (-1,)) if a.ndim >= 2 and a.shape[-1] == 1 else a for a in (m, z, U, V))
     xp = array_namespace(m, z, u, v)
@@ -88,7 +88,7 @@ def unstack_overlaps(sigma):
 
 
 def effective_matrix(sigma_zm, sigma_zu, sigma_vm, sigma_vu):
-    r"""$P_{\rm eff}$ of paper-spec §4.2 (double integrator, rank 1, g = 0), batched over leading axes.
+    r"""$P_{\rm eff}$ of spec §4.2 (double integrator, rank 1, g = 0), batched over leading axes.
     State $(x, v, \kappa_m, \kappa_u)$ with $h = \kappa_m m + \kappa_u u$."""
     szm, szu, svm, svu = jnp.broadcast_arrays(*(jnp.asarray(s) for s in (sigma_zm, sigma_zu, sigma_vm, sigma_vu)))
     one, zero = jnp.ones_like(szm), jnp.zeros_like(szm)

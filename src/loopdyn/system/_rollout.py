@@ -6,7 +6,7 @@ gain landscape and the figures' trajectories. It steps a batch of joint states $
 (one `lax.scan`), the agent being any :class:`loopdyn.agents.Core` (neurons, the reduced span{m, U}
 coordinates, the overlaps of an effective model, or a static gain).
 
-Two timings (Ger & Barak 2025, §2; paper-spec §3.2, §3.4, §4.1):
+Two timings (Ger & Barak 2025; spec §3.2, §3.4, §4.1):
 
 - `"delayed"` (regulation): the agent is not called at $t = 0$; $u_t = z^\top h_t$ (so $u_0 = 0$ for
   $h_0 = 0$), $x_{t+1} = A x_t + B u_t + w_t$, $y_{t+1} = C x_{t+1}$, $h_{t+1} = \mathrm{update}(h_t, y_{t+1})$.

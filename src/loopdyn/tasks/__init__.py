@@ -1,4 +1,4 @@
-"""Tasks on top of plants: initial states, horizon, losses (paper-spec §1.4, §3)."""
+"""Tasks on top of plants: initial states, horizon, losses (spec §1.4, §3)."""
 
 from ._regulation import Regulation as Regulation
 from ._regulation import regulation_from_config as regulation_from_config

@@ -1,4 +1,4 @@
-"""Reduced theories of the three learning stages (paper-spec §4.3-4.5)."""
+"""Reduced theories of the three learning stages (spec §4.3-4.5)."""
 
 from ._stage1 import geometric_sum_loss as geometric_sum_loss
 from ._stage1 import simulated_stage1_loss as simulated_stage1_loss

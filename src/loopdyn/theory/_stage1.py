@@ -40,7 +40,7 @@ def _growth_rate(xp, sigma):
 
 
 def geometric_sum_loss(sigma, T_prime: int = 101, *, log: bool = False):
-    r"""Stage-1 theory loss (spec §4.3, `theory[4]`):
+    r"""Stage-1 theory loss (spec §4.3):
 
     $$\mathcal L_{\rm th}(\sigma_{zm}) = \tfrac12 \sum_{t=0}^{T'-1} r^t = \tfrac12\,\frac{1 - r^{T'}}{1 - r},
     \qquad r = |1 + \sqrt{\sigma_{zm}}|^2,\quad T' = 101 .$$

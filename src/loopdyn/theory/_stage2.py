@@ -34,7 +34,7 @@ def _as_sigma(sigma):
 
 
 def short_term_loss(sigma):
-    r"""$\mathcal L_0(\sigma) = \|[P_{\rm eff}^3]_{1:2,1:2}\|_F^2$ (spec §4.4, `theory[7]`).
+    r"""$\mathcal L_0(\sigma) = \|[P_{\rm eff}^3]_{1:2,1:2}\|_F^2$ (spec §4.4).
 
     Equal to the closed form $(\sigma_{zm}+1)^2 + (\sigma_{zm}+3)^2 + (\sigma_{vm}\sigma_{zu}+2\sigma_{zm})^2
     + (\sigma_{vm}\sigma_{zu}+3\sigma_{zm}+1)^2$.

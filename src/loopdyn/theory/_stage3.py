@@ -9,7 +9,7 @@ $s = (x, v, \kappa_m, \kappa_u)$, $\kappa_0 = 0$, with control $u_t = \sigma_{zm
 $$\mathcal L = \operatorname{mean}_{t<T,\,i,\,b}\,(x^{(i)}_{t,b})^2
 + \beta\,\operatorname{mean}_b\sum_{t<T} u_{t,b}^2 .$$
 
-This is plain gradient descent on the overlaps (identity metric), as the reference `P_Model_eff`;
+This is plain gradient descent on the overlaps (identity metric), as the authors' effective model;
 the exact overlap dynamics induced by gradient descent on $z, u, v$ differ (spec §7.4).
 """
 
@@ -56,7 +56,7 @@ def effective_episode_loss(sigma, x0, beta, T: int):
 def train_effective_model(sigma_start, *, key=None, epochs: int = 1000, lr: float = 0.01, clip: float = 1.0,
                           batch: int = 100, T: int = 50, beta=0.0, x0_range: float = 2.0,
                           epoch_keys=None) -> EffectiveTraining:
-    r"""Clipped SGD directly on the four overlaps of $P_{\rm eff}$ (spec §4.5, `theory[13]`).
+    r"""Clipped SGD directly on the four overlaps of $P_{\rm eff}$ (spec §4.5).
 
     Every epoch draws a fresh batch $x_0 \sim U(-a, a)^2$ (`Regulation.sample_x0` with the epoch's key
     from `jax.random.split(key, epochs)`), evaluates the loss, clips the gradient to global norm

@@ -1,4 +1,4 @@
-r"""Training modes: what an epoch's loss is (Ger & Barak 2025, §2-3; spec §3).
+r"""Training modes: what an epoch's loss is (Ger & Barak 2025; spec §3).
 
 A mode is a strategy with `loss(problem, params, constants, key) -> (loss, moments)`: `params` the
 agent's full `AgentParams`, `moments` the float64 gain moments of closed-loop trajectories that the
@@ -15,7 +15,7 @@ loss already simulated (`None` when it simulated none). Every simulation is a :f
   - :class:`OpenLoopTeacher` (`open_loop_teacher`): the teacher drives the plant from $x_0 \sim U(-a, a)$;
     the student sees its observations (with the same timing as the closed loop).
   - :class:`OpenLoopGain` (`open_loop_gain`): the teacher is a static state feedback $u^T = K x$ (code
-    sign convention) driving the plant; as in the reference (`train_rnn(teacher=K)`), both actions are 0
+    sign convention) driving the plant; as in the reference (its static-gain teacher), both actions are 0
     at $t = 0$, where the student cannot act yet ($h_0 = 0$).
 """
 

@@ -1,0 +1,108 @@
+"""The package's shape: layers that import one way (import-linter contract in pyproject.toml), no part
+reaching into another's private names, no cycles between parts (imports inside functions included), and
+one place where the plant is stepped."""
+
+import ast
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src" / "loopdyn"
+
+
+def _modules():
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC.parent).with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        yield ".".join(parts), path
+
+
+def _imports(module: str, path: Path):
+    """Every `(imported module, imported name or None, line)` of a file, at any depth (functions too)."""
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, None, node.lineno
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module
+            for alias in node.names:
+                yield target, alias.name, node.lineno
+
+
+def _part(module: str) -> str | None:
+    """The part (sub-package or top-level module) of loopdyn a module belongs to."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "loopdyn" else None
+
+
+def test_import_linter_layers_contract_is_kept():
+    importlinter = pytest.importorskip("importlinter.cli")
+    cwd = os.getcwd()
+    os.chdir(ROOT)  # the contract lives in pyproject.toml
+    try:
+        assert importlinter.lint_imports(no_cache=True, no_logo=True) == 0
+    finally:
+        os.chdir(cwd)
+
+
+def test_no_part_uses_another_parts_private_names():
+    bad = []
+    for module, path in _modules():
+        here = _part(module)
+        for target, name, line in _imports(module, path):
+            there = _part(target or "")
+            if there is None or there == here:
+                continue
+            private_module = any(p.startswith("_") for p in target.split(".")[2:])
+            private_name = name is not None and name.startswith("_")
+            if private_module or private_name:
+                bad.append(f"{path.relative_to(ROOT)}:{line} imports {target}{'.' + name if name else ''}")
+    assert not bad, "\n".join(bad)
+
+
+def test_no_import_cycle_between_parts():
+    graph: dict[str, set[str]] = {}
+    for module, path in _modules():
+        here = _part(module)
+        if here is None:
+            continue
+        for target, name, _ in _imports(module, path):
+            there = _part(target or "")
+            if there == "" or there is None and target == "loopdyn" and name:
+                there = name  # `from loopdyn import config`
+            if there and there != here and (SRC / there).exists():
+                graph.setdefault(here, set()).add(there)
+    state: dict[str, int] = {}
+
+    def visit(node, stack):
+        state[node] = 1
+        for nxt in graph.get(node, ()):
+            if state.get(nxt) == 1:
+                raise AssertionError("import cycle: " + " -> ".join(stack + [node, nxt]))
+            if nxt not in state:
+                visit(nxt, stack + [node])
+        state[node] = 2
+
+    for node in list(graph):
+        if node not in state:
+            visit(node, [])
+
+
+def test_the_plant_is_stepped_in_one_place():
+    """Every simulation goes through loopdyn.system.rollout: no other module calls a plant's `step`."""
+    callers = []
+    for module, path in _modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "step":
+                callers.append(module)
+    assert set(callers) == {"loopdyn.system._rollout"}, callers
