@@ -352,7 +352,7 @@ def load(source: str | Path, overrides: list[str] | None = None, seeds: str | No
     try:
         tables = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: is not valid TOML ({e})") from None
+        raise ConfigError(f"{path}: is not valid TOML ({e})") from e
     if not tables:
         raise ConfigError(f"{path}: is empty; start from a shipped config (loopdyn configs) and change what you need")
     for item in overrides or []:
@@ -403,7 +403,7 @@ def _read(source: str | Path) -> tuple[str, str]:
     try:
         return name, data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ConfigError(f"{name}: is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+        raise ConfigError(f"{name}: is not UTF-8 text (byte {e.start}); save it as UTF-8") from e
 
 
 def from_toml_text(text: str, source: str = "<inline>") -> Config:
@@ -411,6 +411,6 @@ def from_toml_text(text: str, source: str = "<inline>") -> Config:
     try:
         return from_dict(tomllib.loads(text), source=source)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{source}: is not valid TOML ({e})") from None
+        raise ConfigError(f"{source}: is not valid TOML ({e})") from e
 
 

@@ -107,7 +107,7 @@ def store_phases(path: Path) -> list[tuple[cfg_mod.Config, str]]:
         return [(cfg_mod.from_dict(d, source=source, phase=i > 0), label) for i, (label, d) in enumerate(ds.attrs["phases"])]
     except (KeyError, TypeError, ValueError) as e:
         raise StoreError(f"{path}: the stored configuration is unreadable ({type(e).__name__}: {e}); the store cannot "
-                         f"be resumed") from None
+                         f"be resumed") from e
 
 
 def resume(path: str | Path, *, progress: bool = True, should_stop: Callable[[], bool] | None = None) -> Path:
@@ -159,6 +159,7 @@ def figures(name: str, path: str | Path, outdir: str | Path | None = None) -> li
 
     path = Path(path)
     outdir = Path(outdir) if outdir is not None else path.parent / "figures"
+    check(path)
     ds = open_run(path)
     if name == "training":
         figs = {f"{path.stem}-training": training_figure(ds)}

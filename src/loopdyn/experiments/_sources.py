@@ -26,7 +26,7 @@ def _open_source(store: str, path_self: Path, src: str, what: str):
         ds = raw_dataset(path)
         progress = read_progress(path)
     except StoreError as e:
-        raise ConfigError(f"{src}: {what}.store: {e}") from None
+        raise ConfigError(f"{src}: {what}.store: {e}") from e
     phases = ds.attrs.get("phases", [])
     if own:
         done = int(phases[0][1]["epochs"])  # phase 0 is complete before a later phase starts
@@ -65,7 +65,7 @@ def _check_architecture(cfg, ds, path, src, what):
         tplant = cfg_mod.PlantConfig(**{k: v for k, v in tcfg["plant"].items() if k in known})
         theirs = _plant_matrices(tplant)
     except (TypeError, ValueError, IndexError) as e:
-        raise ConfigError(f"{src}: {what}.store = {str(path)!r} has an unreadable plant configuration ({e})") from None
+        raise ConfigError(f"{src}: {what}.store = {str(path)!r} has an unreadable plant configuration ({e})") from e
     ours = _plant_matrices(cfg.plant)
     if not all(np.shape(a) == np.shape(b) and np.allclose(a, b) for a, b in zip(theirs, ours)):
         raise ConfigError(f"{src}: {what}.store = {str(path)!r} controls plant {_describe(tplant)}, not this run's "

@@ -52,7 +52,7 @@ class StoreLock:
         try:
             fh = open(lock, "a+")
         except OSError as e:
-            raise StoreError(f"{self.path}: cannot open its lock file ({e.strerror}); check the permissions of the store") from None
+            raise StoreError(f"{self.path}: cannot open its lock file ({e.strerror}); check the permissions of the store") from e
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -172,7 +172,7 @@ def load_state(path: Path, phase: int, done: int) -> dict[str, np.ndarray]:
             return {k: z[k] for k in z.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise StoreError(f"{f}: the training state is unreadable ({type(e).__name__}); the store cannot be resumed — "
-                         f"train it again") from None
+                         f"train it again") from e
 
 
 # ------------------------------------------------------------------------------------------ analysis pointer

@@ -197,7 +197,7 @@ def create_store(path: Path, phases, groups, *, devices: int, extra_attrs: dict 
         lock = _files.StoreLock(tmp, "train").acquire()
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise StoreError(f"{path}: cannot create the store ({e.strerror}); choose a writable --out") from None
+        raise StoreError(f"{path}: cannot create the store ({e.strerror}); choose a writable --out") from e
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

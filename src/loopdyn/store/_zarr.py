@@ -110,7 +110,7 @@ def open_group(path: Path, mode: str = "r+") -> zarr.Group:
             fmt = group.attrs.get("loopdyn_format")
     except Exception as e:  # corrupt metadata
         raise StoreError(f"{path}: the store's metadata is unreadable ({type(e).__name__}); the store is corrupt — "
-                         f"train it again") from None
+                         f"train it again") from e
     if fmt in FORMATS_REFUSED:
         raise StoreError(f"{path}: written by {FORMATS_REFUSED[fmt]} (store format {fmt}); this loopdyn reads {FORMAT} — "
                          f"train it again (its arrays stay readable with xarray.open_zarr)")
@@ -133,7 +133,7 @@ def _open_dataset(path: Path, group: str | None = None) -> xr.Dataset:
             ds = xr.open_zarr(str(path), group=group, consolidated=False, zarr_format=3)
     except Exception as e:
         raise StoreError(f"{path}: cannot be read as a dataset ({type(e).__name__}); the store is corrupt — run "
-                         f"'loopdyn check {path}'") from None
+                         f"'loopdyn check {path}'") from e
     return ds
 
 
@@ -224,7 +224,7 @@ def check(path: Path) -> dict:
                 arr = group[name]
             except Exception as e:
                 raise StoreError(f"{path}: the array {name!r} is missing or its metadata is unreadable ({type(e).__name__}); "
-                                 f"the store is damaged — train it again") from None
+                                 f"the store is damaged — train it again") from e
             dims = list(arr.metadata.dimension_names or [])
             sel = tuple(slice(0, epochs_ok) if d == "epoch" else slice(None) for d in dims)
             if "checkpoint" in dims:
@@ -268,6 +268,6 @@ def _check_chunks(path: Path, name: str, arr, sel, committed: bool) -> int:
             arr[block]
         except Exception as e:
             raise StoreError(f"{path}: chunk {'/'.join(map(str, idx))} of {name!r} cannot be decoded "
-                             f"({type(e).__name__}); the store is damaged — train it again") from None
+                             f"({type(e).__name__}); the store is damaged — train it again") from e
         count += 1
     return count

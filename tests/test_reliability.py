@@ -1,0 +1,473 @@
+"""Bad input never gets past validation, and no fault loses or corrupts a store (issue #8).
+
+Every bad input gives one line (`loopdyn: error: ...`), exit code 2, and writes nothing; real concurrent
+processes meet the store's lock; Ctrl-C and kill -9 at several moments leave a store that resumes to the
+numbers of an uninterrupted run; a damaged store is reported in one line by every command that reads it.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import loopdyn
+from loopdyn.cli import app
+
+runner = CliRunner()
+LOOPDYN = Path(sys.executable).parent / "loopdyn"
+
+TINY = """
+name = "tiny"
+epochs = 12
+seeds = [0]
+[task]
+T = 10
+batch = 8
+test_batch = 4
+[agent]
+N = 10
+rank = 1
+[record]
+chunk = 6
+"""
+
+
+def _one_line_exit_2(res, *needles):
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.output.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, res.output
+    assert lines[0].startswith("loopdyn: error: "), lines[0]
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]
+
+
+def _nothing_written(out: Path):
+    assert not out.exists() or not any(out.rglob("*")), sorted(out.rglob("*"))
+
+
+# ------------------------------------------------------------------------------------------ validation
+BAD_SETS = [
+    (["--set", "train.lr=nan"], ("train.lr", "finite")),
+    (["--set", "train.lr=inf"], ("train.lr", "finite")),
+    (["--set", "train.clip=nan"], ("train.clip", "finite")),
+    (["--set", "agent.alpha=nan"], ("agent.alpha", "finite")),
+    (["--set", "agent.over=inf"], ("agent.over", "finite")),
+    (["--set", "sweep.train.lr=[0.01, nan]"], ("sweep.train.lr", "finite")),
+    (["--set", "task.beta=nan"], ("task.beta", "finite")),
+    (["--set", "task.x0_range=inf"], ("task.x0_range", "finite")),
+    (["--set", "agent.g=nan"], ("agent.g", "finite")),
+    (["--set", "plant.noise=nan"], ("plant.noise", "finite")),
+    (["--set", "train.mode='open_loop_gain'", "--set", "teacher.K=[[nan, inf]]"], ("teacher.K", "finite")),
+    (["--set", 'name="../../escape"'], ("name", "plain file name")),
+    (["--set", 'name="/tmp/abs"'], ("name", "plain file name")),
+    (["--set", 'name=""'], ("name", "plain file name")),
+    (["--set", 'name="a\\nb"'], ("name", "plain file name")),
+    (["--set", "agent.trainable=[]"], ("agent.trainable", "trains nothing")),
+    (["--set", "stages=3"], ("stages = 3", "must be a table")),
+    (["--set", "closed_vs_open=3"], ("closed_vs_open = 3", "must be a table")),
+    (["--seeds", "-1"], ("seeds", "non-negative")),
+    (["--seeds", "3,3"], ("seeds", "twice")),
+    (["--set", "teacher.store='self'", "--set", "train.mode='open_loop_noise'"], ("teacher.store", "single phase")),
+    (["--set", "start.store='self'"], ("start.store", "single phase")),
+    (["--set", "seeds='0..100000'", "--set", "agent.N=100", "--set", "task.batch=100", "--set", "task.T=50"],
+     ("memory", "fewer runs")),
+    (["--set", "epochs=1000000000000"], ("disk", "record.checkpoint")),
+    (["--set", "epochs=300000000", "--set", "agent.N=100", "--set", "record.checkpoint='every'"],
+     ("disk", "record.checkpoint")),
+]
+
+
+@pytest.mark.parametrize("args,needles", BAD_SETS)
+def test_bad_values_are_one_line_exit_2_nothing_written(tmp_path, args, needles):
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(TINY)
+    out = tmp_path / "out"
+    _one_line_exit_2(runner.invoke(app, ["train", str(cfg), *args, "--out", str(out), "--quiet"]), *needles)
+    _nothing_written(out)
+
+
+STAGES_BAD = [
+    (["--set", "epochs=20", "--set", "stages.T_start_epoch=500"], ("stages.T_start_epoch", "< epochs")),
+    (["--set", 'stages.alphas=["a"]'], ("stages.alphas", "numbers")),
+    (["--set", "stages.alphas=[0.5, 2.0]"], ("stages.alphas", "[0, 1]")),
+    (["--set", "stages.bogus=1"], ("stages.bogus", "not a known key")),
+    (["--set", "stages=3"], ("stages", "must be a table")),
+    (["--set", "agent.activation='tanh'"], ("linear rank-1",)),
+]
+
+
+@pytest.mark.parametrize("args,needles", STAGES_BAD)
+def test_experiment_tables_are_checked_before_training(tmp_path, args, needles):
+    out = tmp_path / "out"
+    _one_line_exit_2(runner.invoke(app, ["train", "stages", *args, "--out", str(out), "--quiet"]), *needles)
+    _nothing_written(out)
+
+
+def test_unreadable_and_empty_config_files(tmp_path):
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes('name = "caf\xe9"\n'.encode("latin-1"))
+    _one_line_exit_2(runner.invoke(app, ["train", str(bad), "--out", str(tmp_path / "o")]), "not UTF-8")
+    empty = tmp_path / "empty.toml"
+    empty.write_text("# nothing\n")
+    _one_line_exit_2(runner.invoke(app, ["train", str(empty), "--out", str(tmp_path / "o")]), "is empty")
+    _nothing_written(tmp_path / "o")
+
+
+def test_bad_output_paths(tmp_path):
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(TINY)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    _one_line_exit_2(runner.invoke(app, ["train", str(cfg), "--out", str(afile)]), "is a file")
+    _one_line_exit_2(runner.invoke(app, ["train", str(cfg), "--out", str(afile / "sub")]), "is a file")
+    assert afile.read_text() == "x"
+    res = runner.invoke(app, ["train", str(cfg), "--out", str(tmp_path / "o"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    store = tmp_path / "o" / "tiny.zarr"
+    _one_line_exit_2(runner.invoke(app, ["train", str(cfg), "--out", str(store), "--quiet"]), "inside the store")
+    assert not (store / "tiny.zarr").exists()
+    _one_line_exit_2(runner.invoke(app, ["train", str(cfg), "--out", str(tmp_path / "o"), "--quiet"]), "already exists")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories; run as a user to check")
+def test_read_only_output_directory(tmp_path):
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(TINY)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        _one_line_exit_2(runner.invoke(app, ["train", str(cfg), "--out", str(ro / "x")]), "permission denied")
+    finally:
+        ro.chmod(0o755)
+
+
+# ------------------------------------------------------------------------------------------ processes
+def _run(args, **kw):
+    return subprocess.run([str(LOOPDYN), *args], capture_output=True, text=True, timeout=300, **kw)
+
+
+def _arrays(path):
+    ds = loopdyn.open_run(path)
+    return {k: ds[k].values for k in ds.data_vars}
+
+
+LONG = """
+name = "long"
+epochs = 3000
+seeds = [0, 1, 2, 3]
+dtype = "float32"
+[task]
+T = 20
+batch = 16
+test_batch = 8
+[agent]
+N = 12
+rank = 1
+[record]
+chunk = 100
+checkpoint = "every:50"
+"""
+
+
+@pytest.fixture(scope="module")
+def long_reference(tmp_path_factory):
+    """The uninterrupted run of LONG, trained by the CLI (every core a host device, as resumes use)."""
+    root = tmp_path_factory.mktemp("long")
+    cfg = root / "long.toml"
+    cfg.write_text(LONG)
+    res = _run(["train", str(cfg), "--out", str(root / "ref"), "--quiet"])
+    assert res.returncode == 0, res.stderr
+    return cfg, _arrays(root / "ref" / "long.zarr")
+
+
+def _wait_for(path: Path, proc, timeout=60.0):
+    t0 = time.time()
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() - t0 < timeout
+        time.sleep(0.01)
+
+
+def test_ctrl_c_at_startup_writes_nothing(tmp_path, long_reference):
+    cfg, _ = long_reference
+    proc = subprocess.Popen([str(LOOPDYN), "train", str(cfg), "--out", str(tmp_path / "o"), "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("loopdyn: interrupted"), err
+    assert "Traceback" not in err and "Segmentation" not in err
+    if not (tmp_path / "o" / "long.zarr").exists():
+        return  # interrupted before the store was created: nothing written
+    # (a slow start may reach training; then it must resume like any interrupted store)
+    assert _run(["train", "--resume", str(tmp_path / "o" / "long.zarr"), "--quiet"]).returncode == 0
+
+
+@pytest.mark.parametrize("when", ["first chunk", "later"])
+def test_ctrl_c_during_training_commits_and_resumes_identically(tmp_path, long_reference, when):
+    cfg, reference = long_reference
+    store = tmp_path / "o" / "long.zarr"
+    proc = subprocess.Popen([str(LOOPDYN), "train", str(cfg), "--out", str(tmp_path / "o"), "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(store / ("zarr.json" if when == "first chunk" else "progress.json"), proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    last = [ln for ln in err.splitlines() if ln.strip()][-1]
+    assert last.startswith("loopdyn: interrupted at epoch ") and f"loopdyn train --resume {store}" in last, err
+    epoch = int(last.split("epoch ")[1].split(";")[0])
+    assert 0 < epoch < 3000 and epoch % 100 == 0
+    assert loopdyn.open_run(store).sizes["epoch"] == epoch
+    res = _run(["train", "--resume", str(store), "--quiet"])
+    assert res.returncode == 0, res.stderr
+    resumed = _arrays(store)
+    for k in reference:
+        np.testing.assert_array_equal(reference[k], resumed[k], err_msg=k)
+
+
+def test_second_ctrl_c_stops_at_once(tmp_path, long_reference):
+    cfg, _ = long_reference
+    store = tmp_path / "o" / "long.zarr"
+    proc = subprocess.Popen([str(LOOPDYN), "train", str(cfg), "--out", str(tmp_path / "o"), "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(store / "zarr.json", proc)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert [ln for ln in err.splitlines() if ln.strip()][-1].startswith("loopdyn: interrupted"), err
+    res = _run(["train", "--resume", str(store), "--quiet"])
+    assert res.returncode == 0, res.stderr
+    assert loopdyn.open_run(store).attrs["complete"]
+
+
+def test_kill_9_then_resume_is_identical(tmp_path, long_reference):
+    cfg, reference = long_reference
+    store = tmp_path / "o" / "long.zarr"
+    proc = subprocess.Popen([str(LOOPDYN), "train", str(cfg), "--out", str(tmp_path / "o"), "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _wait_for(store / "progress.json", proc)
+    time.sleep(0.2)
+    proc.kill()
+    proc.wait()
+    res = _run(["train", "--resume", str(store), "--quiet"])
+    assert res.returncode == 0, res.stderr
+    resumed = _arrays(store)
+    for k in reference:
+        np.testing.assert_array_equal(reference[k], resumed[k], err_msg=k)
+
+
+def test_interrupted_creation_is_reported_and_cleaned(tmp_path):
+    """A process killed while it created the store leaves only `<name>.zarr.creating-<pid>`: the store
+    does not exist (info says what happened), and the next train cleans it up."""
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(TINY)
+    out = tmp_path / "o"
+    out.mkdir()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    leftover = out / f"tiny.zarr.creating-{dead.pid}"
+    leftover.mkdir()
+    (leftover / "zarr.json").write_text("{}")
+    _one_line_exit_2(runner.invoke(app, ["info", str(out / "tiny.zarr")]), "no such store", "interrupted")
+    res = runner.invoke(app, ["train", str(cfg), "--out", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert not leftover.exists() and loopdyn.open_run(out / "tiny.zarr").attrs["complete"]
+
+
+SAME_PATH = """
+import sys, time
+import loopdyn
+cfg = loopdyn.load_config(sys.argv[1], ["train.lr=" + sys.argv[3]])
+while time.time() < float(sys.argv[4]):
+    time.sleep(0.001)
+try:
+    loopdyn.train(cfg, sys.argv[2], progress=False)
+    print("trained")
+except loopdyn.StoreError as e:
+    print("refused:", e)
+"""
+
+
+def test_concurrent_trainers_of_one_path_never_mix(tmp_path):
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(TINY)
+    store = tmp_path / "same.zarr"
+    start = time.time() + 6.0  # every process has imported JAX by then
+    procs = [subprocess.Popen([sys.executable, "-c", SAME_PATH, str(cfg), str(store), lr, str(start)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for lr in ("0.01", "0.02", "0.03")]
+    outs = [p.communicate(timeout=300) for p in procs]
+    results = [o.strip().splitlines()[-1] if o.strip() else e for o, e in outs]
+    assert sum(r == "trained" for r in results) == 1, results
+    assert all(r == "trained" or (r.startswith("refused:") and "already exists" in r) for r in results), results
+    ds = loopdyn.open_run(store)
+    assert ds.attrs["config"]["train"]["lr"] == float(ds.lr.values[0])  # one writer: attrs and data agree
+    assert ds.attrs["complete"]
+    assert not list(tmp_path.glob("same.zarr.creating-*"))
+
+
+HOLD = """
+import sys, time
+from loopdyn.store import StoreLock
+lock = StoreLock(sys.argv[1], "hold").acquire()
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+def test_lock_names_the_holder_and_a_dead_holder_is_taken_over(tmp_path, long_reference):
+    cfg, _ = long_reference
+    loopdyn.train(loopdyn.load_config(str(cfg), ["epochs=300"]), tmp_path / "s.zarr", progress=False, stop_after=100)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path / "s.zarr")], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    for args in (["train", "--resume", str(tmp_path / "s.zarr")], ["analyze", str(tmp_path / "s.zarr")]):
+        res = _run([*args, "--quiet"] if args[0] == "train" else args)
+        assert res.returncode == 2, res.stderr
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and f"in use by PID {holder.pid}" in lines[0], res.stderr
+    holder.kill()  # a holder that dies releases the lock: the next writer takes over
+    holder.wait()
+    res = _run(["train", "--resume", str(tmp_path / "s.zarr"), "--quiet"])
+    assert res.returncode == 0, res.stderr
+    assert loopdyn.open_run(tmp_path / "s.zarr").attrs["complete"]
+
+
+RESUME_ONE_DEVICE = """
+import sys
+import loopdyn
+try:
+    loopdyn.resume(sys.argv[1], progress=False)
+except loopdyn.StoreError as e:
+    print("refused:", e)
+"""
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 cores to train over 2 host devices")
+def test_resume_uses_the_stores_device_layout(tmp_path, long_reference):
+    cfg, reference = long_reference
+    store = tmp_path / "s.zarr"
+    loopdyn.train(loopdyn.load_config(str(cfg)), store, progress=False, stop_after=500)  # 2 devices (conftest)
+    assert loopdyn.open_run(store).attrs["host_devices"] == 2
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    res = subprocess.run([sys.executable, "-c", RESUME_ONE_DEVICE, str(store)], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert "refused:" in res.stdout and "2 host devices" in res.stdout and "XLA_FLAGS" in res.stdout, res
+    res = _run(["train", "--resume", str(store), "--quiet"], env=env)  # the CLI sets the device count itself
+    assert res.returncode == 0, res.stderr
+    resumed = _arrays(store)
+    for k in reference:
+        np.testing.assert_array_equal(reference[k], resumed[k], err_msg=k)
+
+
+# ------------------------------------------------------------------------------------------ damaged stores
+@pytest.fixture(scope="module")
+def small_stores(tmp_path_factory):
+    root = tmp_path_factory.mktemp("damage")
+    cfg = loopdyn.load_config("linear-rank1", ["epochs=60", "record.chunk=20", "agent.N=12", "task.batch=16"], "0..1")
+    complete = loopdyn.train(cfg, root / "complete.zarr", progress=False)
+    partial = loopdyn.train(cfg, root / "partial.zarr", progress=False, stop_after=40)
+    return complete, partial
+
+
+def _damage(kind, store: Path):
+    if kind == "deleted chunk":
+        (store / "eigenvalues" / "c" / "0" / "1" / "0").unlink()
+        return "is missing"
+    if kind == "truncated chunk":
+        f = store / "train_loss" / "c" / "0" / "1"
+        f.write_bytes(f.read_bytes()[:5])
+        return "cannot be decoded"
+    if kind == "truncated progress":
+        (store / "progress.json").write_text('{"phase": 0, "epo')
+        return "progress marker is unreadable"
+    if kind == "garbled progress":
+        (store / "progress.json").write_text("[1, 2]")
+        return "progress marker is unreadable"
+    if kind == "deleted array":
+        shutil.rmtree(store / "sigma_vu")
+        return "'sigma_vu' is missing"
+    if kind == "truncated array metadata":
+        f = store / "z" / "zarr.json"
+        f.write_text(f.read_text()[:50])
+        return "'z' is missing or its metadata is unreadable"
+    if kind == "truncated root metadata":
+        f = store / "zarr.json"
+        f.write_text(f.read_text()[:50])
+        return "metadata is unreadable"
+    if kind == "truncated state":
+        f = next((store / "state").glob("*.npz"))
+        f.write_bytes(f.read_bytes()[:100])
+        return "training state is unreadable"
+    raise ValueError(kind)
+
+
+DAMAGES = ["deleted chunk", "truncated chunk", "truncated progress", "garbled progress", "deleted array",
+           "truncated array metadata", "truncated root metadata"]
+
+
+@pytest.mark.parametrize("kind", DAMAGES)
+def test_damaged_store_is_one_line_for_every_reader(tmp_path, small_stores, kind):
+    store = tmp_path / "s.zarr"
+    shutil.copytree(small_stores[0], store)
+    needle = _damage(kind, store)
+    for args in (["check", str(store)], ["info", str(store)], ["analyze", str(store)],
+                 ["train", "--resume", str(store)], ["figures", "training", str(store), "--out", str(tmp_path / "f")]):
+        res = runner.invoke(app, args)
+        _one_line_exit_2(res, needle)
+    with pytest.raises(loopdyn.StoreError, match=needle.replace("'", ".").replace("(", ".").replace(")", ".")):
+        loopdyn.check_store(store)
+
+
+def test_truncated_training_state_refuses_resume(tmp_path, small_stores):
+    store = tmp_path / "p.zarr"
+    shutil.copytree(small_stores[1], store)
+    needle = _damage("truncated state", store)
+    _one_line_exit_2(runner.invoke(app, ["train", "--resume", str(store)]), needle)
+    _one_line_exit_2(runner.invoke(app, ["check", str(store)]), needle)
+
+
+def test_check_passes_on_good_stores_and_debug_shows_the_cause(tmp_path, small_stores):
+    for store in small_stores:
+        res = runner.invoke(app, ["check", str(store)])
+        assert res.exit_code == 0 and ": ok (" in res.output, res.output
+    store = tmp_path / "s.zarr"
+    shutil.copytree(small_stores[0], store)
+    _damage("truncated chunk", store)
+    res = runner.invoke(app, ["--debug", "check", str(store)])
+    assert res.exit_code == 2 and "Traceback" in res.output
+
+
+def test_old_format_store_is_refused_with_the_version(tmp_path, small_stores):
+    store = tmp_path / "old.zarr"
+    shutil.copytree(small_stores[0], store)
+    meta = json.loads((store / "zarr.json").read_text())
+    meta["attributes"]["loopdyn_format"] = "loopdyn-store-1"
+    (store / "zarr.json").write_text(json.dumps(meta))
+    _one_line_exit_2(runner.invoke(app, ["info", str(store)]), "loopdyn 0.1", "loopdyn-store-1", "train it again")
+
+
+def test_divergent_sweep_keeps_the_healthy_runs(tmp_path):
+    """The reproduction of issue #8: a float32 clip sweep whose unclipped run overflows."""
+    cfg = loopdyn.load_config("linear-rank1", ["epochs=300", "agent.N=20", "task.batch=20", "record.chunk=100"], "0..1")
+    cfg = loopdyn.config.with_values(cfg, {}, sweep={"train.clip": [1.0, 0.0]})
+    ds = loopdyn.open_run(loopdyn.train(cfg, tmp_path / "d.zarr", progress=False))
+    healthy = ds["clip"].values == 1.0
+    assert np.all(np.isfinite(ds.train_loss.values[healthy])) and np.all(ds.diverged_epoch.values[healthy] == -1)
+    for r in np.nonzero(~healthy)[0]:
+        e = int(ds.diverged_epoch.values[r])
+        if e >= 0:
+            assert np.all(np.isnan(ds.spectral_radius.values[r, e + 1:]))
