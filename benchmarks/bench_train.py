@@ -24,14 +24,15 @@ def measure(config: str, n_runs: int, epochs: int) -> dict:
     import numpy as np
 
     import loopdyn
-    from loopdyn.training._runner import Trainer, _device_layout, _pad, compile_chunk
+    from loopdyn.training import HyperParams, compile_chunk, device_layout, init_run, make_groups
 
     cfg = loopdyn.load_config(config, [f"epochs={epochs}", f"record.chunk={epochs}"], f"0..{n_runs - 1}")
-    tr = Trainer([(cfg, "closed_loop")], "/dev/null")
-    (g,) = tr.groups
-    states, consts = tr._init_states(tr.groups)
-    mesh, n = _device_layout(len(g.runs))
-    s, c = _pad(states[0], n), _pad(consts[0], n)
+    (g,) = make_groups([(cfg, "bench")])
+    hyper = HyperParams(**{k: jnp.asarray(v, g.problem.dtype) for k, v in g.hyper.items()})
+    s, c = jax.vmap(lambda seed, h: init_run(g.problem, seed, h))(jnp.asarray(g.seeds), hyper)
+    mesh, n = device_layout(len(g.runs))
+    if n != len(g.runs):
+        s, c = jax.tree.map(lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], n - len(g.runs), 0)]), (s, c))
     if mesh is not None:
         s, c = jax.device_put((s, c), jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("run")))
     test_x0 = g.problem.task.sample_x0(jax.random.PRNGKey(0), cfg.task.test_batch, g.problem.dtype)
@@ -51,7 +52,7 @@ def measure(config: str, n_runs: int, epochs: int) -> dict:
     best = min(reps)
     return {"config": config, "runs": n_runs, "devices": len(jax.devices()), "epochs": epochs,
             "compile_s": round(t_compile, 2), "ms_per_run_epoch": round(1e3 * best / (n_runs * epochs), 4),
-            "ms_per_epoch_ensemble": round(1e3 * best / epochs, 3), "finite": bool(np.all(np.isfinite(np.asarray(rec["train_loss"]))))}
+            "ms_per_epoch_ensemble": round(1e3 * best / epochs, 3), "finite": bool(np.all(np.isfinite(np.asarray(rec.train_loss))))}
 
 
 def main() -> None:
@@ -65,6 +66,8 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure(args.child[0], int(args.child[1]), int(args.child[2]))))
         return
+    model = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "unknown")
+    print(f"machine: {model}, {os.cpu_count()} cores")
     print(f"{'config':>14} {'runs':>5} {'devices':>7} {'compile s':>9} {'ms/run-epoch':>13} {'ms/epoch (all runs)':>20}")
     for config in args.configs:
         for n_runs in args.runs:

@@ -11,13 +11,14 @@ A :class:`Core` is what the rollout (:func:`loopdyn.system.rollout`) steps: `upd
 `readout(h)`. Four strategies build one:
 
 - :func:`make_core` for an agent; for a linear low-rank agent without random part it is *reduced*:
-  the hidden state stays in span{m, U}, and the core works in the coordinates $\kappa$ of an
-  orthonormal basis $Q$ of that span ($h = Q\kappa$, $[m\;U] = QR$), so nothing of size N is stepped.
-  Its state has only `n_in + r` coordinates, so it is stepped in float64 whatever the parameters' dtype:
-  in float32 the low-dimensional recursion loses more digits in its gradients than the N-dimensional
-  one (about 100x late in training), and in float64 it costs the same time;
-- :func:`overlap_core`: the same reduced dynamics written directly in the overlaps (coordinates on
-  $[m\;U]$), e.g. the 4-D effective model of spec §4.2 (:func:`effective_core`);
+  the hidden state stays in span{m, U}, and the core works in the coordinates $\kappa$ on $[m\;U]$
+  ($h = m\kappa_m + U\kappa_u$): it is :func:`overlap_core` of the agent's overlaps $z^\top[m\;U]$,
+  $V^\top[m\;U]$, so nothing of size N is stepped. Its state has only `n_in + r` coordinates, so it is
+  stepped in float64 whatever the parameters' dtype: in float32 this low-dimensional recursion loses
+  more digits in its gradients than the N-dimensional one (late in training up to 100x), in float64 its
+  gradients are more accurate than the float32 N-dimensional path's, at no cost in time;
+- :func:`overlap_core`: an agent written directly in its overlaps, e.g. the 4-D effective model of
+  spec §4.2 (:func:`effective_core`);
 - :func:`gain_core`: a static state feedback $u = K x$ (its input is the plant state).
 """
 
@@ -141,7 +142,9 @@ class Core:
 
 
 def reduced_basis(params: AgentParams):
-    """`(Q, R)`: orthonormal basis `Q (N, d)` of span{m, U} and `R (d, d)` with `[m U] = Q R`."""
+    r"""`(Q, R)`: orthonormal basis `Q (N, d)` of span{m, U} and `R (d, d)` with `[m U] = Q R` (host-side
+    uses: LAPACK calls inside programs sharded over CPU devices have deadlocked, so compiled training
+    code steps the reduced agent on $[m\;U]$ instead)."""
     return jnp.linalg.qr(jnp.concatenate([params.m, params.U], axis=-1))
 
 
@@ -150,18 +153,10 @@ def make_core(spec: AgentSpec, params: AgentParams, g=0.0) -> Core:
     a = spec.alpha
     m, z = params.m, params.z
     if spec.reduced:
-        params = AgentParams(m=m.astype(jnp.float64), z=z.astype(jnp.float64), U=params.U.astype(jnp.float64),
-                             V=params.V.astype(jnp.float64))
-        m, z = params.m, params.z
-        Q, R = reduced_basis(params)
-        qm, qu = R[:, : spec.n_in], R[:, spec.n_in:]  # Q^T m, Q^T U
-        zq = z.T @ Q  # (n_out, d)
-        vq = params.V.T @ Q  # (r, d)
-
-        def update(k, y):
-            return (1 - a) * k + a * (y @ qm.T + (k @ vq.T) @ qu.T)
-
-        return Core(spec.hidden_dim, update, lambda k: k @ zq.T, Q, jnp.float64)
+        f64 = jnp.float64
+        basis = jnp.concatenate([m, params.U], axis=-1).astype(f64)  # (N, n_in + r)
+        core = overlap_core(z.astype(f64).T @ basis, params.V.astype(f64).T @ basis, a)
+        return Core(core.hidden_dim, core.update, core.readout, basis, f64)
 
     phi = ACTIVATIONS[spec.activation]
     if spec.rank:

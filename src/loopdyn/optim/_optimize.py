@@ -25,7 +25,7 @@ def clip_by_global_norm_eps(max_norm, eps: float) -> optax.GradientTransformatio
     `max_norm <= 0` turns clipping off."""
 
     def update(updates, state, params=None):
-        norm = optax.global_norm(updates)
+        norm = optax.tree.norm(updates)
         scale = jnp.where(max_norm > 0, jnp.minimum(max_norm / (norm + eps), 1.0), 1.0)
         return jax.tree.map(lambda g: g * scale.astype(g.dtype), updates), state
 
