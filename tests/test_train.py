@@ -160,14 +160,19 @@ def test_many_runs_sharded_and_gains_match_an_independent_fit(tmp_path):
     ds = loopdyn.open_run(loopdyn.train(cfg, tmp_path / "many.zarr", progress=False))
     assert ds.sizes["run"] == 16 and np.all(np.isfinite(ds.train_loss.values))
     spec = AgentSpec(N=8, rank=1)
+    w = cfg.record.gain_window
+    assert w == 4
     for run, epoch in ((0, 0), (5, 9), (15, 4)):
-        p = AgentParams(**{k: ds[k].values[run] if "checkpoint" not in ds[k].dims else ds[k].values[run, epoch]
-                           for k in ("m", "z", "U", "V")})
-        # the epoch's training batch: the keys of loopdyn.training (run key, fold_in epoch, split)
-        key = jax.random.fold_in(jax.random.split(jax.random.PRNGKey(int(ds.seed[run])))[1], epoch)
-        x0 = jax.random.uniform(jax.random.split(key)[0], (cfg.task.batch, 2), np.float64, -cfg.task.x0_range,
-                                cfg.task.x0_range)
-        xs, us = closed_loop(spec, double_integrator(), p, x0, cfg.task.T)
-        X = np.asarray(xs[1:]).reshape(-1, 2)
-        K = np.linalg.lstsq(X, np.asarray(us[1:]).reshape(-1, 1), rcond=None)[0].T
+        X, U = [], []
+        for e in range(max(0, epoch - w + 1), epoch + 1):  # the gain window: this epoch and the w - 1 before
+            p = AgentParams(**{k: ds[k].values[run] if "checkpoint" not in ds[k].dims else ds[k].values[run, e]
+                               for k in ("m", "z", "U", "V")})
+            # the epoch's training batch: the keys of loopdyn.training (run key, fold_in epoch, split)
+            key = jax.random.fold_in(jax.random.split(jax.random.PRNGKey(int(ds.seed[run])))[1], e)
+            x0 = jax.random.uniform(jax.random.split(key)[0], (cfg.task.batch, 2), np.float64, -cfg.task.x0_range,
+                                    cfg.task.x0_range)
+            xs, us = closed_loop(spec, double_integrator(), p, x0, cfg.task.T)
+            X.append(np.asarray(xs[1:]).reshape(-1, 2))
+            U.append(np.asarray(us[1:]).reshape(-1, 1))
+        K = np.linalg.lstsq(np.concatenate(X), np.concatenate(U), rcond=None)[0].T
         np.testing.assert_allclose(ds.gains.values[run, epoch], K, rtol=1e-8)

@@ -110,6 +110,8 @@ class RecordConfig:
     chunk: int = _f(50, doc="epochs per compiled chunk (one store write each)", check=POSITIVE)
     checkpoint: str = _f("auto", doc="parameter checkpoints: auto, every, log, or every:K")
     n_log: int = _f(100, doc="number of log-spaced checkpoints for checkpoint = log", check=POSITIVE)
+    gain_window: int = _f(4, doc="the effective gains of epoch e are fitted on the closed-loop trajectories of "
+                                 "epochs e-w+1..e (w x task.batch initial states); 1 = that epoch's alone", check=POSITIVE)
 
 
 SECTIONS: dict[str, type] = {

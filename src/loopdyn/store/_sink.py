@@ -22,8 +22,8 @@ from ._provenance import git_commit, versions
 DEFINITIONS = {
     "imitation_loss_definition": "open-loop runs: dt sum_t mean_{b,j} (u_student - u_teacher)^2",
     "gains_definition": "least-squares K with u = K x (code sign convention, stabilising gains negative) over the "
-                        "closed-loop trajectories of the epoch's training batch (closed-loop runs) or of a fresh "
-                        "batch from the same distribution (open-loop runs), t = 0 dropped, no intercept",
+                        "closed-loop trajectories of the training batches of epochs e-w+1..e, w = record.gain_window "
+                        "(open-loop runs: the same batches simulated in closed loop), t = 0 dropped, no intercept",
     "eigenvalues_definition": "eigenvalues of the joint matrix P (reduced to span{m, U} for linear low-rank agents "
                               "with g = 0; the other N - n_in - rank eigenvalues of P equal 1 - alpha), sorted by "
                               "decreasing modulus",

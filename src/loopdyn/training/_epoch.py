@@ -1,7 +1,7 @@
 """The compiled training step: one epoch of one run, scanned over epochs, vmapped over runs.
 
 An epoch evaluates the training loss of the current parameters on a fresh batch (which also gives the
-gain moments of the closed-loop trajectories), the closed-loop test metric on the fixed test batch, and
+gain moments of the closed-loop trajectories, pooled over the last `record.gain_window` epochs), the closed-loop test metric on the fixed test batch, and
 then (unless the run has diverged, or this is epoch 0 with `skip_first_update`) applies one clipped
 optimiser step (:func:`loopdyn.optim.descend`). The record of epoch `e` describes the parameters
 *after e updates* (after e-1 with the skip), the ones that produced `train_loss[e]` and `test_loss[e]`.
@@ -46,6 +46,7 @@ class Problem:
     noisy: bool = False
     dtype: Any = jnp.float32
     diverge_above: float = 1e25
+    gain_window: int = 1
 
     @functools.cached_property
     def transform(self):
@@ -73,7 +74,8 @@ def build_problem(cfg) -> Problem:
     random = cfg.agent.rank > 0 and cfg.agent.g > 0
     spec = spec_from_config(cfg, plant.n_observed, plant.n_controls, random)
     return Problem(spec, plant, task, MODES[cfg.train.mode], cfg.train.optimizer, cfg.train.clip_eps,
-                   cfg.train.skip_first_update, cfg.plant.noise > 0, DTYPES[cfg.dtype], cfg.train.diverge_above)
+                   cfg.train.skip_first_update, cfg.plant.noise > 0, DTYPES[cfg.dtype], cfg.train.diverge_above,
+                   cfg.record.gain_window)
 
 
 def init_run(problem: Problem, seed, hyper: HyperParams) -> tuple[RunState, RunConstants]:
@@ -85,7 +87,9 @@ def init_run(problem: Problem, seed, hyper: HyperParams) -> tuple[RunState, RunC
     params = init_params(problem.spec, k_init, g=hyper.g, over=hyper.over, dtype=problem.dtype)
     trained, frozen = partition(params, problem.spec.trainable)
     opt = init_optimizer(problem.transform, trained, hyper.lr, hyper.clip)
-    return RunState(trained, opt, jnp.asarray(-1, jnp.int32)), RunConstants(frozen, hyper, k_train)
+    k, m, w = problem.plant.n_states, problem.plant.n_controls, problem.gain_window - 1
+    moments = (jnp.zeros((w, k, k), jnp.float64), jnp.zeros((w, k, m), jnp.float64))
+    return RunState(trained, opt, jnp.asarray(-1, jnp.int32), moments), RunConstants(frozen, hyper, k_train)
 
 
 def restart_optimizer(problem: Problem, state: RunState, hyper: HyperParams) -> RunState:
@@ -114,8 +118,12 @@ def make_epoch(problem: Problem, test_x0) -> Callable:
         params = combine(state.params, consts.frozen)
         test = problem.test(params, consts.hyper, test_x0)
         gram, cross = step.aux if step.aux is not None else problem.probe_moments(params, consts.hyper, key)
+        # the gain window: this epoch's moments plus those of the previous w - 1 epochs (fewer at the start)
+        (g_hist, c_hist) = state.moments
+        new_moments = (jnp.concatenate([g_hist, gram[None]])[1:], jnp.concatenate([c_hist, cross[None]])[1:])
+        gram, cross = gram + g_hist.sum(0), cross + c_hist.sum(0)
         new_state = RunState(keep(step.params, state.params), keep(step.opt_state, state.opt),
-                             jnp.where(alive & bad, e, state.diverged).astype(jnp.int32))
+                             jnp.where(alive & bad, e, state.diverged).astype(jnp.int32), new_moments)
 
         def alive_or_nan(a):
             return jnp.where(alive, a, jnp.asarray(jnp.nan, a.dtype))

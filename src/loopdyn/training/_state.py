@@ -33,12 +33,14 @@ assert HyperParams._fields == tuple(HYPERPARAMETERS), "HyperParams must list loo
 
 class RunState(NamedTuple):
     """What changes from epoch to epoch: the trained parameters (`AgentParams`, frozen fields `None`),
-    the optimiser state (hyper-parameters injected, `optax.inject_hyperparams`), and `diverged`, the
-    epoch at which the run diverged (-1: never)."""
+    the optimiser state (hyper-parameters injected, `optax.inject_hyperparams`), `diverged`, the
+    epoch at which the run diverged (-1: never), and `moments`, the float64 gain moments
+    `(sum x x^T (w-1, k, k), sum x u^T (w-1, k, m))` of the previous `w - 1` epochs (`record.gain_window`)."""
 
     params: AgentParams
     opt: Any
     diverged: jax.Array
+    moments: Any = None
 
 
 class RunConstants(NamedTuple):
@@ -56,7 +58,7 @@ class EpochRecord(NamedTuple):
     """What one epoch records (before any host-side summary).
 
     - `train_loss`, `test_loss`: scalars (NaN once the run has diverged);
-    - `gram` `(k, k)`, `cross` `(k, m)`: float64 moments of the closed-loop trajectories for the gains;
+    - `gram` `(k, k)`, `cross` `(k, m)`: float64 moments of the closed-loop trajectories of the gain window;
     - `params`: the trained parameters that produced the losses (NaN once diverged).
     """
 
