@@ -97,6 +97,8 @@ def train(
     out: Path = typer.Option(Path("results"), "--out", help="Directory for the store <name>.zarr."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted store."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Train on a local Dask cluster of N single-core worker processes."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Train on the Dask cluster at this address (tcp://HOST:PORT)."),
 ):
     """Train an experiment (all its phases) and record its learning trajectory to a Zarr store."""
     from . import config as cfg_mod
@@ -107,7 +109,8 @@ def train(
             if resume is not None:
                 if config is not None or set_ or seeds:
                     raise cfg_mod.ConfigError("--resume takes the configuration stored in the store; drop CONFIG, --set and --seeds")
-                path = experiments.resume(resume, progress=not quiet, should_stop=lambda: stop.requested)
+                path = experiments.resume(resume, progress=not quiet, should_stop=lambda: stop.requested,
+                                          workers=workers, scheduler=scheduler)
             else:
                 if config is None:
                     raise cfg_mod.ConfigError("give a CONFIG (file or shipped name: " + ", ".join(cfg_mod.shipped()) + ") or --resume STORE")
@@ -115,7 +118,7 @@ def train(
                 if out.exists() and not out.is_dir():
                     raise cfg_mod.ConfigError(f"--out {out}: is a file, not a directory; choose another --out")
                 path = experiments.train(cfg, out / f"{cfg.name}.zarr", progress=not quiet,
-                                         should_stop=lambda: stop.requested)
+                                         should_stop=lambda: stop.requested, workers=workers, scheduler=scheduler)
     except Interrupted as e:
         typer.echo(f"loopdyn: {e}", err=True)
         raise typer.Exit(130)

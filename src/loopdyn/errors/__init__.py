@@ -16,7 +16,8 @@ class StoreError(LoopdynError, RuntimeError):
 class Interrupted(LoopdynError):
     """Training stopped on request (Ctrl-C) after a committed chunk; the store resumes from `epoch`."""
 
-    def __init__(self, path, phase: int, epoch: int):
+    def __init__(self, path, phase: int, epoch: int | None):
         self.path, self.phase, self.epoch = path, phase, epoch
-        super().__init__(f"interrupted at epoch {epoch}" + (f" of phase {phase}" if phase else "")
-                         + f"; resume with: loopdyn train --resume {path}")
+        where = (f"at epoch {epoch}" + (f" of phase {phase}" if phase else "") if epoch is not None
+                 else f"during phase {phase} (finished units are kept)")
+        super().__init__(f"interrupted {where}; resume with: loopdyn train --resume {path}")

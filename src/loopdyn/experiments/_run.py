@@ -17,10 +17,11 @@ import jax
 from .. import config as cfg_mod
 from ..analysis import analyze_store, summary_lines
 from ..errors import ConfigError, Interrupted, StoreError
-from ..store import check, create_store, open_run, open_sink, raw_dataset
+from ..store import StoreLock, check, create_store, open_run, open_sink, raw_dataset
 from ..training import Trainer, make_groups
 from ._base import get
 from ._sources import sources_for, validate_sources
+from ._units import connect, run_units
 
 MEMORY_FRACTION = 0.8  # of the machine's physical memory a run may plan to use
 
@@ -71,13 +72,16 @@ def check_resources(phases, path: Path) -> None:
 
 
 def train(cfg: cfg_mod.Config, store: str | Path | None = None, *, progress: bool = True, stop_after: int | None = None,
-          should_stop: Callable[[], bool] | None = None, devices: int | None = None) -> Path:
+          should_stop: Callable[[], bool] | None = None, devices: int | None = None, workers: int | None = None,
+          scheduler: str | None = None) -> Path:
     """Train every phase of `cfg`'s experiment into the store `store` (default `results/<name>.zarr`).
 
     **Arguments:** `cfg`: a :class:`loopdyn.config.Config`; `store`: the store's path; `progress`: show a bar;
     `stop_after`: stop once that many epochs (all phases together) are committed; `should_stop()`: polled
     after each committed chunk (raises :class:`loopdyn.errors.Interrupted`); `devices`: host devices to
-    shard groups over (default: all this process has; recorded, and a resume uses the same number).
+    shard groups over (default: all this process has; recorded, and a resume uses the same number);
+    `workers`: train the runs as units on a local Dask cluster of that many single-core processes;
+    `scheduler`: … on the Dask cluster at that address (see :mod:`loopdyn.experiments._units`).
 
     **Returns:** the store's path.
     """
@@ -87,6 +91,8 @@ def train(cfg: cfg_mod.Config, store: str | Path | None = None, *, progress: boo
     check_resources(phases, path)
     groups = make_groups(phases)
     validate_sources(path, groups)  # a bad teacher or start store fails before anything is written
+    if workers is not None or scheduler is not None:
+        return _train_units(path, phases, groups, workers, scheduler, progress, should_stop)
     devices = len(jax.devices()) if devices is None else devices
     if should_stop is not None and should_stop():
         raise Interrupted(path, 0, 0)
@@ -100,6 +106,24 @@ def train(cfg: cfg_mod.Config, store: str | Path | None = None, *, progress: boo
     return path
 
 
+def _train_units(path, phases, groups, workers, scheduler, progress, should_stop) -> Path:
+    client, cluster = connect(workers, scheduler)  # an unreachable scheduler fails before anything is written
+    try:
+        n = len(client.scheduler_info()["workers"])
+        if should_stop is not None and should_stop():
+            raise Interrupted(path, 0, 0)
+        sink = create_store(path, phases, groups, devices=1, extra_attrs={"execution": "units", "unit_workers": n})
+        try:
+            run_units(path, client, progress=progress, should_stop=should_stop)
+        finally:
+            sink.lock.release()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return path
+
+
 def store_phases(path: Path) -> list[tuple[cfg_mod.Config, str]]:
     ds = raw_dataset(path)
     source = str(ds.attrs.get("config_source", path))
@@ -110,16 +134,32 @@ def store_phases(path: Path) -> list[tuple[cfg_mod.Config, str]]:
                          f"be resumed") from e
 
 
-def resume(path: str | Path, *, progress: bool = True, should_stop: Callable[[], bool] | None = None) -> Path:
+def resume(path: str | Path, *, progress: bool = True, should_stop: Callable[[], bool] | None = None,
+           workers: int | None = None, scheduler: str | None = None) -> Path:
     """Check a store and continue it from its last committed chunk (a complete store is left as it is).
 
     Results equal those of an uninterrupted run when the process has the store's number of host devices
-    (`attrs["host_devices"]`; the CLI arranges this, in Python set `XLA_FLAGS` before JAX starts).
+    (`attrs["host_devices"]`; the CLI arranges this, in Python set `XLA_FLAGS` before JAX starts). A store
+    trained as units continues unit by unit, on the Dask cluster of `workers`/`scheduler` or in this process.
     """
     path = Path(path)
     info = check(path)
     if info["complete"]:
         return path
+    if raw_dataset(path).attrs.get("execution") == "units":
+        client = cluster = None
+        if workers is not None or scheduler is not None:
+            client, cluster = connect(workers, scheduler)
+        try:
+            with StoreLock(path, "resume"):
+                return run_units(path, client, progress=progress, should_stop=should_stop)
+        finally:
+            if client is not None:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+    if workers is not None or scheduler is not None:
+        raise ConfigError(f"{path}: was trained in one process; resume it without --workers/--scheduler")
     phases = store_phases(path)
     ds = raw_dataset(path)
     devices = int(ds.attrs.get("host_devices", 1))

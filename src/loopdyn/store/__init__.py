@@ -4,11 +4,13 @@ the analysis group, checks, and reading back as xarray Datasets."""
 from ..errors import StoreError as StoreError
 from ._files import StoreLock as StoreLock
 from ._files import read_progress as read_progress
+from ._files import write_progress as write_progress
 from ._sink import StoreSink as StoreSink
 from ._sink import create_store as create_store
 from ._sink import open_sink as open_sink
 from ._zarr import FORMAT as FORMAT
 from ._zarr import check as check
+from ._zarr import merge_runs as merge_runs
 from ._zarr import open_group as open_group
 from ._zarr import open_run as open_run
 from ._zarr import raw_dataset as raw_dataset

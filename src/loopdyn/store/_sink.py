@@ -100,10 +100,10 @@ def layout(phases, groups, ckpts: np.ndarray):
 class StoreSink:
     """A store that the trainer writes into (:class:`loopdyn.training.Sink`); holds the store's lock."""
 
-    def __init__(self, path: Path, phases, groups, lock: _files.StoreLock):
+    def __init__(self, path: Path, phases, groups, lock: _files.StoreLock, ckpts=None):
         self.path, self.phases, self.groups, self.lock = Path(path), phases, groups, lock
         layout_cfg = max((c for c, _ in phases), key=lambda c: c.epochs)
-        self.ckpts = cfg_mod.checkpoint_epochs(layout_cfg)
+        self.ckpts = cfg_mod.checkpoint_epochs(layout_cfg) if ckpts is None else np.asarray(ckpts)
         self._arrays = None
 
     @property
@@ -161,9 +161,10 @@ class StoreSink:
         return _files.load_state(self.path, phase, done)
 
 
-def create_store(path: Path, phases, groups, *, devices: int, extra_attrs: dict | None = None) -> StoreSink:
+def create_store(path: Path, phases, groups, *, devices: int, ckpts=None, extra_attrs: dict | None = None) -> StoreSink:
     """Create the store of an experiment atomically (built in a temporary directory, renamed into place)
-    and return its sink, holding the store's lock."""
+    and return its sink, holding the store's lock. `ckpts`: the checkpoint epochs (default: the schedule of
+    the longest phase's `record.checkpoint`)."""
     path = Path(path)
     if path.exists():
         raise StoreError(f"{path}: already exists; choose another --out, delete it, or continue it with --resume {path}")
@@ -171,7 +172,7 @@ def create_store(path: Path, phases, groups, *, devices: int, extra_attrs: dict 
         shutil.rmtree(stale, ignore_errors=True)
     cfg = phases[0][0]
     layout_cfg = max((c for c, _ in phases), key=lambda c: c.epochs)
-    ckpts = cfg_mod.checkpoint_epochs(layout_cfg)
+    ckpts = cfg_mod.checkpoint_epochs(layout_cfg) if ckpts is None else np.asarray(ckpts)
     coords, variables = layout(phases, groups, ckpts)
     attrs = {
         "config": json.dumps(cfg_mod.to_dict(cfg)),
@@ -207,10 +208,10 @@ def create_store(path: Path, phases, groups, *, devices: int, extra_attrs: dict 
         lock.release()
         raise
     lock.path = path
-    return StoreSink(path, phases, groups, lock)
+    return StoreSink(path, phases, groups, lock, ckpts)
 
 
-def open_sink(path: Path, phases, groups) -> StoreSink:
+def open_sink(path: Path, phases, groups, ckpts=None) -> StoreSink:
     """The sink of an existing store, to resume it; takes the store's lock."""
     lock = _files.StoreLock(path, "resume").acquire()
-    return StoreSink(path, phases, groups, lock)
+    return StoreSink(path, phases, groups, lock, ckpts)

@@ -271,3 +271,22 @@ def _check_chunks(path: Path, name: str, arr, sel, committed: bool) -> int:
                              f"({type(e).__name__}); the store is damaged — train it again") from e
         count += 1
     return count
+
+
+def merge_runs(source: Path, target: Path, rows: list[int], epochs: int) -> None:
+    """Copy every per-run array of the store `source` into run rows `rows` of the store `target` (the first
+    `epochs` epochs; narrower arrays into the leading part of wider ones). Used to merge the stores of
+    units trained apart (:mod:`loopdyn.experiments`); the caller commits the target's progress."""
+    with _quiet():
+        src = open_group(source, mode="r")
+        dst = open_group(target, mode="r+")
+        sel = slice(rows[0], rows[-1] + 1)
+        coords = set(json.loads(src.attrs.get("run_coords", "[]"))) | {"run"}  # the target has its own
+        for name in list(src.array_keys()):
+            dims = tuple(src[name].metadata.dimension_names or ())
+            if name not in dst or dims[:1] != ("run",) or name in coords:
+                continue
+            value = src[name][...]
+            if "epoch" in dims:
+                value = value[:, :epochs]
+            dst[name][(sel,) + tuple(slice(0, n) for n in value.shape[1:])] = value

@@ -1,0 +1,221 @@
+"""Sweeps that outgrow one process: an experiment's runs as independent *units*, executed in this process
+or on a Dask cluster, each into its own small store, merged into the experiment's store phase by phase.
+
+A unit is `(phase, group, runs lo..hi)`: a block of a compiled group's runs, trained for all the phase's
+epochs into `<store>/units/p<phase>-g<group>-<lo>-<hi>.zarr` (an ordinary store: chunked commits, lock,
+resume). When every unit of a phase is complete, the merge copies their arrays into the experiment's store
+(run rows of their group), commits the phase there, and the next phase's units start (they may read their
+teachers and start parameters from it). A vmapped run's numbers do not depend on which other runs share its
+ensemble, so the merged store equals the store of an in-process run with the same device layout.
+
+Nothing is lost: `--resume` skips complete units, resumes incomplete ones from their last chunk and merges;
+a worker that dies is replaced by its nanny and its unit retried (from the unit's last commit); a unit that
+fails twice is reported with its error while the others complete.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .. import config as cfg_mod
+from ..errors import ConfigError, StoreError
+from ..errors import Interrupted
+from ..store import create_store, merge_runs, open_group, open_sink, raw_dataset, read_progress, write_progress
+from ..training import Group, Trainer, make_groups
+
+UNITS_DIR = "units"
+CONNECT_TIMEOUT_S = 10
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A block of one compiled group's runs: store run indices `group.runs[lo:hi]`."""
+
+    phase: int
+    group: int
+    lo: int
+    hi: int
+
+    @property
+    def name(self) -> str:
+        return f"p{self.phase}-g{self.group}-{self.lo}-{self.hi}"
+
+
+def plan_units(groups: list[Group], workers: int, min_runs: int = 8) -> list[Unit]:
+    """Split every group into blocks: about two per worker (for balance), of at least `min_runs` runs
+    (so each stays a vmapped ensemble of sensible size)."""
+    units = []
+    for g in groups:
+        n = len(g.runs)
+        parts = max(1, min(math.ceil(n / min_runs), 2 * max(workers, 1)))
+        size = math.ceil(n / parts)
+        units += [Unit(g.phase, g.index, lo, min(lo + size, n)) for lo in range(0, n, size)]
+    return units
+
+
+def _subgroup(group: Group, lo: int, hi: int) -> Group:
+    return Group(0, 0, group.label, group.cfg, list(range(hi - lo)), group.problem,
+                 {k: v[lo:hi] for k, v in group.hyper.items()}, group.seeds[lo:hi], group.values[lo:hi])
+
+
+def _phases(path: Path):
+    ds = raw_dataset(path)
+    source = str(ds.attrs.get("config_source", path))
+    return [(cfg_mod.from_dict(d, source=source, phase=i > 0), label) for i, (label, d) in enumerate(ds.attrs["phases"])]
+
+
+def run_unit(store: str, unit: Unit, devices: int | None = None) -> str:
+    """Train one unit into its own store (or resume it); returns its path. Runs on a worker."""
+    import jax
+
+    from ._sources import sources_for
+
+    path = Path(store)
+    phases = _phases(path)
+    groups = make_groups(phases)
+    group = groups[unit.group]
+    sub = _subgroup(group, unit.lo, unit.hi)
+    sources = sources_for(path, groups)
+
+    def unit_sources(g):
+        src = sources(group)  # the whole group's teachers/starts, sliced to the unit's runs
+        cut = (lambda a: None if a is None else jax.tree.map(lambda x: np.asarray(x)[unit.lo:unit.hi], a))
+        return type(src)(cut(src.teacher), cut(src.start), None if src.start_epochs is None else src.start_epochs[unit.lo:unit.hi])
+
+    target = path / UNITS_DIR / f"{unit.name}.zarr"
+    phase = [phases[unit.phase]]
+    ckpts = cfg_mod.checkpoint_epochs(max((c for c, _ in phases), key=lambda c: c.epochs))
+    devices = len(jax.devices()) if devices is None else devices
+    if target.exists():
+        if read_progress(target)["complete"]:
+            return str(target)
+        sink = open_sink(target, phase, [sub], ckpts=ckpts)
+        resume = True
+    else:
+        sink = create_store(target, phase, [sub], devices=devices, ckpts=ckpts, extra_attrs={"unit_of": str(path)})
+        resume = False
+    try:
+        Trainer(phase, sink, sources=unit_sources, devices=devices, progress=False, where=str(target),
+                groups=[sub]).run(resume=resume)
+    finally:
+        sink.lock.release()
+    return str(target)
+
+
+def merge_phase(path: Path, phases, groups: list[Group], units: list[Unit], phase: int) -> None:
+    """Copy every unit of `phase` into the experiment's store and commit the phase there."""
+    E = phases[phase][0].epochs
+    for unit in units:
+        if unit.phase == phase:
+            merge_runs(path / UNITS_DIR / f"{unit.name}.zarr", path, groups[unit.group].runs[unit.lo: unit.hi], E)
+    write_progress(path, phase, E, len(phases), complete=phase == len(phases) - 1)
+
+
+def connect(workers: int | None, scheduler: str | None):
+    """A Dask client: a `LocalCluster` of `workers` single-threaded processes (each one host device), or the
+    scheduler at `scheduler`; one-line errors when it cannot be had within 10 s."""
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError as e:  # pragma: no cover - a declared dependency
+        raise ConfigError("--workers/--scheduler need dask.distributed; pip install 'dask[distributed]'") from e
+    if scheduler is not None:
+        try:
+            return Client(scheduler, timeout=f"{CONNECT_TIMEOUT_S}s"), None
+        except (OSError, TimeoutError) as e:
+            raise ConfigError(f"--scheduler {scheduler}: no Dask scheduler answered within {CONNECT_TIMEOUT_S} s "
+                              f"({type(e).__name__}); start one (dask scheduler) or check the address") from e
+    if workers is None or workers < 1:
+        raise ConfigError(f"--workers {workers}: give a positive number of worker processes")
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                           silence_logs=50, env={"XLA_FLAGS": "--xla_force_host_platform_device_count=1",
+                                                 "OMP_NUM_THREADS": "1"})
+    return Client(cluster), cluster
+
+
+def run_units(path: Path, client=None, *, progress: bool = True,
+              should_stop: Callable[[], bool] | None = None) -> Path:
+    """Train (or continue) an experiment's store unit by unit; see the module docstring.
+
+    The caller holds the experiment store's lock; `client`: a Dask client (:func:`connect`), or `None` to
+    run the units in this process, one after the other."""
+    phases = _phases(path)
+    groups = make_groups(phases)
+    n_workers = len(client.scheduler_info()["workers"]) if client is not None else 1
+    units = plan_units(groups, int(open_group(path, mode="r").attrs.get("unit_workers", n_workers)))
+    first = read_progress(path)
+    start_phase = first["phase"] + 1 if first["epochs_done"] >= phases[first["phase"]][0].epochs else first["phase"]
+    if first["epochs_done"] == 0 and not first["complete"]:
+        start_phase = 0
+    for p in range(start_phase, len(phases)):
+        todo = [u for u in units if u.phase == p]
+        failed = _execute(client, str(path), todo, progress, f"{phases[p][0].name} [{phases[p][1]}]", should_stop)
+        if failed is None:
+            raise Interrupted(path, p, None)
+        if failed:
+            lines = "; ".join(f"unit {u.name}: {type(e).__name__}: {e}" for u, e in failed)
+            raise StoreError(f"{path}: {len(failed)} of {len(todo)} units of phase {phases[p][1]!r} failed twice "
+                             f"({lines}); fix the cause and continue with 'loopdyn train --resume {path}'")
+        merge_phase(path, phases, groups, units, p)
+    shutil.rmtree(path / UNITS_DIR, ignore_errors=True)
+    return path
+
+
+def _execute(client, store: str, units: list[Unit], progress: bool, title: str,
+             should_stop: Callable[[], bool] | None) -> list[tuple[Unit, Exception]] | None:
+    """Run `units`; returns those that failed (after one retry), or `None` when stopped on request (the
+    finished units and the unfinished ones' committed chunks are kept)."""
+    stop = should_stop or (lambda: False)
+    from rich.progress import Progress
+
+    failed = []
+    bar = Progress(transient=False) if progress else None
+    if bar:
+        bar.start()
+        task = bar.add_task(f"{title} units", total=len(units))
+    try:
+        if client is None:
+            for u in units:
+                if stop():
+                    return None
+                try:
+                    run_unit(store, u, 1)  # one host device, as on a worker: the same numbers
+                except StoreError:
+                    raise
+                except Exception as e:
+                    try:
+                        run_unit(store, u, 1)  # once more, as a cluster would
+                    except Exception:
+                        failed.append((u, e))
+                if bar:
+                    bar.advance(task)
+            return failed
+        from dask.distributed import as_completed
+
+        futures = {client.submit(run_unit, store, u, 1, retries=1, pure=False, key=f"loopdyn-{u.name}-{time.time_ns()}"): u
+                   for u in units}
+        pending, finished = as_completed(futures), 0
+        while finished < len(futures):
+            batch = pending.next_batch(block=False)
+            if not batch:
+                time.sleep(0.2)
+            for fut in batch:
+                finished += 1
+                if fut.status == "error":
+                    failed.append((futures[fut], fut.exception()))
+                if bar:
+                    bar.advance(task)
+            if stop():
+                client.cancel(list(futures))
+                return None
+        return failed
+    finally:
+        if bar:
+            bar.stop()
+

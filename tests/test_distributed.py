@@ -1,0 +1,167 @@
+"""Sweeps as units on a Dask cluster (issue #11): a real 2-worker LocalCluster, a worker killed mid-sweep,
+the driver killed and resumed, a scheduler that does not answer, a unit that fails twice."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import loopdyn
+from loopdyn.experiments import _units
+
+LOOPDYN = Path(sys.executable).parent / "loopdyn"
+
+SWEEP = """
+name = "sweep"
+epochs = 300
+seeds = [0, 1, 2, 3, 4, 5, 6, 7]
+dtype = "float64"
+[task]
+T = 20
+batch = 16
+test_batch = 8
+[agent]
+N = 12
+rank = 1
+[record]
+chunk = 50
+checkpoint = "every:25"
+[sweep]
+"train.lr" = [0.01, 0.02]
+"""
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(d.name))
+    return out
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweep")
+    cfg = root / "sweep.toml"
+    cfg.write_text(SWEEP)
+    reference = loopdyn.open_run(loopdyn.train(loopdyn.load_config(str(cfg)), root / "inproc.zarr", progress=False, devices=1))
+    return cfg, reference
+
+
+def _compare(ds, reference):
+    for k in reference.data_vars:
+        a, b = reference[k].values, ds[k].values
+        if a.dtype.kind == "f" and k in ("train_loss", "test_loss"):  # the loss reduction may round in the last bit
+            np.testing.assert_allclose(b, a, rtol=1e-12, err_msg=k)
+        else:
+            np.testing.assert_array_equal(b, a, err_msg=k)
+    for k in ("seed", "lr", "phase", "group"):
+        np.testing.assert_array_equal(ds[k].values, reference[k].values)
+
+
+def _start(args):
+    return subprocess.Popen([str(LOOPDYN), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_units(store: Path, proc, timeout=180):
+    t0 = time.time()
+    while not list((store / "units").glob("*.zarr/progress.json")):
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() - t0 < timeout, "no unit committed a chunk"
+        time.sleep(0.05)
+
+
+def test_worker_killed_mid_sweep_is_replaced_and_the_store_equals_an_in_process_run(tmp_path, sweep):
+    cfg, reference = sweep
+    store = tmp_path / "o" / "sweep.zarr"
+    proc = _start(["train", str(cfg), "--out", str(tmp_path / "o"), "--workers", "2", "--quiet"])
+    _wait_for_units(store, proc)
+    workers = [p for p in _children(proc.pid) if "resource_tracker" not in _cmdline(p)]
+    assert len(workers) >= 2, [(_cmdline(p)) for p in _children(proc.pid)]
+    os.kill(workers[0], signal.SIGKILL)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    ds = loopdyn.open_run(store)
+    assert ds.attrs["complete"] and ds.attrs["execution"] == "units" and not (store / "units").exists()
+    _compare(ds, reference)
+
+
+def test_driver_killed_then_resumed_redoes_only_unfinished_units(tmp_path, sweep):
+    cfg, reference = sweep
+    store = tmp_path / "o" / "sweep.zarr"
+    proc = _start(["train", str(cfg), "--out", str(tmp_path / "o"), "--workers", "2", "--quiet"])
+    _wait_for_units(store, proc)
+    for pid in [proc.pid, *_children(proc.pid)]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+    before = {p.name: p.stat().st_mtime_ns for p in (store / "units").glob("*.zarr/progress.json")}
+    res = subprocess.run([str(LOOPDYN), "train", "--resume", str(store), "--workers", "2", "--quiet"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    ds = loopdyn.open_run(store)
+    assert ds.attrs["complete"]
+    _compare(ds, reference)
+    assert before  # some units had committed chunks before the kill and were continued, not restarted
+
+
+def test_unreachable_scheduler_is_one_line_within_ten_seconds(tmp_path, sweep):
+    cfg, _ = sweep
+    t0 = time.time()
+    res = subprocess.run([str(LOOPDYN), "train", str(cfg), "--out", str(tmp_path / "o"), "--scheduler",
+                          "tcp://127.0.0.1:9", "--quiet"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2, res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "no Dask scheduler answered within 10 s" in lines[0], res.stderr
+    assert time.time() - t0 < 30  # 10 s of waiting plus starting Python and JAX
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_a_unit_failing_twice_is_reported_and_the_others_complete(tmp_path, sweep, monkeypatch):
+    cfg, reference = sweep
+    path = tmp_path / "s.zarr"
+    real = _units.run_unit
+    bad = []
+
+    def flaky(store, unit, devices=1):
+        if unit.lo == 8:
+            bad.append(unit)
+            raise RuntimeError("injected failure")
+        return real(store, unit, devices)
+
+    monkeypatch.setattr(_units, "run_unit", flaky)
+    config = loopdyn.load_config(str(cfg))
+    # units in this process (no cluster), as a store made by units and resumed without --workers runs them
+    from loopdyn.store import create_store
+    from loopdyn.training import make_groups
+
+    phases = [(config, "ensemble")]
+    sink = create_store(path, phases, make_groups(phases), devices=1, extra_attrs={"execution": "units", "unit_workers": 2})
+    sink.lock.release()
+    with pytest.raises(loopdyn.StoreError, match="failed twice.*injected failure"):
+        _units.run_units(path, None, progress=False)
+    assert len(bad) == 2  # tried, and retried once
+    done = sorted(p.parent.name for p in (path / "units").glob("*.zarr/progress.json"))
+    assert done and all(not n.startswith("p0-g0-8-") for n in done)
+    monkeypatch.setattr(_units, "run_unit", real)
+    loopdyn.resume(path, progress=False)  # the cause is gone: only the failed unit is trained
+    _compare(loopdyn.open_run(path), reference)
