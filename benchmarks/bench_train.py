@@ -61,6 +61,8 @@ def main() -> None:
     ap.add_argument("--runs", nargs="+", type=int, default=[1, 64])
     ap.add_argument("--devices", nargs="+", type=int, default=[1, os.cpu_count() or 1])
     ap.add_argument("--epochs", type=int, default=50)
+    ap.add_argument("--processes", action="store_true",
+                    help="also: the ensemble split over one single-device process per core, run at once (as --workers)")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -83,6 +85,17 @@ def main() -> None:
                 r = json.loads(out.stdout.strip().splitlines()[-1])
                 print(f"{config:>14} {n_runs:>5} {dev:>7} {r['compile_s']:>9} {r['ms_per_run_epoch']:>13} {r['ms_per_epoch_ensemble']:>20}",
                       flush=True)
+            if args.processes and n_runs > 1:
+                n_proc = os.cpu_count() or 1
+                env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+                procs = [subprocess.Popen([sys.executable, __file__, "--child", config, str(n_runs // n_proc), str(args.epochs)],
+                                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         for _ in range(n_proc)]
+                rs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+                # processes run side by side: the ensemble's time is the slowest process's
+                ms = max(r["ms_per_epoch_ensemble"] for r in rs)
+                print(f"{config:>14} {n_runs:>5} {str(n_proc) + ' proc':>7} {max(r['compile_s'] for r in rs):>9} "
+                      f"{round(ms / n_runs, 4):>13} {ms:>20}", flush=True)
 
 
 if __name__ == "__main__":

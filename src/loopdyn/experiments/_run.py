@@ -21,7 +21,7 @@ from ..store import StoreLock, check, create_store, open_run, open_sink, raw_dat
 from ..training import Trainer, make_groups
 from ._base import get
 from ._sources import sources_for, validate_sources
-from ._units import connect, run_units
+from ._units import dask_client, run_units
 
 MEMORY_FRACTION = 0.8  # of the machine's physical memory a run may plan to use
 
@@ -97,30 +97,29 @@ def train(cfg: cfg_mod.Config, store: str | Path | None = None, *, progress: boo
     if should_stop is not None and should_stop():
         raise Interrupted(path, 0, 0)
     sink = create_store(path, phases, groups, devices=devices)
+    return _run_trainer(path, phases, groups, sink, devices, progress, stop_after=stop_after, should_stop=should_stop)
+
+
+def _run_trainer(path, phases, groups, sink, devices, progress, **run) -> Path:
+    """Train into `sink` (holding the store's lock, released at the end)."""
     try:
-        trainer = Trainer(phases, sink, sources=sources_for(path, groups), devices=devices, progress=progress,
-                          where=str(path), groups=groups)
-        trainer.run(stop_after=stop_after, should_stop=should_stop)
+        Trainer(phases, sink, sources=sources_for(path, groups), devices=devices, progress=progress, where=str(path),
+                groups=groups).run(**run)
     finally:
         sink.lock.release()
     return path
 
 
 def _train_units(path, phases, groups, workers, scheduler, progress, should_stop) -> Path:
-    client, cluster = connect(workers, scheduler)  # an unreachable scheduler fails before anything is written
-    try:
-        n = len(client.scheduler_info()["workers"])
+    with dask_client(workers, scheduler) as client:  # an unreachable scheduler fails before anything is written
         if should_stop is not None and should_stop():
             raise Interrupted(path, 0, 0)
+        n = len(client.scheduler_info()["workers"])
         sink = create_store(path, phases, groups, devices=1, extra_attrs={"execution": "units", "unit_workers": n})
         try:
             run_units(path, client, progress=progress, should_stop=should_stop)
         finally:
             sink.lock.release()
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
     return path
 
 
@@ -147,17 +146,8 @@ def resume(path: str | Path, *, progress: bool = True, should_stop: Callable[[],
     if info["complete"]:
         return path
     if raw_dataset(path).attrs.get("execution") == "units":
-        client = cluster = None
-        if workers is not None or scheduler is not None:
-            client, cluster = connect(workers, scheduler)
-        try:
-            with StoreLock(path, "resume"):
-                return run_units(path, client, progress=progress, should_stop=should_stop)
-        finally:
-            if client is not None:
-                client.close()
-            if cluster is not None:
-                cluster.close()
+        with dask_client(workers, scheduler) as client, StoreLock(path, "resume"):
+            return run_units(path, client, progress=progress, should_stop=should_stop)
     if workers is not None or scheduler is not None:
         raise ConfigError(f"{path}: was trained in one process; resume it without --workers/--scheduler")
     phases = store_phases(path)
@@ -168,14 +158,8 @@ def resume(path: str | Path, *, progress: bool = True, should_stop: Callable[[],
                          f"resume it with 'loopdyn train --resume {path}', or set "
                          f"XLA_FLAGS=--xla_force_host_platform_device_count={devices} before JAX starts")
     groups = make_groups(phases)
-    sink = open_sink(path, phases, groups)
-    try:
-        trainer = Trainer(phases, sink, sources=sources_for(path, groups), devices=devices, progress=progress,
-                          where=str(path), groups=groups)
-        trainer.run(resume=True, should_stop=should_stop)
-    finally:
-        sink.lock.release()
-    return path
+    return _run_trainer(path, phases, groups, open_sink(path, phases, groups), devices, progress, resume=True,
+                        should_stop=should_stop)
 
 
 def experiment_of(ds) -> str:

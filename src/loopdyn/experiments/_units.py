@@ -15,6 +15,7 @@ fails twice is reported with its error while the others complete.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
 import time
@@ -118,9 +119,24 @@ def merge_phase(path: Path, phases, groups: list[Group], units: list[Unit], phas
     write_progress(path, phase, E, len(phases), complete=phase == len(phases) - 1)
 
 
-def connect(workers: int | None, scheduler: str | None):
-    """A Dask client: a `LocalCluster` of `workers` single-threaded processes (each one host device), or the
-    scheduler at `scheduler`; one-line errors when it cannot be had within 10 s."""
+@contextlib.contextmanager
+def dask_client(workers: int | None, scheduler: str | None):
+    """`with dask_client(workers, scheduler) as client:` a Dask client of a `LocalCluster` of `workers`
+    single-threaded processes (each one host device), or of the scheduler at `scheduler`; `None` when
+    neither is given (units then run in this process). One-line errors when it cannot be had within 10 s."""
+    if workers is None and scheduler is None:
+        yield None
+        return
+    client, cluster = _connect(workers, scheduler)
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _connect(workers: int | None, scheduler: str | None):
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError as e:  # pragma: no cover - a declared dependency
