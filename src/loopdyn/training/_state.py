@@ -56,12 +56,16 @@ class EpochRecord(NamedTuple):
     """What one epoch records (before any host-side summary).
 
     - `train_loss`, `test_loss`: scalars (NaN once the run has diverged);
-    - `gram` `(k, k)`, `cross` `(k, m)`: float64 moments of the closed-loop trajectories for the gains;
-    - `params`: the trained parameters that produced the losses (NaN once diverged).
+    - `gram` `(k, k)`, `cross` `(k, m)`: float64 moments of the closed-loop trajectories for the gains
+      (`None` for a task without gains);
+    - `params`: the trained parameters that produced the losses (NaN once diverged);
+    - `metrics`: the task's further per-epoch records, `name -> array` (`task.epoch_metrics()`; e.g. the
+      tracking task's `probe_loss (n_frequencies,)`).
     """
 
     train_loss: jax.Array
     test_loss: jax.Array
-    gram: jax.Array
-    cross: jax.Array
+    gram: jax.Array | None
+    cross: jax.Array | None
     params: AgentParams
+    metrics: dict = {}
