@@ -314,7 +314,7 @@ def _fmt_complex(z) -> str:
 
 def summary_lines(numbers: dict) -> list[str]:
     """Lines of the human-readable summary for the per-run numbers of an analysis."""
-    rows = [r for r in numbers.get("stages", []) if len(r) > 4]  # runs with stage quantities (not tracking's)
+    rows = [r for r in numbers.get("stages", []) if any(k in r for k in ("stage1_end", "stage2_end", "stabilisation_epoch"))]
     lines = ["stages (epochs of each run's phase; stage 1 = [0, s1), stage 2 = [s1, s2), stage 3 = [s2, end); -1 = none):"] if rows else []
     for r in rows:
         eig = "  final eig: " + ", ".join(_fmt_complex(z) for z in r["final_eigenvalues"]) if "final_eigenvalues" in r else ""
