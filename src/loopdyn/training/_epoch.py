@@ -188,6 +188,7 @@ def make_chunk(problem: Problem, test_x0) -> Callable:
     epoch = make_epoch(dataclasses.replace(problem, run_axis=RUN_AXIS), test_x0)
 
     def one_run(state, consts, epochs):
+        consts = problem.mode.prepare(problem, consts)
         return jax.lax.scan(lambda s, e: epoch(s, consts, e), state, epochs)
 
     return jax.vmap(one_run, in_axes=(0, 0, None), axis_name=RUN_AXIS)

@@ -1,7 +1,8 @@
 r"""Training modes: what an epoch's loss is (Ger & Barak 2025; spec §3).
 
-A mode is a strategy with `loss(problem, params, constants, key) -> (loss, aux)`: `params` the
-agent's full `AgentParams`, `aux` a :class:`LossAux` with what the loss already simulated that the epoch
+A mode is a strategy with `loss(problem, params, constants, key) -> (loss, aux)` and
+`prepare(problem, constants) -> constants` (what it computes once from the constants for all epochs of
+a chunk, `RunConstants.prepared`): `params` the agent's full `AgentParams`, `aux` a :class:`LossAux` with what the loss already simulated that the epoch
 reuses (the float64 gain moments of closed-loop trajectories, the closed loop's basis episodes). The modes
 know tasks only through their interface (episodes, losses, timing; :mod:`loopdyn.tasks`). Every
 simulation is a :func:`loopdyn.system.rollout`; for a superposable task with a linear agent
@@ -59,6 +60,9 @@ class ClosedLoop:
 
     name: str = "closed_loop"
 
+    def prepare(self, problem, consts):
+        return consts
+
     def loss(self, problem, params, consts, key):
         task, hp = problem.task, consts.hyper
         k_x, k_w = jax.random.split(key)
@@ -79,6 +83,9 @@ class OpenLoopNoise:
 
     name: str = "open_loop_noise"
 
+    def prepare(self, problem, consts):
+        return consts
+
     def loss(self, problem, params, consts, key):
         T, batch = problem.task.T, problem.task.batch
         xi = jax.random.normal(key, (T, batch, problem.spec.n_in), problem.dtype)
@@ -88,7 +95,7 @@ class OpenLoopNoise:
         return problem.task.imitation_loss(student.u, lax.stop_gradient(teacher.u)), LossAux()
 
 
-def _teacher_driven_loss(problem, params, consts, key, teacher_core, observe):
+def _teacher_driven_loss(problem, params, consts, key, teacher_core, observe, drive=None):
     """The teacher drives the plant; the student, driven by the inputs the teacher's steps produced,
     imitates its actions (a gain teacher reads the state; the student then sees `C x`)."""
     task, hp = problem.task, consts.hyper
@@ -104,7 +111,7 @@ def _teacher_driven_loss(problem, params, consts, key, teacher_core, observe):
         return task.imitation_loss(student.u, lax.stop_gradient(drive.u))
 
     if problem.superposed and observe == "output":
-        return _superpose.teacher_driven_loss(problem, params, hp, episode, teacher_core, plain), LossAux()
+        return _superpose.teacher_driven_loss(problem, params, hp, episode, teacher_core, plain, drive), LossAux()
     return plain(), LossAux()
 
 
@@ -114,9 +121,16 @@ class OpenLoopTeacher:
 
     name: str = "open_loop_teacher"
 
+    def prepare(self, problem, consts):
+        """The teacher's drive of the basis episodes (superposition): the same for every epoch."""
+        if not problem.superposed or consts.prepared is not None:
+            return consts
+        core = make_core(problem.spec, consts.teacher, consts.hyper.g)
+        return consts._replace(prepared=_superpose.teacher_drive(problem, core))
+
     def loss(self, problem, params, consts, key):
         core = make_core(problem.spec, consts.teacher, consts.hyper.g)
-        return _teacher_driven_loss(problem, params, consts, key, core, "output")
+        return _teacher_driven_loss(problem, params, consts, key, core, "output", consts.prepared)
 
 
 @dataclass(frozen=True)
@@ -124,6 +138,9 @@ class OpenLoopGain:
     """A static feedback `u = K x` drives the plant; the student sees the observations."""
 
     name: str = "open_loop_gain"
+
+    def prepare(self, problem, consts):
+        return consts
 
     def loss(self, problem, params, consts, key):
         return _teacher_driven_loss(problem, params, consts, key, gain_core(consts.teacher), "state")

@@ -43,13 +43,15 @@ class RunState(NamedTuple):
 
 class RunConstants(NamedTuple):
     """What stays fixed: the frozen parameters, the hyper-parameters, the run's PRNG key (epoch `e`
-    draws with `fold_in(key, e)`), and the teacher of an open-loop student (`AgentParams`, or a gain
-    matrix `K (n_out, k)`, or `None`)."""
+    draws with `fold_in(key, e)`), the teacher of an open-loop student (`AgentParams`, or a gain
+    matrix `K (n_out, k)`, or `None`), and what the training mode computes once from these for all
+    epochs (`prepared`, e.g. the teacher's drive of the basis episodes; `None` until prepared)."""
 
     frozen: AgentParams
     hyper: HyperParams
     key: jax.Array
     teacher: Any = None
+    prepared: Any = None
 
 
 class EpochRecord(NamedTuple):

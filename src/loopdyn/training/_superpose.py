@@ -105,14 +105,21 @@ def closed_loop_loss(problem, params, hyper, episode):
     return loss, lax.stop_gradient(basis)
 
 
-def teacher_driven_loss(problem, params, hyper, episode, teacher_core, plain_loss):
-    """The open-loop imitation loss of `episode` by superposition: the teacher drives the basis episodes,
-    the student imitates its actions on the inputs it saw; `plain_loss()` where the clamp may act."""
+def teacher_drive(problem, teacher_core):
+    """The teacher's closed loop on the basis episodes (`x_next`, `u`, `inputs`; no gradient)."""
     task = problem.task
     ep = task.basis_episode(problem.dtype)
     drive = rollout(teacher_core, _guarded(problem.plant), ep.x0, task.T, exo=ep.exo, timing=task.timing,
                     emit=("x_next", "u", "inputs"))
-    drive = lax.stop_gradient(drive)
+    return lax.stop_gradient(drive)
+
+
+def teacher_driven_loss(problem, params, hyper, episode, teacher_core, plain_loss, drive=None):
+    """The open-loop imitation loss of `episode` by superposition: the teacher drives the basis episodes
+    (`drive`, from :func:`teacher_drive` when `None`), the student imitates its actions on the inputs it
+    saw; `plain_loss()` where the clamp may act."""
+    task = problem.task
+    drive = teacher_drive(problem, teacher_core) if drive is None else drive
     ok = fits(problem, drive.x_next, episode.coef)
     student = rollout(make_core(problem.spec, params, hyper.g), None, exo=drive.inputs, timing=task.timing, emit=("u",))
     gram = _gram(student.u - drive.u.astype(student.u.dtype))
