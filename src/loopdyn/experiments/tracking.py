@@ -202,7 +202,8 @@ def _run_numbers(ds, run, result, task) -> dict:
     row = {"run": i, "seed": run.seed, "phase": run.phase, "epochs": run.epochs,
            "acquisition_epochs": a.tolist(),
            "acquisition_times": [None if e < 0 else round(e / run.epochs, 4) for e in a],
-           "order_low_to_high": bool(len(acquired) == len(a) and np.all(np.diff(a) > 0)),
+           "acquired": int(len(acquired)),
+           "order_low_to_high": _low_to_high(a),
            "eigenvalues_at_acquisition": [None if not np.isfinite(z) else complex_pair(z)
                                           for z in result.get("acquisition_eigenvalue")[i]],
            "eig_rel_error": [None if not np.isfinite(e) else round(float(e), 4)
@@ -224,6 +225,14 @@ def _run_numbers(ds, run, result, task) -> dict:
     return row
 
 
+def _low_to_high(acquisitions) -> bool:
+    """Whether the acquired frequencies are the lowest ones, acquired in increasing order (components are
+    numbered by increasing frequency); true for none acquired."""
+    a = np.asarray(acquisitions)
+    n = int(np.sum(a >= 0))
+    return bool(np.all(a[:n] >= 0) and np.all(np.diff(a[:n]) > 0))
+
+
 def _fmt_eig(z) -> str:
     return "-" if z is None else f"{z[0]:+.3f}{z[1]:+.3f}i"
 
@@ -239,8 +248,8 @@ def _summary_lines(numbers: dict) -> list[str]:
         acq = ", ".join(str(e) for e in r["acquisition_epochs"])
         times = ", ".join("-" if x is None else f"{x:.3f}" for x in r["acquisition_times"])
         lines.append(f"  run {r['run']:>2} {r['phase']:<6} seed {r['seed']:<4} acquisitions [{acq}] (/{r['epochs']}: "
-                     f"{times}; human {', '.join(f'{h:.3f}' for h in t['human'])}); low-to-high: "
-                     f"{'yes' if r['order_low_to_high'] else 'no'}")
+                     f"{times}; human {', '.join(f'{h:.3f}' for h in t['human'])}); {r['acquired']} acquired, "
+                     f"{'low to high' if r['order_low_to_high'] else 'NOT low to high'}")
         eig = ", ".join(f"{_fmt_eig(z)} ({'-' if e is None else f'{100 * e:.1f}%'})"
                         for z, e in zip(r["eigenvalues_at_acquisition"], r["eig_rel_error"]))
         lines.append(f"         eig(W) nearest omega_j at acquisition: {eig}")

@@ -6,7 +6,6 @@ teachers or start parameters come from a `sources` callable supplied by the call
 
 from ._epoch import DTYPES as DTYPES
 from ._epoch import RUN_AXIS as RUN_AXIS
-from ._epoch import STRATEGIES as STRATEGIES
 from ._epoch import Problem as Problem
 from ._epoch import build_problem as build_problem
 from ._epoch import compile_chunk as compile_chunk

@@ -2,10 +2,11 @@
 
 An epoch evaluates the training loss of the current parameters on a fresh batch (which also gives the
 gain moments of the closed-loop trajectories), the closed-loop test metric on the task's test episodes
-(regulation: a fixed batch; tracking: a fresh one) and the task's further per-epoch records (tracking: the
-per-frequency probes), and then (unless the run has diverged, or this is epoch 0 with `skip_first_update`) applies one clipped
-optimiser step (:func:`loopdyn.optim.descend`). The record of epoch `e` describes the parameters
-*after e updates* (after e-1 with the skip), the ones that produced `train_loss[e]` and `test_loss[e]`.
+(regulation: a fixed batch; tracking: a fresh one) and the task's further per-epoch records (tracking:
+the per-frequency probes), and then (unless the run has diverged, or this is epoch 0 with
+`skip_first_update`) applies one clipped optimiser step (:func:`loopdyn.optim.descend`). The record of
+epoch `e` describes the parameters *after e updates* (after e-1 with the skip), the ones that produced
+`train_loss[e]` and `test_loss[e]`.
 
 A run diverges at the epoch whose training loss or gradient is not finite, or whose loss exceeds
 `train.diverge_above`; that epoch's update is not applied, and every later record of the run is NaN
@@ -35,7 +36,6 @@ from ._state import EpochRecord, HyperParams, RunConstants, RunState
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
 RUN_AXIS = "ensemble"
 """Name of the vmapped run axis of a chunk (collectives over the runs of a block, e.g. the superposition check)."""
-STRATEGIES = ("auto", "plain")
 
 
 @dataclass(frozen=True)
@@ -98,11 +98,6 @@ class Problem:
         traj = rollout(core, self.plant, episode.x0, task.T, exo=episode.exo, timing=task.timing, emit=task.emit)
         metrics = {} if probe is None else task.probe_metrics(jax.tree.map(lambda a: a[:, n:], traj), probe)
         return task.episode_metric(jax.tree.map(lambda a: a[:, :n], traj), test), metrics
-
-    def test(self, params, hyper: HyperParams, test_set, key=None):
-        """Closed-loop test metric of `params` (:meth:`evaluate` without the probes)."""
-        key = jax.random.PRNGKey(0) if key is None else key
-        return self.evaluate(params, hyper, key, test_set)[0]
 
     def probe_moments(self, params, hyper: HyperParams, key):
         """Gain moments of closed-loop trajectories (noise-free) for modes whose loss simulates no closed
