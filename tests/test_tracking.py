@@ -136,9 +136,27 @@ def test_superposed_open_loop_loss_and_gradient_equal_the_plain_rollout():
     _close(g1, g2, 1e-9)
 
 
+def test_episodes_that_meet_the_clamp_are_rolled_out_beside_the_superposition():
+    cfg = _cfg()
+    problem, trained, consts = _setup(cfg, scale=1.5)  # 3 of the 20 episodes reach the clamp
+    plain = dataclasses.replace(problem, strategy="plain")
+    key = jax.random.PRNGKey(4)
+    params = combine(trained, consts.frozen)
+    basis = closed_basis(problem, make_core(problem.spec, params, 0.2))
+    ep = problem.task.sample_episode(jax.random.split(key)[0], problem.task.batch, problem.dtype)
+    outside = np.max(np.abs(np.einsum("bk,tks->tbs", ep.coef, basis.states)), axis=(0, 2)) > cfg.plant.clamp
+    assert 0 < outside.sum() <= 10  # within the capacity of the partial branch (half the batch)
+    q = np.asarray(jnp.einsum("bk,kl,bl->b", ep.coef, basis.gram, ep.coef))
+    l1, g1 = _loss_and_grad(problem, trained, consts, key)
+    l2, g2 = _loss_and_grad(plain, trained, consts, key)
+    assert abs(problem.task.loss_scale * q.mean() - l2) > 1e-5 * l2  # superposition alone would be wrong
+    np.testing.assert_allclose(l1, l2, rtol=1e-12)
+    _close(g1, g2, 1e-9)
+
+
 def test_the_plain_rollout_takes_over_when_the_clamp_binds():
     cfg = _cfg()
-    problem, trained, consts = _setup(cfg, scale=3.0)  # a strong random controller drives the mass to the clamp
+    problem, trained, consts = _setup(cfg, scale=3.0)  # a strong random controller: most episodes reach the clamp
     plain = dataclasses.replace(problem, strategy="plain")
     key = jax.random.PRNGKey(4)
     params = combine(trained, consts.frozen)

@@ -111,7 +111,7 @@ def _teacher_driven_loss(problem, params, consts, key, teacher_core, observe, dr
         return task.imitation_loss(student.u, lax.stop_gradient(drive.u))
 
     if problem.superposed and observe == "output":
-        return _superpose.teacher_driven_loss(problem, params, hp, episode, teacher_core, plain, drive), LossAux()
+        return _superpose.teacher_driven_loss(problem, params, hp, episode, teacher_core, drive), LossAux()
     return plain(), LossAux()
 
 
