@@ -433,7 +433,8 @@ def acquisition_time_panel(ax, ds, seeds) -> None:
     times = np.array([ds.acquisition_time.values[c] for _, c, _ in seeds], np.float64)
     for row in times:
         ax.plot(f, row, "o", color=CLOSED_BLUE, alpha=0.5, ms=4)
-    ax.plot(f, np.nanmean(times, axis=0), "-o", color=CLOSED_BLUE, lw=1.5, label=f"RNN ({len(seeds)} seed"
+    mean = np.array([np.mean(c[np.isfinite(c)]) if np.isfinite(c).any() else np.nan for c in times.T])
+    ax.plot(f, mean, "-o", color=CLOSED_BLUE, lw=1.5, label=f"RNN ({len(seeds)} seed"
             + ("s)" if len(seeds) > 1 else ")"))
     human = np.asarray(t["human"])
     if len(human) == len(f):
