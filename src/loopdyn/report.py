@@ -49,6 +49,8 @@ def run_table(store) -> tuple[list[dict], dict]:
             if name in run:  # written by `loopdyn analyze`
                 v = int(run[name])
                 row[name] = None if v < 0 else v
+        if "acquisition_epoch" in run:  # the tracking experiment's analysis
+            row["acquisition_epochs"] = [None if int(v) < 0 else int(v) for v in run["acquisition_epoch"].values]
         if "spectral_radius" in ds:
             s = int(stabilisation_epoch(run.spectral_radius.values))
             row["stabilisation_epoch"] = None if s < 0 else s
@@ -68,6 +70,8 @@ def run_table(store) -> tuple[list[dict], dict]:
         "stabilisation_epoch": "first epoch after which rho(P) < 1 for the rest of the run",
         "stages": "stage1_end / stage2_end from 'loopdyn analyze' (stage1_end = 0: the run starts on the plateau; "
                   "'-': never stabilises)",
+        "acquisition": "acquisition_epochs: per frequency (increasing), the first epoch whose trailing-mean probe loss "
+                       "is below its threshold, from 'loopdyn analyze' ('-': never)",
     }
     return rows, meta
 
@@ -79,6 +83,8 @@ def _fmt(v) -> str:
         return f"{v:.4g}"
     if isinstance(v, list) and v and isinstance(v[0], list):
         return " ".join(f"{re:.3f}{im:+.3f}j" for re, im in v)
+    if isinstance(v, list):
+        return "/".join(_fmt(x) for x in v)
     return str(v)
 
 
@@ -104,6 +110,8 @@ def format_table(rows: list[dict], meta: dict) -> str:
         lines.append(f"stab_epoch = {meta['stabilisation_epoch']} ('-' = never); eigenvalues of the joint matrix P.")
     if any("stage1_end" in r for r in rows):
         lines.append(f"{meta['stages']}.")
+    if any("acquisition_epochs" in r for r in rows):
+        lines.append(f"{meta['acquisition']}.")
     return "\n".join(lines)
 
 

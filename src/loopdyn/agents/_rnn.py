@@ -41,7 +41,7 @@ class AgentSpec:
 
     - `N`: hidden units; `rank`: 0 for a full-rank `W`, else r for `W = U V^T (+ g J)`.
     - `activation`: `linear`, `tanh` or `relu`; `alpha`: leak dt/tau (1 = discrete).
-    - `init`: `lowrank` (spec §2.2) or `rnn` (spec §2.1); `n_in`, `n_out`: input and output sizes.
+    - `init`: `lowrank` (spec §2.2), `rnn` or `uniform` (spec §2.1); `n_in`, `n_out`: input and output sizes.
     - `trainable`: names of the trained parameters; `random`: whether `J` is present.
     """
 
@@ -88,14 +88,15 @@ def init_params(spec: AgentSpec, key, *, g=0.0, over=jnp.nan, dtype=jnp.float32)
     r"""Initial parameters; the same key gives the same weights whatever the training mode.
 
     `lowrank` (spec §2.2): `m, z ~ U(-1/sqrt N, 1/sqrt N)`, `U, V ~ N(0, 1/N)`, `J ~ N(0, 1/N)`.
-    `rnn` (spec §2.1): `m, z ~ N(0, 1/N^2)`, `W = g J`. A finite `over` (rank 1 only) replaces `z`
+    `rnn` (spec §2.1): `m, z ~ N(0, 1/N^2)`, `W = g J`. `uniform` (spec §2.1, the tracking network):
+    `m, z ~ U(-1/sqrt N, 1/sqrt N)`, `W = g J`. A finite `over` (rank 1 only) replaces `z`
     by `(over/|m|^2) m + b`, `b` the random `z` made orthogonal to `m` with norm `0.1 |over| / |m|`,
     so that `z.m = over` exactly.
     """
     N, r = spec.N, spec.rank
     k_m, k_z, k_u, k_v, k_j = jax.random.split(key, 5)
     s = 1.0 / jnp.sqrt(N)
-    if spec.init == "lowrank":
+    if spec.init in ("lowrank", "uniform"):
         m = jax.random.uniform(k_m, (N, spec.n_in), dtype, -s, s)
         z = jax.random.uniform(k_z, (N, spec.n_out), dtype, -s, s)
     else:

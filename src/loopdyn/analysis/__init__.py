@@ -1,6 +1,11 @@
-"""Analyses of recorded learning trajectories (spec §4): stages, stability map, LQR, and `analyze`,
-which writes a store's analysis group."""
+"""Analyses of recorded learning trajectories (spec §4): stages, stability map, LQR, acquisition and
+interference of learning curves, and `analyze`, which writes a store's analysis group."""
 
+from ._acquisition import NEVER as NEVER
+from ._acquisition import Interference as Interference
+from ._acquisition import acquisition_epochs as acquisition_epochs
+from ._acquisition import interference as interference
+from ._acquisition import trailing_mean as trailing_mean
 from ._analyze import VARIABLES as VARIABLES
 from ._analyze import Analysis as Analysis
 from ._analyze import Run as Run

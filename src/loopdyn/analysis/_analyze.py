@@ -314,8 +314,9 @@ def _fmt_complex(z) -> str:
 
 def summary_lines(numbers: dict) -> list[str]:
     """Lines of the human-readable summary for the per-run numbers of an analysis."""
-    lines = ["stages (epochs of each run's phase; stage 1 = [0, s1), stage 2 = [s1, s2), stage 3 = [s2, end); -1 = none):"]
-    for r in numbers.get("stages", []):
+    rows = [r for r in numbers.get("stages", []) if any(k in r for k in ("stage1_end", "stage2_end", "stabilisation_epoch"))]
+    lines = ["stages (epochs of each run's phase; stage 1 = [0, s1), stage 2 = [s1, s2), stage 3 = [s2, end); -1 = none):"] if rows else []
+    for r in rows:
         eig = "  final eig: " + ", ".join(_fmt_complex(z) for z in r["final_eigenvalues"]) if "final_eigenvalues" in r else ""
         lines.append(f"  run {r['run']:>2} {r['phase']:<17} seed {r['seed']:<4} s1={r.get('stage1_end', '-'):>4} "
                      f"s2={r.get('stage2_end', '-'):>4} stab={r.get('stabilisation_epoch', '-'):>4}{eig}")

@@ -98,6 +98,10 @@ def _coerce(source: str, dotted: str, value: Any, fld: dataclasses.Field) -> Any
         if not ok or len({len(r) for r in value}) > 1:
             raise _err(source, dotted, f"= {value!r} must be a matrix: a list of equally long lists of finite numbers")
         value = tuple(tuple(float(v) for v in r) for r in value)
+    elif t.startswith("tuple[float"):
+        if not isinstance(value, (list, tuple)) or not all(_is_number(v) and math.isfinite(v) for v in value):
+            raise _err(source, dotted, f"= {value!r} must be a list of finite numbers")
+        value = tuple(float(v) for v in value)
     elif t.startswith("tuple"):
         if isinstance(value, str):
             value = [value]
@@ -334,6 +338,38 @@ def _check_consistency(cfg: Config) -> None:
     ck = cfg.record.checkpoint
     if ck not in ("auto", "every", "log") and not (ck.startswith("every:") and ck[6:].isdigit() and int(ck[6:]) > 0):
         raise _err(s, "record.checkpoint", f"= {ck!r} is not allowed; choose auto, every, log or every:K with K > 0")
+    if cfg.task.kind == "tracking":
+        _check_tracking(cfg)
+
+
+def _check_tracking(cfg: Config) -> None:
+    """The tracking task's keys (spec §1.3): frequencies positive, below the plant's Nyquist frequency and
+    distinct per axis, one positive amplitude per frequency, the 2-D point mass, no control penalty."""
+    s, t, p = cfg.source, cfg.task, cfg.plant
+    if p.kind != "point_mass_2d":
+        raise _err(s, "task.kind", f"= 'tracking' needs plant.kind = 'point_mass_2d' (got {p.kind!r})")
+    if not t.freqs_x and not t.freqs_y:
+        raise _err(s, "task.freqs_x", "and task.freqs_y are both empty; give the reference at least one frequency")
+    nyquist = 0.5 / p.dt
+    for axis in ("x", "y"):
+        freqs, amps = getattr(t, f"freqs_{axis}"), getattr(t, f"amps_{axis}")
+        for f in freqs:
+            if f <= 0:
+                raise _err(s, f"task.freqs_{axis}", f"= {list(freqs)!r} contains {f:g}; frequencies must be > 0 Hz")
+            if f >= nyquist:
+                raise _err(s, f"task.freqs_{axis}", f"= {list(freqs)!r} contains {f:g} Hz, not below the Nyquist "
+                           f"frequency 1/(2 plant.dt) = {nyquist:g} Hz; lower it or the plant's dt")
+        if len(set(freqs)) != len(freqs):
+            raise _err(s, f"task.freqs_{axis}", f"= {list(freqs)!r} lists a frequency twice")
+        if len(amps) != len(freqs):
+            raise _err(s, f"task.amps_{axis}", f"= {list(amps)!r} must give one amplitude per frequency of "
+                       f"task.freqs_{axis} ({len(freqs)})")
+        if any(a <= 0 for a in amps):
+            raise _err(s, f"task.amps_{axis}", f"= {list(amps)!r} must be > 0")
+    if t.beta != 0:
+        raise _err(s, "task.beta", f"= {t.beta:g}; the tracking loss has no control penalty, set it to 0")
+    if cfg.train.mode == "open_loop_gain":
+        raise _err(s, "train.mode", "= 'open_loop_gain' is for regulation; a tracking teacher is an RNN (open_loop_teacher)")
 
 
 def plant_sizes(p) -> tuple[int, int, int]:

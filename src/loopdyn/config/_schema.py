@@ -40,11 +40,15 @@ class PlantConfig:
     clamp: float = _f(0.0, doc="clip the state to [-clamp, clamp] after each step; 0 = off", check=NON_NEGATIVE)
 
 
+TASK_KINDS = ("regulation", "tracking")
+
+
 @dataclass(frozen=True)
 class TaskConfig:
-    """Regulation to the origin from random initial states (spec §1.4, §3.1-3.2)."""
+    """Regulation to the origin from random initial states (spec §1.4, §3.1-3.2), or tracking of a sum of
+    sinusoids with the 2-D point mass (spec §1.3, §3.4; episode T steps of plant.dt, duration T dt)."""
 
-    kind: str = _f("regulation", doc="task family", choices=("regulation",))
+    kind: str = _f("regulation", doc="task family", choices=TASK_KINDS)
     T: int = _f(50, doc="episode length (steps in the loss)", check=POSITIVE)
     batch: int = _f(100, doc="initial states per epoch", check=POSITIVE)
     x0_range: float = _f(2.0, doc="initial states are U(-a, a) per state coordinate", check=POSITIVE)
@@ -52,7 +56,13 @@ class TaskConfig:
     beta: float = _f(0.0, doc="control penalty (beta for 'mean', reg_U for 'sum')", check=NON_NEGATIVE)
     test_batch: int = _f(100, doc="fixed test initial states", check=POSITIVE)
     test_loss: str = _f("mean_xv", doc="closed-loop test metric", choices=("mean_xv", "sum_t"))
-    test_seed: int = _f(12345, doc="seed of the fixed test set", check=NON_NEGATIVE)
+    test_seed: int = _f(12345, doc="seed of the fixed test set (tracking: of the probe phases)", check=NON_NEGATIVE)
+    freqs_x: tuple[float, ...] = _f((0.1, 0.3), doc="tracking: frequencies (Hz) of the x reference")
+    freqs_y: tuple[float, ...] = _f((0.2, 0.4), doc="tracking: frequencies (Hz) of the y reference")
+    amps_x: tuple[float, ...] = _f((2.31, 2.31), doc="tracking: amplitudes of the x components (one per frequency)")
+    amps_y: tuple[float, ...] = _f((2.31, 2.31), doc="tracking: amplitudes of the y components (one per frequency)")
+    ramp: float = _f(1.0, doc="tracking: the reference is ramped in linearly over this many seconds; 0 = off",
+                     check=NON_NEGATIVE)
 
 
 @dataclass(frozen=True)
@@ -64,7 +74,8 @@ class AgentConfig:
     activation: str = _f("linear", doc="nonlinearity phi", choices=("linear", "tanh", "relu"))
     alpha: float = _f(1.0, doc="leak dt/tau; 1 = discrete RNN", check=UNIT_INTERVAL)
     g: float = _f(0.0, doc="gain of the random connectivity J", check=NON_NEGATIVE)
-    init: str = _f("lowrank", doc="initialisation scheme (lowrank: spec §2.2, rnn: spec §2.1)", choices=("lowrank", "rnn"))
+    init: str = _f("lowrank", doc="initialisation scheme (lowrank: spec §2.2, rnn: spec §2.1, uniform: spec §2.1 "
+                                  "tracking)", choices=("lowrank", "rnn", "uniform"))
     over: float = _f(math.nan, doc="set sigma_zm = z.m exactly at init (nan = off)")
     trainable: tuple[str, ...] = _f(("z", "U", "V"), doc="trained parameters, a non-empty subset of m, W, U, V, z")
 

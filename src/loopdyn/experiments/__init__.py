@@ -4,6 +4,7 @@ registers itself; `loopdyn train/analyze/figures NAME` look it up here. The func
 from . import closed_vs_open as closed_vs_open
 from . import ensemble as ensemble
 from . import stages as stages
+from . import tracking as tracking
 from ._base import REGISTRY as REGISTRY
 from ._base import Experiment as Experiment
 from ._base import get as get

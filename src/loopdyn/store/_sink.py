@@ -15,12 +15,10 @@ import numpy as np
 
 from .. import config as cfg_mod
 from ..errors import StoreError
-from ..tasks import TEST_LOSS_LABELS, TRAIN_LOSS_LABELS
 from . import _files, _zarr
 from ._provenance import git_commit, versions
 
 DEFINITIONS = {
-    "imitation_loss_definition": "open-loop runs: dt sum_t mean_{b,j} (u_student - u_teacher)^2",
     "gains_definition": "least-squares K with u = K x (code sign convention, stabilising gains negative) over the "
                         "closed-loop trajectories of the training batches of epochs e-w+1..e, w = record.gain_window "
                         "(open-loop runs: the same batches simulated in closed loop), t = 0 dropped, no intercept",
@@ -51,7 +49,9 @@ def layout(phases, groups, ckpts: np.ndarray):
     specs = [g.problem.spec for g in groups]
     plant = groups[0].problem.plant
     n_max, r_max = max(s.N for s in specs), max(s.rank for s in specs)
-    n_eig = max(plant.n_states + s.hidden_dim for s in specs if s.linear) if any(s.linear for s in specs) else 0
+    spectra = [g.problem.spec for g in groups if g.problem.joint_spectra]
+    n_eig = max(plant.n_states + s.hidden_dim for s in spectra) if spectra else 0
+    task = groups[0].problem.task
     block = _ckpt_block(K, E, ckpts)
     per_run = lambda f: np.concatenate([[f(g, i) for i in range(len(g.runs))] for g in groups])  # noqa: E731
     coords: dict[str, tuple] = {
@@ -70,6 +70,7 @@ def layout(phases, groups, ckpts: np.ndarray):
         coords[dotted.split(".")[1]] = (("run",), per_run(lambda g, i, d=dotted: g.values[i].get(d, g.cfg.get(d))))
     if n_eig:
         coords["eig"] = (("eig",), np.arange(n_eig))
+    coords.update(task.metric_coords())
     f = np.float64 if layout_cfg.dtype == "float64" else np.float32
     k, m = plant.n_states, plant.n_controls
     variables: dict[str, tuple] = {
@@ -77,8 +78,12 @@ def layout(phases, groups, ckpts: np.ndarray):
         "test_loss": (("run", "epoch"), (R, E), f, (R, K)),
         "diverged_epoch": (("run",), (R,), np.int64, (R,)),
         "start_epoch": (("run",), (R,), np.int64, (R,)),
-        "gains": (("run", "epoch", "control", "state"), (R, E, m, k), f, (R, K, m, k)),
     }
+    if any(g.problem.records_gains for g in groups):
+        variables["gains"] = (("run", "epoch", "control", "state"), (R, E, m, k), f, (R, K, m, k))
+    for name, (dims, _) in task.epoch_metrics().items():
+        shape = tuple(len(coords[d][1]) for d in dims)
+        variables[name] = (("run", "epoch", *dims), (R, E, *shape), f, (R, K, *shape))
     if n_eig:
         variables["eigenvalues"] = (("run", "epoch", "eig"), (R, E, n_eig), np.complex128, (R, K, n_eig))
         variables["spectral_radius"] = (("run", "epoch"), (R, E), np.float64, (R, K))
@@ -122,7 +127,12 @@ class StoreSink:
                 rows = slice(g.runs[0], g.runs[-1] + 1)
                 for name, arr in fr.present().items():
                     a = np.asarray(arr)[: len(g.runs)]
-                    self.arrays[name][rows, : a.shape[1], : a.shape[2]] = a
+                    target = self.arrays[name]
+                    if target.ndim == a.ndim + 1:  # trained in another phase: constant over this phase's checkpoints
+                        n = int(np.sum(self.ckpts < g.cfg.epochs))
+                        target[rows, :n, : a.shape[1], : a.shape[2]] = np.broadcast_to(a[:, None], (a.shape[0], n) + a.shape[1:])
+                    else:
+                        target[rows, : a.shape[1], : a.shape[2]] = a
                 start = g.start_epochs if g.start_epochs is not None else np.full(len(g.runs), -1)
                 self.arrays["start_epoch"][rows] = start
 
@@ -174,6 +184,7 @@ def create_store(path: Path, phases, groups, *, devices: int, ckpts=None, extra_
     layout_cfg = max((c for c, _ in phases), key=lambda c: c.epochs)
     ckpts = cfg_mod.checkpoint_epochs(layout_cfg) if ckpts is None else np.asarray(ckpts)
     coords, variables = layout(phases, groups, ckpts)
+    task = groups[0].problem.task
     attrs = {
         "config": json.dumps(cfg_mod.to_dict(cfg)),
         "phases": json.dumps([[label, cfg_mod.to_dict(c)] for c, label in phases]),
@@ -184,9 +195,11 @@ def create_store(path: Path, phases, groups, *, devices: int, ckpts=None, extra_
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "epochs": int(layout_cfg.epochs),
         "host_devices": int(devices),
-        "train_loss_definition": TRAIN_LOSS_LABELS[cfg.task.loss],
-        "test_loss_definition": TEST_LOSS_LABELS[cfg.task.test_loss],
+        "train_loss_definition": task.train_loss_definition,
+        "test_loss_definition": task.test_loss_definition,
         **DEFINITIONS,
+        "imitation_loss_definition": f"open-loop runs: {task.imitation_loss_definition}",
+        **{f"{name}_definition": text for name, (_, text) in task.epoch_metrics().items()},
         "run_coords": json.dumps([k for k, (dims, _) in coords.items() if dims == ("run",) and k != "run"]),
         "variables": json.dumps(sorted([*coords, *variables])),
         **(extra_attrs or {}),

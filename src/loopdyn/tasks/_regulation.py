@@ -13,6 +13,10 @@ Closed-loop test metrics (spec §8 row 10), on a fixed batch of initial states:
 - `sum_t`: $\sum_{t<T}\operatorname{mean}_b\|x_{t,b}\|^2$ (Figs 1c, 2, nonlinear experiment).
 
 Both include $x_0$ and exclude $x_T$.
+
+Like every task, it hands the trainer episodes (:class:`Episode`: here initial states only) and turns
+trajectories into losses; the trainer's modes use only that interface (`sample_episode`, `test_set`,
+`test_episode`, `probe_episode`, `episode_loss`, `episode_metric`, `imitation_loss`, `timing`, `gains`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
+
+from ._episode import Episode
 
 TEST_LOSS_LABELS = {
     "mean_xv": "closed-loop test loss mean_{t,b} ||x_t||^2",
@@ -58,6 +64,57 @@ class Regulation:
     def test_metric(self, xs):
         total = jnp.sum(xs**2) / xs.shape[1]
         return total / xs.shape[0] if self.test_loss == "mean_xv" else total
+
+    # ---------------------------------------------------------------- the task interface of the trainer
+    n_exo = 0  # no exogenous input: the agent sees the plant's observation only
+    superposable = False  # episodes differ in x0 only, not a superposition of basis episodes
+    gains = True  # effective gains u ~ K x are defined (spec §4.6)
+    emit = ("x", "u")  # what episode_loss and episode_metric read from a trajectory
+    imitation_loss_definition = "dt sum_t mean_{b,j} (u_student - u_teacher)^2"
+
+    @property
+    def train_loss_definition(self) -> str:
+        return TRAIN_LOSS_LABELS[self.loss]
+
+    @property
+    def test_loss_definition(self) -> str:
+        return TEST_LOSS_LABELS[self.test_loss]
+
+    def sample_episode(self, key, batch: int, dtype=jnp.float32) -> Episode:
+        return Episode(self.sample_x0(key, batch, dtype))
+
+    def test_set(self, key, dtype=jnp.float32):
+        """The fixed test initial states, drawn once from `key`."""
+        return self.sample_x0(key, self.test_batch, dtype)
+
+    def test_episode(self, test_set, key, dtype=jnp.float32) -> Episode:
+        """The test episodes of an epoch: always the fixed test set (`key` unused)."""
+        return Episode(test_set)
+
+    def probe_episode(self, dtype=jnp.float32):
+        return None
+
+    def basis_episode(self, dtype=jnp.float32):
+        return None
+
+    def episode_loss(self, traj, episode: Episode, beta):
+        return self.train_loss(traj.x, traj.u, beta)
+
+    def episode_metric(self, traj, episode: Episode):
+        return self.test_metric(traj.x)
+
+    def imitation_loss(self, u_student, u_teacher):
+        """`dt sum_t mean_{b,j} (u_student - u_teacher)^2` over arrays `(T, batch, n_out)` (spec §3.3)."""
+        return self.dt * jnp.sum(jnp.mean((u_student - u_teacher) ** 2, axis=tuple(range(1, u_student.ndim))))
+
+    def probe_metrics(self, traj, probe: Episode) -> dict:
+        return {}
+
+    def epoch_metrics(self) -> dict:
+        return {}
+
+    def metric_coords(self) -> dict:
+        return {}
 
 
 def regulation_from_config(task_cfg, plant) -> Regulation:

@@ -5,6 +5,7 @@ teachers or start parameters come from a `sources` callable supplied by the call
 """
 
 from ._epoch import DTYPES as DTYPES
+from ._epoch import RUN_AXIS as RUN_AXIS
 from ._epoch import Problem as Problem
 from ._epoch import build_problem as build_problem
 from ._epoch import compile_chunk as compile_chunk
@@ -14,6 +15,7 @@ from ._epoch import make_chunk as make_chunk
 from ._epoch import make_epoch as make_epoch
 from ._modes import MODES as MODES
 from ._modes import ClosedLoop as ClosedLoop
+from ._modes import LossAux as LossAux
 from ._modes import OpenLoopGain as OpenLoopGain
 from ._modes import OpenLoopNoise as OpenLoopNoise
 from ._modes import OpenLoopTeacher as OpenLoopTeacher
@@ -22,6 +24,10 @@ from ._state import EpochRecord as EpochRecord
 from ._state import HyperParams as HyperParams
 from ._state import RunConstants as RunConstants
 from ._state import RunState as RunState
+from ._superpose import GUARD as GUARD
+from ._superpose import Basis as Basis
+from ._superpose import closed_basis as closed_basis
+from ._superpose import fits as superposition_fits
 from ._trainer import Group as Group
 from ._trainer import Sink as Sink
 from ._trainer import Sources as Sources

@@ -1,10 +1,12 @@
 """The compiled training step: one epoch of one run, scanned over epochs, vmapped over runs.
 
 An epoch evaluates the training loss of the current parameters on a fresh batch (which also gives the
-gain moments of the closed-loop trajectories, pooled over the last `record.gain_window` epochs), the closed-loop test metric on the fixed test batch, and
-then (unless the run has diverged, or this is epoch 0 with `skip_first_update`) applies one clipped
-optimiser step (:func:`loopdyn.optim.descend`). The record of epoch `e` describes the parameters
-*after e updates* (after e-1 with the skip), the ones that produced `train_loss[e]` and `test_loss[e]`.
+gain moments of the closed-loop trajectories, pooled over the last `record.gain_window` epochs), the
+closed-loop test metric on the task's test episodes (regulation: a fixed batch; tracking: a fresh one)
+and the task's further per-epoch records (tracking: the per-frequency probes), and then (unless the run
+has diverged, or this is epoch 0 with `skip_first_update`) applies one clipped optimiser step
+(:func:`loopdyn.optim.descend`). The record of epoch `e` describes the parameters *after e updates*
+(after e-1 with the skip), the ones that produced `train_loss[e]` and `test_loss[e]`.
 
 A run diverges at the epoch whose training loss or gradient is not finite, or whose loss exceeds
 `train.diverge_above`; that epoch's update is not applied, and every later record of the run is NaN
@@ -13,6 +15,7 @@ A run diverges at the epoch whose training loss or gradient is not finite, or wh
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -24,21 +27,30 @@ import numpy as np
 from ..agents import AgentSpec, combine, init_params, make_core, partition, spec_from_config
 from ..plants import LinearPlant, plant_from_config
 from ..system import gain_moments, rollout
-from ..tasks import Regulation, regulation_from_config
+from ..tasks import concat_episodes, task_from_config
+from . import _superpose
 from ._modes import MODES, ClosedLoop
 from ..optim import descend, init_optimizer, make_optimizer
 from ._state import EpochRecord, HyperParams, RunConstants, RunState
 
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
+RUN_AXIS = "ensemble"
+"""Name of the vmapped run axis of a chunk (collectives over the runs of a block, e.g. the superposition check)."""
 
 
 @dataclass(frozen=True)
 class Problem:
-    """Everything static about one compiled group of runs."""
+    """Everything static about one compiled group of runs.
+
+    `task`: a task of :mod:`loopdyn.tasks` (regulation or tracking). `strategy`: `"auto"` computes the
+    losses of a superposable task with a linear agent by superposition of its basis episodes
+    (:mod:`loopdyn.training._superpose`; same loss and gradient), `"plain"` rolls every episode out.
+    `run_axis`: the name of the vmapped run axis when the epoch runs inside a chunk.
+    """
 
     spec: AgentSpec
     plant: LinearPlant
-    task: Regulation
+    task: Any
     mode: Any = field(default_factory=ClosedLoop)
     optimizer: str = "sgd"
     clip_eps: float = 0.0
@@ -47,32 +59,63 @@ class Problem:
     dtype: Any = jnp.float32
     diverge_above: float = 1e25
     gain_window: int = 1
+    strategy: str = "auto"
+    run_axis: str | None = None
 
     @functools.cached_property
     def transform(self):
         """The optax transformation (hyper-parameters injected, see :func:`loopdyn.optim.make_optimizer`)."""
         return make_optimizer(self.optimizer, self.clip_eps)
 
-    def test(self, params, hyper: HyperParams, test_x0):
-        """Closed-loop test metric of `params` on the fixed test batch (noise-free)."""
-        traj = rollout(make_core(self.spec, params, hyper.g), self.plant, test_x0, self.task.T, timing=self.task.timing)
-        return self.task.test_metric(traj.x)
+    @property
+    def superposed(self) -> bool:
+        """Whether losses are computed by superposition of basis episodes (linear agent, no process noise)."""
+        return self.strategy == "auto" and self.task.superposable and self.spec.linear and not self.noisy
+
+    @property
+    def joint_spectra(self) -> bool:
+        """Whether the trainer records the spectrum of the joint matrix P every epoch: linear agents on
+        tasks with the delayed timing that P describes (spec §4.1)."""
+        return self.spec.linear and self.task.timing == "delayed"
+
+    @property
+    def records_gains(self) -> bool:
+        return bool(self.task.gains)
+
+    def evaluate(self, params, hyper: HyperParams, key, test_set, basis=None):
+        """`(test metric, metrics)` of `params` in closed loop (noise-free): the task's test episodes
+        (fixed `test_set`, or drawn from `key`) and its probes (`metrics`: `task.epoch_metrics()`).
+        `basis`: the closed loop's basis episodes when the training loss already rolled them out."""
+        task = self.task
+        core = make_core(self.spec, params, hyper.g)
+        test = task.test_episode(test_set, key, self.dtype)
+        probe = task.probe_episode(self.dtype)
+        episode = test if probe is None else concat_episodes(test, probe)
+        n = test.batch
+        if self.superposed:
+            q = _superpose.closed_loop_sq(self, core, episode, basis)
+            metrics = {} if probe is None else task.probe_metrics_of_sq(q[n:])
+            return task.loss_scale * jnp.mean(q[:n]), metrics
+        traj = rollout(core, self.plant, episode.x0, task.T, exo=episode.exo, timing=task.timing, emit=task.emit)
+        metrics = {} if probe is None else task.probe_metrics(jax.tree.map(lambda a: a[:, n:], traj), probe)
+        return task.episode_metric(jax.tree.map(lambda a: a[:, :n], traj), test), metrics
 
     def probe_moments(self, params, hyper: HyperParams, key):
         """Gain moments of closed-loop trajectories (noise-free) for modes whose loss simulates no closed
         loop, from the batch a closed-loop run would train on with the epoch's `key`: runs of one seed in
         different modes are fitted on the same initial states."""
-        x0 = self.task.sample_x0(jax.random.split(key)[0], self.task.batch, self.dtype)
-        traj = rollout(make_core(self.spec, params, hyper.g), self.plant, x0, self.task.T, timing=self.task.timing)
+        episode = self.task.sample_episode(jax.random.split(key)[0], self.task.batch, self.dtype)
+        traj = rollout(make_core(self.spec, params, hyper.g), self.plant, episode.x0, self.task.T, exo=episode.exo,
+                       timing=self.task.timing)
         return gain_moments(traj.x, traj.u)
 
 
 def build_problem(cfg) -> Problem:
     """The static problem of a configuration without sweep (a group's configuration)."""
     plant = plant_from_config(cfg.plant)
-    task = regulation_from_config(cfg.task, plant)
+    task = task_from_config(cfg.task, plant)
     random = cfg.agent.rank > 0 and cfg.agent.g > 0
-    spec = spec_from_config(cfg, plant.n_observed, plant.n_controls, random)
+    spec = spec_from_config(cfg, plant.n_observed + task.n_exo, plant.n_controls, random)
     return Problem(spec, plant, task, MODES[cfg.train.mode], cfg.train.optimizer, cfg.train.clip_eps,
                    cfg.train.skip_first_update, cfg.plant.noise > 0, DTYPES[cfg.dtype], cfg.train.diverge_above,
                    cfg.record.gain_window)
@@ -88,7 +131,7 @@ def init_run(problem: Problem, seed, hyper: HyperParams) -> tuple[RunState, RunC
     trained, frozen = partition(params, problem.spec.trainable)
     opt = init_optimizer(problem.transform, trained, hyper.lr, hyper.clip)
     k, m, w = problem.plant.n_states, problem.plant.n_controls, problem.gain_window - 1
-    moments = (jnp.zeros((w, k, k), jnp.float64), jnp.zeros((w, k, m), jnp.float64))
+    moments = (jnp.zeros((w, k, k), jnp.float64), jnp.zeros((w, k, m), jnp.float64)) if problem.records_gains else None
     return RunState(trained, opt, jnp.asarray(-1, jnp.int32), moments), RunConstants(frozen, hyper, k_train)
 
 
@@ -98,7 +141,8 @@ def restart_optimizer(problem: Problem, state: RunState, hyper: HyperParams) -> 
 
 
 def make_epoch(problem: Problem, test_x0) -> Callable:
-    """`epoch(state, consts, e) -> (state, EpochRecord)` for a single run."""
+    """`epoch(state, consts, e) -> (state, EpochRecord)` for a single run; `test_x0`: the task's fixed test
+    set (`task.test_set`; `None` for tracking)."""
 
     def epoch(state: RunState, consts: RunConstants, e):
         key = jax.random.fold_in(consts.key, e)
@@ -116,20 +160,25 @@ def make_epoch(problem: Problem, test_x0) -> Callable:
             return jax.tree.map(lambda a, b: jnp.where(accept, a, b), new, old)
 
         params = combine(state.params, consts.frozen)
-        test = problem.test(params, consts.hyper, test_x0)
-        gram, cross = step.aux if step.aux is not None else problem.probe_moments(params, consts.hyper, key)
-        # the gain window: this epoch's moments plus those of the previous w - 1 epochs (fewer at the start)
-        (g_hist, c_hist) = state.moments
-        new_moments = (jnp.concatenate([g_hist, gram[None]])[1:], jnp.concatenate([c_hist, cross[None]])[1:])
-        gram, cross = gram + g_hist.sum(0), cross + c_hist.sum(0)
+        aux = step.aux
+        test, metrics = problem.evaluate(params, consts.hyper, jax.random.fold_in(key, 1), test_x0, aux.basis)
+        if problem.records_gains:
+            gram, cross = aux.moments if aux.moments is not None else problem.probe_moments(params, consts.hyper, key)
+            # the gain window: this epoch's moments plus those of the previous w - 1 epochs (fewer at the start)
+            g_hist, c_hist = state.moments
+            new_moments = (jnp.concatenate([g_hist, gram[None]])[1:], jnp.concatenate([c_hist, cross[None]])[1:])
+            moments = (gram + g_hist.sum(0), cross + c_hist.sum(0))
+        else:
+            moments, new_moments = (None, None), state.moments
         new_state = RunState(keep(step.params, state.params), keep(step.opt_state, state.opt),
                              jnp.where(alive & bad, e, state.diverged).astype(jnp.int32), new_moments)
 
         def alive_or_nan(a):
             return jnp.where(alive, a, jnp.asarray(jnp.nan, a.dtype))
 
-        record = EpochRecord(alive_or_nan(step.loss), alive_or_nan(test), alive_or_nan(gram), alive_or_nan(cross),
-                             jax.tree.map(alive_or_nan, state.params))
+        gram, cross = jax.tree.map(alive_or_nan, moments)
+        record = EpochRecord(alive_or_nan(step.loss), alive_or_nan(test), gram, cross,
+                             jax.tree.map(alive_or_nan, state.params), jax.tree.map(alive_or_nan, metrics))
         return new_state, record
 
     return epoch
@@ -137,13 +186,15 @@ def make_epoch(problem: Problem, test_x0) -> Callable:
 
 def make_chunk(problem: Problem, test_x0) -> Callable:
     """`chunk(states, consts, epochs) -> (states, records)`: scan over `epochs` (an int array), vmapped
-    over the leading run axis of `states` and `consts`; records have shape `(run, epoch, ...)`."""
-    epoch = make_epoch(problem, test_x0)
+    over the leading run axis of `states` and `consts` (named :data:`RUN_AXIS`); records have shape
+    `(run, epoch, ...)`."""
+    epoch = make_epoch(dataclasses.replace(problem, run_axis=RUN_AXIS), test_x0)
 
     def one_run(state, consts, epochs):
+        consts = problem.mode.prepare(problem, consts)
         return jax.lax.scan(lambda s, e: epoch(s, consts, e), state, epochs)
 
-    return jax.vmap(one_run, in_axes=(0, 0, None))
+    return jax.vmap(one_run, in_axes=(0, 0, None), axis_name=RUN_AXIS)
 
 
 def compile_chunk(problem: Problem, test_x0, mesh=None):

@@ -1,19 +1,26 @@
 r"""Training modes: what an epoch's loss is (Ger & Barak 2025; spec §3).
 
-A mode is a strategy with `loss(problem, params, constants, key) -> (loss, moments)`: `params` the
-agent's full `AgentParams`, `moments` the float64 gain moments of closed-loop trajectories that the
-loss already simulated (`None` when it simulated none). Every simulation is a :func:`loopdyn.system.rollout`.
+A mode is a strategy with `loss(problem, params, constants, key) -> (loss, aux)` and
+`prepare(problem, constants) -> constants` (what it computes once from the constants for all epochs of
+a chunk, `RunConstants.prepared`): `params` the agent's full `AgentParams`, `aux` a :class:`LossAux` with what the loss already simulated that the epoch
+reuses (the float64 gain moments of closed-loop trajectories, the closed loop's basis episodes). The modes
+know tasks only through their interface (episodes, losses, timing; :mod:`loopdyn.tasks`). Every
+simulation is a :func:`loopdyn.system.rollout`; for a superposable task with a linear agent
+(`problem.superposed`) the closed-loop and teacher-driven losses are computed by superposition of basis
+episodes (:mod:`loopdyn.training._superpose`, same loss and gradient).
 
-- :class:`ClosedLoop` (`closed_loop`, spec §3.1-3.2): the agent drives the plant from $x_0 \sim U(-a, a)$;
-  the gradient flows through the plant. The gains are fitted on these training trajectories.
-- Open loop (teacher-student, spec §3.3): a student imitates a teacher's actions, its own actions never
-  act on the plant; the loss is the reference's imitation MSE
-  $\mathcal L = dt \sum_{t<T} \operatorname{mean}_{b,j}\big(u^S_{t,b,j} - u^T_{t,b,j}\big)^2$.
+- :class:`ClosedLoop` (`closed_loop`, spec §3.1-3.2, §3.4): the agent drives the plant through the task's
+  episodes ($x_0 \sim U(-a, a)$; or a reference); the gradient flows through the plant. For regulation
+  the gains are fitted on these training trajectories.
+- Open loop (teacher-student, spec §3.3-3.4): a student imitates a teacher's actions, its own actions
+  never act on the plant; the loss is the task's imitation MSE (regulation:
+  $\mathcal L = dt \sum_{t<T} \operatorname{mean}_{b,j}\big(u^S_{t,b,j} - u^T_{t,b,j}\big)^2$; tracking: the
+  same divided by T).
 
   - :class:`OpenLoopNoise` (`open_loop_noise`, the paper's open loop, Figs 1c/2): both nets receive the
     same i.i.d. inputs $\xi_t \sim \mathcal N(0, 1)$ at every $t = 0..T-1$; no plant at all.
-  - :class:`OpenLoopTeacher` (`open_loop_teacher`): the teacher drives the plant from $x_0 \sim U(-a, a)$;
-    the student sees its observations (with the same timing as the closed loop).
+  - :class:`OpenLoopTeacher` (`open_loop_teacher`): the teacher drives the plant through the task's
+    episodes; the student sees its inputs (observations and references, with the same timing).
   - :class:`OpenLoopGain` (`open_loop_gain`): the teacher is a static state feedback $u^T = K x$ (code
     sign convention) driving the plant; as in the reference (its static-gain teacher), both actions are 0
     at $t = 0$, where the student cannot act yet ($h_0 = 0$).
@@ -22,6 +29,7 @@ loss already simulated (`None` when it simulated none). Every simulation is a :f
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -29,6 +37,16 @@ from jax import lax
 
 from ..agents import gain_core, make_core
 from ..system import gain_moments, rollout
+from . import _superpose
+
+
+class LossAux(NamedTuple):
+    """What a mode's loss hands the epoch besides the loss: `moments`, the float64 gain moments of the
+    closed-loop trajectories it simulated (regulation), and `basis`, the closed loop's basis episodes
+    (superposition), reused by the epoch's evaluation; `None` where not simulated."""
+
+    moments: Any = None
+    basis: Any = None
 
 
 def imitation_loss(u_student, u_teacher, dt: float):
@@ -42,13 +60,21 @@ class ClosedLoop:
 
     name: str = "closed_loop"
 
+    def prepare(self, problem, consts):
+        return consts
+
     def loss(self, problem, params, consts, key):
         task, hp = problem.task, consts.hyper
         k_x, k_w = jax.random.split(key)
-        x0 = task.sample_x0(k_x, task.batch, problem.dtype)
-        traj = rollout(make_core(problem.spec, params, hp.g), problem.plant, x0, task.T, timing=task.timing,
-                       key=k_w if problem.noisy else None, noise=hp.noise)
-        return task.train_loss(traj.x, traj.u, hp.beta), gain_moments(traj.x, traj.u)
+        episode = task.sample_episode(k_x, task.batch, problem.dtype)
+        if problem.superposed:
+            loss, basis = _superpose.closed_loop_loss(problem, params, hp, episode)
+            return loss, LossAux(basis=basis)
+        traj = rollout(make_core(problem.spec, params, hp.g), problem.plant, episode.x0, task.T, exo=episode.exo,
+                       timing=task.timing, key=k_w if problem.noisy else None, noise=hp.noise,
+                       emit=tuple(dict.fromkeys(task.emit + (("x", "u") if task.gains else ()))))
+        moments = gain_moments(traj.x, traj.u) if task.gains else None
+        return task.episode_loss(traj, episode, hp.beta), LossAux(moments=moments)
 
 
 @dataclass(frozen=True)
@@ -57,27 +83,36 @@ class OpenLoopNoise:
 
     name: str = "open_loop_noise"
 
+    def prepare(self, problem, consts):
+        return consts
+
     def loss(self, problem, params, consts, key):
         T, batch = problem.task.T, problem.task.batch
         xi = jax.random.normal(key, (T, batch, problem.spec.n_in), problem.dtype)
         g = consts.hyper.g
         student = rollout(make_core(problem.spec, params, g), None, exo=xi, timing="immediate", emit=("u",))
         teacher = rollout(make_core(problem.spec, consts.teacher, g), None, exo=xi, timing="immediate", emit=("u",))
-        return imitation_loss(student.u, lax.stop_gradient(teacher.u), problem.plant.dt), None
+        return problem.task.imitation_loss(student.u, lax.stop_gradient(teacher.u)), LossAux()
 
 
-def _teacher_driven_loss(problem, params, consts, key, teacher_core, observe):
-    """The teacher drives the plant; the student, driven by the observations the teacher's steps produced,
+def _teacher_driven_loss(problem, params, consts, key, teacher_core, observe, drive=None):
+    """The teacher drives the plant; the student, driven by the inputs the teacher's steps produced,
     imitates its actions (a gain teacher reads the state; the student then sees `C x`)."""
     task, hp = problem.task, consts.hyper
     k_x, k_w = jax.random.split(key)
-    x0 = task.sample_x0(k_x, task.batch, problem.dtype)
-    drive = rollout(teacher_core, problem.plant, x0, task.T, observe=observe, timing=task.timing,
-                    key=k_w if problem.noisy else None, noise=hp.noise, emit=("u", "inputs"))
-    seen = drive.inputs if observe == "output" else drive.inputs @ jnp.asarray(problem.plant.C, problem.dtype).T
-    student = rollout(make_core(problem.spec, params, hp.g), None, exo=lax.stop_gradient(seen), timing=task.timing,
-                      emit=("u",))
-    return imitation_loss(student.u, lax.stop_gradient(drive.u), problem.plant.dt), None
+    episode = task.sample_episode(k_x, task.batch, problem.dtype)
+
+    def plain():
+        drive = rollout(teacher_core, problem.plant, episode.x0, task.T, exo=episode.exo, observe=observe,
+                        timing=task.timing, key=k_w if problem.noisy else None, noise=hp.noise, emit=("u", "inputs"))
+        seen = drive.inputs if observe == "output" else drive.inputs @ jnp.asarray(problem.plant.C, problem.dtype).T
+        student = rollout(make_core(problem.spec, params, hp.g), None, exo=lax.stop_gradient(seen), timing=task.timing,
+                          emit=("u",))
+        return task.imitation_loss(student.u, lax.stop_gradient(drive.u))
+
+    if problem.superposed and observe == "output":
+        return _superpose.teacher_driven_loss(problem, params, hp, episode, teacher_core, drive), LossAux()
+    return plain(), LossAux()
 
 
 @dataclass(frozen=True)
@@ -86,9 +121,16 @@ class OpenLoopTeacher:
 
     name: str = "open_loop_teacher"
 
+    def prepare(self, problem, consts):
+        """The teacher's drive of the basis episodes (superposition): the same for every epoch."""
+        if not problem.superposed or consts.prepared is not None:
+            return consts
+        core = make_core(problem.spec, consts.teacher, consts.hyper.g)
+        return consts._replace(prepared=_superpose.teacher_drive(problem, core))
+
     def loss(self, problem, params, consts, key):
         core = make_core(problem.spec, consts.teacher, consts.hyper.g)
-        return _teacher_driven_loss(problem, params, consts, key, core, "output")
+        return _teacher_driven_loss(problem, params, consts, key, core, "output", consts.prepared)
 
 
 @dataclass(frozen=True)
@@ -96,6 +138,9 @@ class OpenLoopGain:
     """A static feedback `u = K x` drives the plant; the student sees the observations."""
 
     name: str = "open_loop_gain"
+
+    def prepare(self, problem, consts):
+        return consts
 
     def loss(self, problem, params, consts, key):
         return _teacher_driven_loss(problem, params, consts, key, gain_core(consts.teacher), "state")

@@ -45,25 +45,31 @@ class RunState(NamedTuple):
 
 class RunConstants(NamedTuple):
     """What stays fixed: the frozen parameters, the hyper-parameters, the run's PRNG key (epoch `e`
-    draws with `fold_in(key, e)`), and the teacher of an open-loop student (`AgentParams`, or a gain
-    matrix `K (n_out, k)`, or `None`)."""
+    draws with `fold_in(key, e)`), the teacher of an open-loop student (`AgentParams`, or a gain
+    matrix `K (n_out, k)`, or `None`), and what the training mode computes once from these for all
+    epochs (`prepared`, e.g. the teacher's drive of the basis episodes; `None` until prepared)."""
 
     frozen: AgentParams
     hyper: HyperParams
     key: jax.Array
     teacher: Any = None
+    prepared: Any = None
 
 
 class EpochRecord(NamedTuple):
     """What one epoch records (before any host-side summary).
 
     - `train_loss`, `test_loss`: scalars (NaN once the run has diverged);
-    - `gram` `(k, k)`, `cross` `(k, m)`: float64 moments of the closed-loop trajectories of the gain window;
-    - `params`: the trained parameters that produced the losses (NaN once diverged).
+    - `gram` `(k, k)`, `cross` `(k, m)`: float64 moments of the closed-loop trajectories of the gain window
+      (`None` for a task without gains);
+    - `params`: the trained parameters that produced the losses (NaN once diverged);
+    - `metrics`: the task's further per-epoch records, `name -> array` (`task.epoch_metrics()`; e.g. the
+      tracking task's `probe_loss (n_frequencies,)`).
     """
 
     train_loss: jax.Array
     test_loss: jax.Array
-    gram: jax.Array
-    cross: jax.Array
+    gram: jax.Array | None
+    cross: jax.Array | None
     params: AgentParams
+    metrics: dict = {}

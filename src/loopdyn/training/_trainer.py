@@ -83,7 +83,8 @@ def make_groups(phases: list[tuple[cfg_mod.Config, str]]) -> list[Group]:
 
 
 def chunk_summaries(group: Group, params: AgentParams, frozen: AgentParams) -> dict[str, np.ndarray]:
-    """Per-epoch spectra of the joint matrix (linear agents) and rank-1 overlaps, on the host in float64.
+    """Per-epoch spectra of the joint matrix (linear agents, :attr:`Problem.joint_spectra`) and rank-1
+    overlaps, on the host in float64.
 
     `params`: trained parameters `(run, epoch, ...)`; `frozen`: `(run, ...)`."""
     spec, plant = group.problem.spec, group.problem.plant
@@ -96,7 +97,7 @@ def chunk_summaries(group: Group, params: AgentParams, frozen: AgentParams) -> d
     out: dict[str, np.ndarray] = {}
     if spec.rank1_overlaps:
         out.update({k: np.asarray(v) for k, v in overlaps(full.m, full.z, full.U, full.V).items()})
-    if spec.linear:
+    if group.problem.joint_spectra:
         g = np.broadcast_to(group.hyper["g"][:, None], (R, E))
         P = jax.vmap(jax.vmap(lambda p, gg: agent_joint_matrix(spec, plant, p, gg)))(
             jax.tree.map(jnp.asarray, full), jnp.asarray(g))
@@ -215,7 +216,7 @@ class Trainer:
                 dev_consts.append(c)
                 if g.chunk_fn is None:
                     test_key = jax.random.PRNGKey(g.cfg.task.test_seed)
-                    test_x0 = g.problem.task.sample_x0(test_key, g.cfg.task.test_batch, g.problem.dtype)
+                    test_x0 = g.problem.task.test_set(test_key, g.problem.dtype)
                     g.chunk_fn = compile_chunk(g.problem, test_x0, mesh)
             name = cfg.name + (f" [{label}]" if len(self.phases) > 1 else "")
             target = E if budget >= E else max(int(budget), done)
@@ -228,10 +229,11 @@ class Trainer:
                         dev_states[gi], rec = g.chunk_fn(dev_states[gi], dev_consts[gi], epochs)
                         rec = jax.tree.map(lambda a, n=len(g.runs): np.asarray(a)[:n], rec)
                         frozen = jax.tree.map(lambda a, n=len(g.runs): np.asarray(a)[:n], consts[gi].frozen)
-                        out = {"train_loss": rec.train_loss, "test_loss": rec.test_loss,
-                               "gains": gains_from_moments(rec.gram, rec.cross), "params": rec.params,
+                        out = {"train_loss": rec.train_loss, "test_loss": rec.test_loss, "params": rec.params,
                                "diverged_epoch": np.asarray(dev_states[gi].diverged)[: len(g.runs)],
-                               **chunk_summaries(g, rec.params, frozen)}
+                               **rec.metrics, **chunk_summaries(g, rec.params, frozen)}
+                        if g.problem.records_gains:
+                            out["gains"] = gains_from_moments(rec.gram, rec.cross)
                         results.append(out)
                     self.sink.write_chunk(p, start, stop, groups, results)
                     complete = p == len(self.phases) - 1 and stop == E

@@ -1,0 +1,476 @@
+r"""The tracking experiment (Ger & Barak 2025, Fig 6; spec §1.3, §3.4, §4.7).
+
+A leaky linear RNN learns in closed loop to move the 2-D point mass along a sum of sinusoids (phase
+`closed`); then an open-loop student (phase `open`) starts from the same initial weights and imitates the
+final closed-loop network on the inputs (positions and references) of the episodes the teacher drives.
+Every epoch records the training loss, the closed-loop test loss on fresh references, and the closed-loop
+loss of each frequency's probe (`probe_loss`).
+
+Analysis (`loopdyn analyze`), per run:
+
+- `acquisition_epoch (run, frequency)`: the first epoch at which the trailing `acquisition_window`-epoch
+  mean of the probe loss is below `acquisition_fraction` $\times\,a_j^2/2$ (:func:`loopdyn.analysis.acquisition_epochs`;
+  with the defaults, below 1.0 for $a_j = 2.31$, the authors' rule);
+- `interference_rise (run, frequency, later_frequency)`: the largest rise of an acquired frequency's probe
+  loss within `interference_window` epochs of a later acquisition (:func:`loopdyn.analysis.interference`);
+- `eig_W (run, checkpoint, eig_W)`: eig(W) at every checkpoint (spec §8 row 14: the imaginary parts are those of
+  eig(−I + W), in rad/s for τ = 1 s); `acquisition_eigenvalue (run, frequency)`: at the checkpoint nearest
+  each acquisition, the eigenvalue whose imaginary part is closest to $\omega_j = 2\pi f_j$.
+
+Fig 6 (`loopdyn figures tracking STORE`): a tracking example; closed vs open closed-loop test loss (log-log)
+with the acquisition epochs; the probes at the acquisition epochs; eig(W) at those epochs with a line at
+each ω; the interference episode of the first two frequencies; acquisition times normalised by the
+closed phase's length against the human data $[2.5, 4, 6, 9.5]/20$ (spec §8 row 21).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.linalg
+from matplotlib.figure import Figure
+
+from .. import config as cfg_mod
+from ..agents import AgentParams, make_core
+from ..analysis import acquisition_epochs, checkpoint_params, complex_pair, interference, store_runs
+from ..errors import ConfigError, StoreError
+from ..plots import CLOSED_BLUE, OPEN_RED, label_panels
+from ..store import read_analysis
+from ..system import rollout
+from ..tasks import task_from_config
+from ..training import build_problem
+from ._base import Experiment, register
+
+PHASES = ("closed", "open")
+HUMAN_ACQUISITION = np.array([2.5, 4.0, 6.0, 9.5]) / 20.0
+"""Normalised acquisition times of the four frequencies in the human data of Fig 6f (spec §8 row 21)."""
+
+VARIABLES: dict[str, tuple[tuple[str, ...], str]] = {
+    "acquisition_threshold": (("frequency",),
+        "probe-loss threshold of acquisition: tracking.acquisition_fraction * a_j^2 / 2"),
+    "acquisition_epoch": (("run", "frequency"),
+        "first epoch (of the run's phase) at which the trailing tracking.acquisition_window-epoch mean of the "
+        "frequency's probe loss is below acquisition_threshold; -1 = never"),
+    "acquisition_time": (("run", "frequency"), "acquisition_epoch / epochs of the run's phase (NaN = never)"),
+    "acquisition_checkpoint": (("run", "frequency"), "checkpoint epoch nearest acquisition_epoch (-1 = none)"),
+    "acquisition_eigenvalue": (("run", "frequency"),
+        "eigenvalue of W at acquisition_checkpoint whose imaginary part is closest to omega_j = 2 pi f_j"),
+    "acquisition_eig_error": (("run", "frequency"),
+        "|Im acquisition_eigenvalue - omega_j| / omega_j"),
+    "interference_rise": (("run", "frequency", "later_frequency"),
+        "largest rise of the probe loss of `frequency` above its value at the start of the window "
+        "[max(a_later - w, a_freq), a_later + w] around the acquisition a_later of `later_frequency` "
+        "(w = tracking.interference_window); NaN unless `frequency` is acquired first"),
+    "interference_epoch": (("run", "frequency", "later_frequency"), "epoch of that largest value (-1 = none)"),
+    "interference_baseline": (("run", "frequency", "later_frequency"), "the probe loss it rises from"),
+    "eig_W": (("run", "checkpoint", "eig_W"),
+        "eigenvalues of W at every checkpoint, by decreasing imaginary part (NaN where the checkpoint is beyond "
+        "the run's phase)"),
+}
+
+
+def _put(result, name, values) -> None:
+    result.put(name, values, *VARIABLES[name])
+
+
+def _full(result, name, shape, dtype):
+    return result.full(name, shape, dtype, *VARIABLES[name])
+
+
+@register
+class TrackingExperiment(Experiment):
+    name = "tracking"
+    description = ("multi-frequency tracking with the 2-D point mass: closed loop, then the open-loop student of "
+                   "the final closed-loop network from the same initial weights (Fig 6)")
+    defaults = {"open_epochs": 10000, "open_trainable": ["m", "W", "z"], "acquisition_fraction": 0.375,
+                "acquisition_window": 20, "interference_window": 100}
+    figure_names = ("fig_6",)
+
+    def validate(self, cfg) -> None:
+        t, s = cfg.table, cfg.source
+        if cfg.task.kind != "tracking":
+            raise ConfigError(f"{s}: the tracking experiment needs task.kind = 'tracking'; start from the shipped "
+                              f"'tracking' config")
+        if cfg.agent.rank != 0 or cfg.agent.activation != "linear":
+            raise ConfigError(f"{s}: the tracking experiment needs the full-rank linear RNN (agent.rank = 0, "
+                              f"activation = 'linear'), whose eig(W) its analysis follows")
+        if cfg.train.mode != "closed_loop":
+            raise ConfigError(f"{s}: train.mode = {cfg.train.mode!r}; the tracking experiment trains closed_loop first "
+                              f"(its open phase is the teacher-driven student)")
+        if cfg.teacher.store or cfg.start.store:
+            raise ConfigError(f"{s}: [teacher] and [start] are set by the tracking experiment; remove them")
+        if t["open_epochs"] < 0:
+            raise ConfigError(f"{s}: tracking.open_epochs = {t['open_epochs']} must be >= 0 (0 = no open phase)")
+        bad = [p for p in t["open_trainable"] if p not in ("m", "W", "z")]
+        if bad or len(set(t["open_trainable"])) != len(t["open_trainable"]):
+            raise ConfigError(f"{s}: tracking.open_trainable = {t['open_trainable']!r} must name distinct parameters "
+                              f"among m, W, z")
+        if not 0 < t["acquisition_fraction"] < 1:
+            raise ConfigError(f"{s}: tracking.acquisition_fraction = {t['acquisition_fraction']:g} must lie in (0, 1)")
+        for key in ("acquisition_window", "interference_window"):
+            if t[key] < 1:
+                raise ConfigError(f"{s}: tracking.{key} = {t[key]} must be >= 1")
+
+    def phases(self, cfg):
+        t = cfg.table
+        out = [(cfg, "closed")]
+        if t["open_epochs"]:
+            open_cfg = self.variant(cfg, {"train.mode": "open_loop_teacher", "teacher.store": "self",
+                                          "agent.trainable": list(t["open_trainable"])},
+                                    sweep=dict(cfg.sweep), epochs=t["open_epochs"])
+            out.append((open_cfg, "open"))
+        return out
+
+    def analyse(self, ds, runs, result) -> None:
+        if "probe_loss" not in ds:
+            return
+        settings = cfg_mod.from_dict(ds.attrs["config"], source=str(ds.attrs.get("config_source"))).table
+        task = task_from_config(runs[0].cfg.task, runs[0].plant)
+        amps = np.array([c[2] for c in task.components])
+        thresholds = settings["acquisition_fraction"] * amps**2 / 2
+        _put(result, "acquisition_threshold", thresholds)
+        R, K = ds.sizes["run"], task.n_components
+        ckpts = ds.checkpoint.values
+        N = max(r.spec.N for r in runs)
+        acq = _full(result, "acquisition_epoch", (R, K), np.int64)
+        rows = []
+        for run in runs:
+            probe = np.asarray(ds.probe_loss.values[run.index, : run.epochs, :K], np.float64)
+            a = acquisition_epochs(probe, thresholds, int(settings["acquisition_window"]))
+            acq[run.index] = a
+            _full(result, "acquisition_time", (R, K), np.float64)[run.index] = np.where(a >= 0, a / run.epochs, np.nan)
+            inter = interference(probe, a, int(settings["interference_window"]))
+            _full(result, "interference_rise", (R, K, K), np.float64)[run.index] = inter.rise
+            _full(result, "interference_epoch", (R, K, K), np.int64)[run.index] = inter.epoch
+            _full(result, "interference_baseline", (R, K, K), np.float64)[run.index] = inter.baseline
+            sel = np.nonzero(ckpts < run.epochs)[0]
+            lam = _eig_w(checkpoint_params(ds, run, sel).W)
+            _full(result, "eig_W", (R, len(ckpts), N), np.complex128)[run.index, sel, : lam.shape[-1]] = lam
+            at_ckpt = _full(result, "acquisition_checkpoint", (R, K), np.int64)
+            at_eig = _full(result, "acquisition_eigenvalue", (R, K), np.complex128)
+            at_err = _full(result, "acquisition_eig_error", (R, K), np.float64)
+            for j in range(K):
+                if a[j] < 0 or not len(sel):
+                    continue
+                c = int(np.argmin(np.abs(ckpts[sel] - a[j])))
+                z = closest_eigenvalue(lam[c], task.omegas[j])
+                at_ckpt[run.index, j], at_eig[run.index, j] = int(ckpts[sel[c]]), z
+                at_err[run.index, j] = abs(z.imag - task.omegas[j]) / task.omegas[j]
+            rows.append(_run_numbers(ds, run, result, task))
+        result.numbers["tracking"] = {
+            "frequencies": task.frequencies.tolist(), "omegas": task.omegas.round(4).tolist(),
+            "thresholds": thresholds.round(4).tolist(), "human": HUMAN_ACQUISITION.tolist(),
+            "acquisition_window": int(settings["acquisition_window"]),
+            "interference_window": int(settings["interference_window"]), "runs": rows}
+
+    def summary_lines(self, numbers: dict) -> list[str]:
+        return _summary_lines(numbers)
+
+    def figures(self, ds) -> dict:
+        analysis = ds.attrs.get("analysis")
+        if analysis is None or "tracking" not in analysis.get("numbers", {}):
+            raise StoreError("the tracking figures need the store's analysis; run 'loopdyn analyze STORE' first")
+        return {"fig_6": figure_6(ds)}
+
+
+# ------------------------------------------------------------------------------------------ analysis
+def _eig_w(W) -> np.ndarray:
+    """eig(W) of a stack `(n, N, N)`, by decreasing imaginary part; NaN for a non-finite matrix."""
+    W = np.asarray(W, np.float64)
+    lam = np.full(W.shape[:2], complex(np.nan, np.nan))
+    for i, w in enumerate(W):
+        if np.all(np.isfinite(w)):  # one LAPACK call per matrix: numpy's threaded batch is ~5x slower at N = 100
+            z = scipy.linalg.eigvals(w, check_finite=False)
+            lam[i] = z[np.argsort(-z.imag, kind="stable")]
+    return lam
+
+
+def closest_eigenvalue(eigenvalues, omega: float) -> complex:
+    """The eigenvalue (upper half plane) whose imaginary part is closest to `omega` (NaN if none)."""
+    lam = np.asarray(eigenvalues)
+    lam = lam[np.isfinite(lam) & (lam.imag >= 0)]
+    if not lam.size:
+        return complex(np.nan, np.nan)
+    return complex(lam[np.argmin(np.abs(lam.imag - omega))])
+
+
+def _run_numbers(ds, run, result, task) -> dict:
+    i = run.index
+    a = result.get("acquisition_epoch")[i]
+    acquired = a[a >= 0]
+    row = {"run": i, "seed": run.seed, "phase": run.phase, "epochs": run.epochs,
+           "acquisition_epochs": a.tolist(),
+           "acquisition_times": [None if e < 0 else round(e / run.epochs, 4) for e in a],
+           "acquired": int(len(acquired)),
+           "order_low_to_high": _low_to_high(a),
+           "eigenvalues_at_acquisition": [None if not np.isfinite(z) else complex_pair(z)
+                                          for z in result.get("acquisition_eigenvalue")[i]],
+           "eig_rel_error": [None if not np.isfinite(e) else round(float(e), 4)
+                             for e in result.get("acquisition_eig_error")[i]],
+           "final_train_loss": float(ds.train_loss.values[i, run.epochs - 1]),
+           "final_test_loss": float(ds.test_loss.values[i, run.epochs - 1])}
+    rise = result.get("interference_rise")[i]
+    base = result.get("interference_baseline")[i]
+    row["interference"] = [{"frequency": j, "later": k, "rise": round(float(rise[j, k]), 5),
+                            "relative": round(float(rise[j, k] / base[j, k]), 4),
+                            "epoch": int(result.get("interference_epoch")[i][j, k])}
+                           for j in range(rise.shape[0]) for k in range(rise.shape[1]) if np.isfinite(rise[j, k])]
+    test = np.asarray(ds.test_loss.values[i, : run.epochs], np.float64)
+    if np.any(np.isfinite(test)):
+        p = int(np.nanargmax(test))
+        row["test_loss"] = {"initial": float(test[0]), "peak": float(test[p]), "peak_epoch": p,
+                            "final": float(test[-1]), "min": float(np.nanmin(test)),
+                            "min_epoch": int(np.nanargmin(test))}
+    return row
+
+
+def _low_to_high(acquisitions) -> bool:
+    """Whether the acquired frequencies are the lowest ones, acquired in increasing order (components are
+    numbered by increasing frequency); true for none acquired."""
+    a = np.asarray(acquisitions)
+    n = int(np.sum(a >= 0))
+    return bool(np.all(a[:n] >= 0) and np.all(np.diff(a[:n]) > 0))
+
+
+def _fmt_eig(z) -> str:
+    return "-" if z is None else f"{z[0]:+.3f}{z[1]:+.3f}i"
+
+
+def _summary_lines(numbers: dict) -> list[str]:
+    t = numbers.get("tracking")
+    if not t:
+        return []
+    omegas = ", ".join(f"{w:.3f}" for w in t["omegas"])
+    lines = [f"tracking: acquisition = first epoch whose trailing {t['acquisition_window']}-epoch mean probe loss is below "
+             f"{', '.join(f'{x:.3g}' for x in t['thresholds'])} (omega = {omegas} rad/s); -1 = never"]
+    for r in t["runs"]:
+        acq = ", ".join(str(e) for e in r["acquisition_epochs"])
+        times = ", ".join("-" if x is None else f"{x:.3f}" for x in r["acquisition_times"])
+        lines.append(f"  run {r['run']:>2} {r['phase']:<6} seed {r['seed']:<4} acquisitions [{acq}] (/{r['epochs']}: "
+                     f"{times}; human {', '.join(f'{h:.3f}' for h in t['human'])}); {r['acquired']} acquired, "
+                     f"{'low to high' if r['order_low_to_high'] else 'NOT low to high'}")
+        eig = ", ".join(f"{_fmt_eig(z)} ({'-' if e is None else f'{100 * e:.1f}%'})"
+                        for z, e in zip(r["eigenvalues_at_acquisition"], r["eig_rel_error"]))
+        lines.append(f"         eig(W) nearest omega_j at acquisition: {eig}")
+        if r["interference"]:
+            inter = ", ".join(f"w{x['frequency'] + 1} at w{x['later'] + 1}: {x['rise']:+.4f} ({100 * x['relative']:+.1f}%, "
+                              f"epoch {x['epoch']})" for x in r["interference"])
+            lines.append(f"         interference (largest probe-loss rise): {inter}")
+        if "test_loss" in r:
+            s = r["test_loss"]
+            lines.append(f"         closed-loop test loss: initial {s['initial']:.3f}, peak {s['peak']:.3f} at epoch "
+                         f"{s['peak_epoch']}, min {s['min']:.3f} at {s['min_epoch']}, final {s['final']:.3f}")
+    return lines
+
+
+# ------------------------------------------------------------------------------------------ data access
+def _phase_runs(ds) -> list[tuple[int, int, int | None]]:
+    """`(seed, closed run, open run or None)` per seed with a closed run, in seed order."""
+    phases = [str(p) for p in ds["phase"].values]
+    seeds = [int(s) for s in ds["seed"].values]
+    closed = {s: i for i, (s, p) in enumerate(zip(seeds, phases)) if p == "closed"}
+    opened = {s: i for i, (s, p) in enumerate(zip(seeds, phases)) if p == "open"}
+    if not closed:
+        raise StoreError(f"not a store of the tracking experiment: no 'closed' run (phases: {sorted(set(phases))})")
+    return [(s, closed[s], opened.get(s)) for s in sorted(closed)]
+
+
+class _Model:
+    """A run of a store, able to simulate its network of any checkpoint on the task's episodes."""
+
+    def __init__(self, ds, run: int):
+        self.ds, self.run = ds, run
+        self.info = next(r for r in store_runs(ds) if r.index == run)
+        self.problem = build_problem(self.info.cfg)
+        self.task = self.problem.task
+
+    def params(self, epoch: int) -> tuple[int, AgentParams]:
+        """`(checkpoint epoch, parameters)` at the checkpoint nearest `epoch` within the run's phase."""
+        ckpts = self.ds.checkpoint.values
+        sel = np.nonzero(ckpts < self.info.epochs)[0]
+        c = sel[int(np.argmin(np.abs(ckpts[sel] - epoch)))]
+        p = checkpoint_params(self.ds, self.info, np.array([c]))
+        return int(ckpts[c]), AgentParams(**{k: jnp.asarray(v[0] if v.ndim == 3 else v) for k, v in p.present().items()})
+
+    def simulate(self, params: AgentParams, episode):
+        """Closed-loop positions `(T, batch, 2)` of `episode` (float64, the real clamped plant)."""
+        core = make_core(self.problem.spec, params, float(self.info.g))
+        traj = rollout(core, self.problem.plant, episode.x0.astype(jnp.float64), self.task.T,
+                       exo=episode.exo.astype(jnp.float64), timing=self.task.timing, emit=("x_next",))
+        return np.asarray(traj.x_next[..., list(self.task.positions)])
+
+
+def _analysis(ds) -> dict:
+    return read_analysis(ds)["numbers"]["tracking"]
+
+
+# ------------------------------------------------------------------------------------------ panels
+W_COLORS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c")
+
+
+def _w_color(j: int) -> str:
+    return W_COLORS[j % len(W_COLORS)]
+
+
+def example_panel(ax, model: _Model, epoch: int, samples=(48, 126)) -> None:
+    """Fig 6a: the closed-loop path of the network of `epoch` (dashed) on a reference (thick black),
+    samples `samples` of one episode with fixed phases."""
+    ck, params = model.params(epoch)
+    episode = model.task.sample_episode(jax.random.PRNGKey(model.info.cfg.task.test_seed + 1), 1, jnp.float64)
+    pos = model.simulate(params, episode)[:, 0]
+    ref = np.asarray(episode.exo[:, 0])
+    lo, hi = samples
+    ax.plot(ref[lo:hi, 0], ref[lo:hi, 1], color="k", lw=3.0, label="reference")
+    ax.plot(pos[lo:hi, 0], pos[lo:hi, 1], color=CLOSED_BLUE, ls="--", lw=1.6, label="RNN")
+    lim = max(5.2, float(np.max(np.abs(ref[lo:hi]))) * 1.1)
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xlabel="x", ylabel="y", aspect="equal",
+           title=f"tracking, epoch {ck}, t = {lo * model.task.dt:g}-{(hi - 1) * model.task.dt:g} s")
+    ax.legend(fontsize=6, loc="upper right")
+
+
+def loss_panel(ax, ds, seeds) -> None:
+    """Fig 6b: closed-loop loss of the closed runs (their training loss: the closed loop on the epoch's
+    batch) and closed-loop test loss of the open-loop students, log-log; acquisition epochs marked."""
+    t = _analysis(ds)
+    acq = ds.acquisition_epoch.values
+    for k, (seed, c, o) in enumerate(seeds):
+        lw, alpha = (1.3, 1.0) if k == 0 else (0.7, 0.45)
+        n = _phase_epochs(ds, "closed")
+        y = ds.train_loss.values[c, :n]
+        x = np.arange(n) + 1.0
+        ax.loglog(x, y, color=CLOSED_BLUE, lw=lw, alpha=alpha, label="closed loop" if k == 0 else None)
+        if o is not None:
+            m = _phase_epochs(ds, "open")
+            ax.loglog(np.arange(m) + 1.0, ds.test_loss.values[o, :m], color=OPEN_RED, lw=lw, alpha=alpha,
+                      label="open loop (student, closed-loop test)" if k == 0 else None)
+        if k == 0:
+            for j, e in enumerate(acq[c]):
+                if e >= 0:
+                    ax.axvline(e + 1, color=_w_color(j), ls=":", lw=0.9)
+                    ax.plot(e + 1, y[e], "o", color=_w_color(j), mec="k", ms=5, zorder=5,
+                            label=rf"$\omega_{j + 1}$ = {t['omegas'][j]:.2f}")
+    ax.set(xlabel="epoch + 1", ylabel="closed-loop tracking loss", title=f"seed {seeds[0][0]}" +
+           (f" (+{len(seeds) - 1} seeds, faint)" if len(seeds) > 1 else ""))
+    ax.legend(fontsize=6, loc="lower left")
+
+
+def probe_panels(axes, model: _Model, acquisitions) -> None:
+    """Fig 6c: each frequency's probe (its axis, reference dashed) with the network of its acquisition."""
+    probe = model.task.probe_episode(jnp.float64)
+    ref = np.asarray(probe.exo)
+    t = np.arange(model.task.T) * model.task.dt
+    for j, ax in enumerate(axes):
+        axis = int(model.task.components[j][1])
+        ax.plot(t, ref[:, j, axis], color="k", ls="--", lw=0.9)
+        if acquisitions[j] >= 0:
+            ck, params = model.params(int(acquisitions[j]))
+            pos = model.simulate(params, probe)
+            ax.plot(t, pos[:, j, axis], color=_w_color(j), lw=1.1)
+            label = f"epoch {ck}"
+        else:
+            label = "not acquired"
+        ax.text(0.01, 0.97, rf"$\omega_{j + 1}$ ({'xy'[axis]}), {label}", transform=ax.transAxes, fontsize=6,
+                va="top")
+        ax.set_ylim(-4.5, 4.5)
+        ax.tick_params(labelsize=6)
+        if j < len(axes) - 1:
+            ax.set_xticklabels([])
+    axes[-1].set_xlabel("time [s]", fontsize=7)
+
+
+def eigenvalue_panel(ax, ds, run: int) -> None:
+    """Fig 6d: eig(W) at the checkpoints of the acquisition epochs (edged: the eigenvalue nearest each
+    $\\omega_j$), a line at every $\\omega_j$."""
+    t = _analysis(ds)
+    ckpts = list(ds.checkpoint.values)
+    for j, w in enumerate(t["omegas"]):
+        ax.axhline(w, color=_w_color(j), lw=0.8, ls="--")
+        e = int(ds.acquisition_checkpoint.values[run, j])
+        if e < 0:
+            continue
+        lam = ds.eig_W.values[run, ckpts.index(e)]
+        ax.scatter(lam.real, lam.imag, s=9, color=_w_color(j), alpha=0.7, label=rf"epoch {e} ($\omega_{j + 1}$)")
+        z = ds.acquisition_eigenvalue.values[run, j]
+        ax.scatter([z.real], [z.imag], s=40, facecolor="none", edgecolor="k", lw=1.1, zorder=5)
+    ax.set(xlim=(-2, 2), ylim=(-1, 3), xlabel=r"Re $\lambda$", ylabel=r"Im $\lambda$", title="eig(W) at the acquisitions")
+    ax.legend(fontsize=6, loc="upper left")
+
+
+def interference_panel(ax, ds, run: int, first: int = 0, later: int = 1) -> None:
+    """Fig 6e: around the acquisition of frequency `later`, its probe loss (left axis) and that of the
+    acquired frequency `first` (right axis)."""
+    t = _analysis(ds)
+    acq = ds.acquisition_epoch.values[run]
+    if acq[later] < 0 or acq[first] < 0 or acq[first] >= acq[later]:
+        ax.text(0.5, 0.5, rf"no interference episode ($\omega_{later + 1}$ not acquired after $\omega_{first + 1}$)",
+                ha="center", va="center", fontsize=7, transform=ax.transAxes)
+        ax.set_axis_off()
+        return
+    w = int(t["interference_window"])
+    n = _phase_epochs(ds, str(ds.phase.values[run]))
+    lo, hi = max(int(acq[later]) - w, 0), min(int(acq[later]) + w, n - 1)
+    e = np.arange(lo, hi + 1)
+    probe = ds.probe_loss.values[run]
+    ax.plot(e, probe[lo: hi + 1, later], color=_w_color(later), lw=1.2)
+    ax.set_ylabel(rf"probe loss $\omega_{later + 1}$", color=_w_color(later), fontsize=7)
+    ax2 = ax.twinx()
+    ax2.plot(e, probe[lo: hi + 1, first], color=_w_color(first), lw=1.2)
+    ax2.set_ylabel(rf"probe loss $\omega_{first + 1}$", color=_w_color(first), fontsize=7)
+    peak = int(ds.interference_epoch.values[run, first, later])
+    if peak >= 0:
+        ax2.plot(peak, probe[peak, first], "v", color="k", ms=5)
+    ax.axvline(acq[later], color="k", ls=":", lw=0.8)
+    rise = float(ds.interference_rise.values[run, first, later])
+    ax.set(xlabel="epoch", title=rf"interference: $\omega_{first + 1}$ rises by {rise:+.3f} as $\omega_{later + 1}$ is learned")
+
+
+def acquisition_time_panel(ax, ds, seeds) -> None:
+    """Fig 6f: acquisition epochs / closed-phase epochs per frequency (dots: seeds, line: mean) against the
+    human data."""
+    t = _analysis(ds)
+    f = np.asarray(t["frequencies"])
+    times = np.array([ds.acquisition_time.values[c] for _, c, _ in seeds], np.float64)
+    for row in times:
+        ax.plot(f, row, "o", color=CLOSED_BLUE, alpha=0.5, ms=4)
+    mean = np.array([np.mean(c[np.isfinite(c)]) if np.isfinite(c).any() else np.nan for c in times.T])
+    ax.plot(f, mean, "-o", color=CLOSED_BLUE, lw=1.5, label=f"RNN ({len(seeds)} seed"
+            + ("s)" if len(seeds) > 1 else ")"))
+    human = np.asarray(t["human"])
+    if len(human) == len(f):
+        ax.plot(f, human, "-s", color="k", lw=1.5, label="human data")
+    ax.set(xlabel="frequency [Hz]", ylabel="normalised acquisition time", ylim=(0, None), xticks=f,
+           title="acquisition time / training length")
+    ax.legend(fontsize=7)
+
+
+def _phase_epochs(ds, label: str) -> int:
+    return next(int(d["epochs"]) for lab, d in ds.attrs["phases"] if lab == label)
+
+
+# ------------------------------------------------------------------------------------------ figure
+def figure_6(ds) -> Figure:
+    """Fig 6: (a) tracking example, (b) closed vs open loss with the acquisitions, (c) probes at the
+    acquisitions, (d) eig(W) there, (e) interference episode, (f) normalised acquisition times."""
+    seeds = _phase_runs(ds)
+    seed, c, _ = seeds[0]
+    model = _Model(ds, c)
+    K = model.task.n_components
+    fig = Figure(figsize=(13.0, 7.6), layout="constrained")
+    grid = fig.add_gridspec(2, 3)
+    ax_a, ax_b = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
+    probe_grid = grid[0, 2].subgridspec(K, 1, hspace=0.08)
+    ax_c = [fig.add_subplot(probe_grid[j]) for j in range(K)]
+    ax_d, ax_e, ax_f = (fig.add_subplot(grid[1, i]) for i in range(3))
+    example_panel(ax_a, model, model.info.epochs - 1)
+    loss_panel(ax_b, ds, seeds)
+    probe_panels(ax_c, model, ds.acquisition_epoch.values[c])
+    ax_c[0].set_title("probes at the acquisition epochs", fontsize=8)
+    eigenvalue_panel(ax_d, ds, c)
+    interference_panel(ax_e, ds, c)
+    acquisition_time_panel(ax_f, ds, seeds)
+    label_panels([ax_a, ax_b, ax_c[0], ax_d, ax_e, ax_f])
+    fig.suptitle(f"Multi-frequency tracking (seed {seed}). {ds.attrs.get('train_loss_definition', '')}; open loop: "
+                 f"{ds.attrs.get('test_loss_definition', '')}. Probe: {ds.attrs.get('probe_loss_definition', '')}.",
+                 fontsize=6, wrap=True)
+    return fig
