@@ -13,6 +13,14 @@ Closed-loop test metrics (spec §8 row 10), on a fixed batch of initial states:
 - `sum_t`: $\sum_{t<T}\operatorname{mean}_b\|x_{t,b}\|^2$ (Figs 1c, 2, nonlinear experiment).
 
 Both include $x_0$ and exclude $x_T$.
+
+Initial states are i.i.d. per coordinate, $U(-a, a)$ or $\mathcal N(0, a^2)$ (`x0_distribution`), with second
+moment $\Sigma_0 = \sigma_0^2 I$, $\sigma_0^2 = a^2/3$ or $a^2$. With `objective = "expected"` the training loss
+is its expectation over $x_0$ in closed form (for a linear, noise-free loop): every term is a quadratic form
+$q(x_0)$, and $\mathbb E\, q(x_0) = \operatorname{tr}(Q\Sigma_0) = \sigma_0^2 \sum_j q(e_j)$, i.e. the
+sums $\sum_t \operatorname{tr}(E P^t \Sigma_0 P^{t\top} E^\top)$ of the joint matrix. The episode batch is then the
+$k$ states $\sqrt{k}\,\sigma_0 e_j$ (:meth:`Regulation.population_x0`), whose batch mean of $q$ is that
+expectation; the control term of `sum`, summed over the batch, is rescaled from $k$ to `batch` states.
 """
 
 from __future__ import annotations
@@ -45,15 +53,38 @@ class Regulation:
     test_loss: str = "mean_xv"
     dt: float = 1.0
     timing: str = "delayed"  # the agent is not called at t = 0 (u_0 = 0), see loopdyn.system.rollout
+    objective: str = "sampled"
+    x0_distribution: str = "uniform"
 
     def sample_x0(self, key, batch: int, dtype=jnp.float32):
+        if self.x0_distribution == "gaussian":
+            return self.x0_range * jax.random.normal(key, (batch, self.n_states), dtype)
         return jax.random.uniform(key, (batch, self.n_states), dtype, -self.x0_range, self.x0_range)
+
+    @property
+    def x0_variance(self) -> float:
+        """$\sigma_0^2$: the variance of each initial-state coordinate ($\Sigma_0 = \sigma_0^2 I$)."""
+        return self.x0_range**2 if self.x0_distribution == "gaussian" else self.x0_range**2 / 3
+
+    def population_x0(self, dtype=jnp.float32):
+        """The `(k, k)` batch $\sqrt{k}\,\sigma_0 I$ whose batch mean of any quadratic form is its expectation."""
+        return jnp.sqrt(self.n_states * self.x0_variance) * jnp.eye(self.n_states, dtype=dtype)
+
+    def train_x0(self, key, dtype=jnp.float32):
+        """The initial states of a training episode: `batch` fresh samples, or :meth:`population_x0` for the
+        expected objective."""
+        if self.objective == "expected":
+            return self.population_x0(dtype)
+        return self.sample_x0(key, self.batch, dtype)
 
     def train_loss(self, xs, us, beta):
         """`xs`: `(T, batch, k)` states x_0..x_{T-1}; `us`: `(T, batch, m)` controls."""
         if self.loss == "mean":
             return jnp.mean(xs**2) + beta * jnp.sum(us**2) / xs.shape[1]
-        return self.dt * (jnp.sum(jnp.mean(xs**2, axis=(1, 2))) + beta * jnp.sum(us**2))
+        control = jnp.sum(us**2)
+        if self.objective == "expected":  # the sum over `batch` states, from the k quadrature states
+            control = control * (self.batch / xs.shape[1])
+        return self.dt * (jnp.sum(jnp.mean(xs**2, axis=(1, 2))) + beta * control)
 
     def test_metric(self, xs):
         total = jnp.sum(xs**2) / xs.shape[1]
@@ -62,4 +93,5 @@ class Regulation:
 
 def regulation_from_config(task_cfg, plant) -> Regulation:
     return Regulation(plant.n_states, task_cfg.T, task_cfg.batch, task_cfg.x0_range, task_cfg.loss,
-                      task_cfg.test_batch, task_cfg.test_loss, plant.dt)
+                      task_cfg.test_batch, task_cfg.test_loss, plant.dt, objective=task_cfg.objective,
+                      x0_distribution=task_cfg.x0_distribution)

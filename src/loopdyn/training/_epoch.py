@@ -21,10 +21,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..agents import AgentSpec, combine, init_params, make_core, partition, spec_from_config
+from ..agents import AgentSpec, combine, gram_layout, init_params, make_core, partition, represent, spec_from_config
 from ..plants import LinearPlant, plant_from_config
 from ..system import gain_moments, rollout
-from ..tasks import Regulation, regulation_from_config
+from ..tasks import Regulation, task_from_config
 from ._modes import MODES, ClosedLoop
 from ..optim import descend, init_optimizer, make_optimizer
 from ._state import EpochRecord, HyperParams, RunConstants, RunState
@@ -49,11 +49,15 @@ class Problem:
 
     @functools.cached_property
     def transform(self):
-        """The optax transformation (hyper-parameters injected, see :func:`loopdyn.optim.make_optimizer`)."""
-        return make_optimizer(self.optimizer, self.clip_eps)
+        """The optax transformation (hyper-parameters injected, see :func:`loopdyn.optim.make_optimizer`); in the
+        overlap representation the exact step of the Gram matrix (spec §7)."""
+        mask = gram_layout(self.spec).mask(self.spec.trainable) if self.spec.representation == "overlaps" else None
+        return make_optimizer(self.optimizer, self.clip_eps, gram_mask=mask)
 
     def test(self, params, hyper: HyperParams, test_x0):
-        """Closed-loop test metric of `params` on the fixed test batch (noise-free)."""
+        """Closed-loop test metric of `params` on the fixed test batch (noise-free), or the mode's own test."""
+        if hasattr(self.mode, "test"):
+            return self.mode.test(self, params, hyper)
         traj = rollout(make_core(self.spec, params, hyper.g), self.plant, test_x0, self.task.T, timing=self.task.timing)
         return self.task.test_metric(traj.x)
 
@@ -69,7 +73,7 @@ class Problem:
 def build_problem(cfg) -> Problem:
     """The static problem of a configuration without sweep (a group's configuration)."""
     plant = plant_from_config(cfg.plant)
-    task = regulation_from_config(cfg.task, plant)
+    task = task_from_config(cfg.task, plant, cfg.agent.alpha)
     random = cfg.agent.rank > 0 and cfg.agent.g > 0
     spec = spec_from_config(cfg, plant.n_observed, plant.n_controls, random)
     return Problem(spec, plant, task, MODES[cfg.train.mode], cfg.train.optimizer, cfg.train.clip_eps,
@@ -79,11 +83,12 @@ def build_problem(cfg) -> Problem:
 def init_run(problem: Problem, seed, hyper: HyperParams) -> tuple[RunState, RunConstants]:
     """`(state, constants)` of one fresh run; `seed` an integer (traced ok), `hyper` its scalars.
 
-    The initial weights depend only on the seed and the agent, never on the training mode.
+    The initial weights depend only on the seed and the agent, never on the training mode or representation.
     """
     k_init, k_train = jax.random.split(jax.random.PRNGKey(seed))
     params = init_params(problem.spec, k_init, g=hyper.g, over=hyper.over, dtype=problem.dtype)
-    trained, frozen = partition(params, problem.spec.trainable)
+    # the overlap representation starts from the inner products of this N-dimensional initialisation
+    trained, frozen = partition(represent(problem.spec, params), problem.spec.trained_names)
     opt = init_optimizer(problem.transform, trained, hyper.lr, hyper.clip)
     return RunState(trained, opt, jnp.asarray(-1, jnp.int32)), RunConstants(frozen, hyper, k_train)
 

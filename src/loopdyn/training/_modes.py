@@ -17,6 +17,11 @@ loss already simulated (`None` when it simulated none). Every simulation is a :f
   - :class:`OpenLoopGain` (`open_loop_gain`): the teacher is a static state feedback $u^T = K x$ (code
     sign convention) driving the plant; as in the reference (its static-gain teacher), both actions are 0
     at $t = 0$, where the student cannot act yet ($h_0 = 0$).
+- :class:`OpenLoopTarget` (`open_loop_target`, Ger & Barak 2026, spec §7.1): no plant and no teacher; the
+  network's response to the task's inputs follows the task's target (:class:`loopdyn.tasks.ImpulseTarget`).
+
+The initial states of the plant come from `task.train_x0`: a fresh batch, or the quadrature batch of the
+expected objective (:class:`loopdyn.tasks.Regulation`).
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ class ClosedLoop:
     def loss(self, problem, params, consts, key):
         task, hp = problem.task, consts.hyper
         k_x, k_w = jax.random.split(key)
-        x0 = task.sample_x0(k_x, task.batch, problem.dtype)
+        x0 = task.train_x0(k_x, problem.dtype)
         traj = rollout(make_core(problem.spec, params, hp.g), problem.plant, x0, task.T, timing=task.timing,
                        key=k_w if problem.noisy else None, noise=hp.noise)
         return task.train_loss(traj.x, traj.u, hp.beta), gain_moments(traj.x, traj.u)
@@ -71,7 +76,7 @@ def _teacher_driven_loss(problem, params, consts, key, teacher_core, observe):
     imitates its actions (a gain teacher reads the state; the student then sees `C x`)."""
     task, hp = problem.task, consts.hyper
     k_x, k_w = jax.random.split(key)
-    x0 = task.sample_x0(k_x, task.batch, problem.dtype)
+    x0 = task.train_x0(k_x, problem.dtype)
     drive = rollout(teacher_core, problem.plant, x0, task.T, observe=observe, timing=task.timing,
                     key=k_w if problem.noisy else None, noise=hp.noise, emit=("u", "inputs"))
     seen = drive.inputs if observe == "output" else drive.inputs @ jnp.asarray(problem.plant.C, problem.dtype).T
@@ -101,5 +106,24 @@ class OpenLoopGain:
         return _teacher_driven_loss(problem, params, consts, key, gain_core(consts.teacher), "state")
 
 
-MODES = {m.name: m for m in (ClosedLoop(), OpenLoopNoise(), OpenLoopTeacher(), OpenLoopGain())}
+@dataclass(frozen=True)
+class OpenLoopTarget:
+    """The network alone, driven by the task's inputs, follows the task's target; it is tested on the same
+    deterministic loss. No closed loop is simulated: its gain moments are NaN (no gains)."""
+
+    name: str = "open_loop_target"
+
+    def loss(self, problem, params, consts, key):
+        k, m = problem.plant.n_states, problem.plant.n_controls
+        nan = jnp.full((k, k + m), jnp.nan, jnp.float64)
+        return self.test(problem, params, consts.hyper), (nan[:, :k], nan[:, k:])
+
+    def test(self, problem, params, hyper):
+        task = problem.task
+        traj = rollout(make_core(problem.spec, params, hyper.g), None, exo=task.inputs(problem.spec.n_in, problem.dtype),
+                       timing=task.timing, emit=("u",))
+        return task.train_loss(traj.u)
+
+
+MODES = {m.name: m for m in (ClosedLoop(), OpenLoopNoise(), OpenLoopTeacher(), OpenLoopGain(), OpenLoopTarget())}
 """Training modes by their `train.mode` name."""
