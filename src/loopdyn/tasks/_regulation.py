@@ -63,11 +63,11 @@ class Regulation:
 
     @property
     def x0_variance(self) -> float:
-        """$\sigma_0^2$: the variance of each initial-state coordinate ($\Sigma_0 = \sigma_0^2 I$)."""
+        r"""$\sigma_0^2$: the variance of each initial-state coordinate ($\Sigma_0 = \sigma_0^2 I$)."""
         return self.x0_range**2 if self.x0_distribution == "gaussian" else self.x0_range**2 / 3
 
     def population_x0(self, dtype=jnp.float32):
-        """The `(k, k)` batch $\sqrt{k}\,\sigma_0 I$ whose batch mean of any quadratic form is its expectation."""
+        r"""The `(k, k)` batch $\sqrt{k}\,\sigma_0 I$ whose batch mean of any quadratic form is its expectation."""
         return jnp.sqrt(self.n_states * self.x0_variance) * jnp.eye(self.n_states, dtype=dtype)
 
     def train_x0(self, key, dtype=jnp.float32):
