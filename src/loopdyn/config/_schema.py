@@ -62,6 +62,8 @@ class TaskConfig:
                                              "coordinate, a = x0_range", choices=("uniform", "gaussian"))
     decay: float = _f(0.2, doc="impulse task: target exp(-decay t), t in units of tau (dt = agent.alpha)",
                       check=NON_NEGATIVE)
+    target_noise: float = _f(0.0, doc="impulse task: std of Gaussian noise added to the target at every step, fresh "
+                                      "each epoch", check=NON_NEGATIVE)
 
 
 @dataclass(frozen=True)

@@ -116,13 +116,13 @@ class OpenLoopTarget:
     def loss(self, problem, params, consts, key):
         k, m = problem.plant.n_states, problem.plant.n_controls
         nan = jnp.full((k, k + m), jnp.nan, jnp.float64)
-        return self.test(problem, params, consts.hyper), (nan[:, :k], nan[:, k:])
+        return self.test(problem, params, consts.hyper, key), (nan[:, :k], nan[:, k:])
 
-    def test(self, problem, params, hyper):
+    def test(self, problem, params, hyper, key=None):
         task = problem.task
         traj = rollout(make_core(problem.spec, params, hyper.g), None, exo=task.inputs(problem.spec.n_in, problem.dtype),
                        timing=task.timing, emit=("u",))
-        return task.train_loss(traj.u)
+        return task.train_loss(traj.u, key)
 
 
 MODES = {m.name: m for m in (ClosedLoop(), OpenLoopNoise(), OpenLoopTeacher(), OpenLoopGain(), OpenLoopTarget())}
