@@ -124,7 +124,8 @@ def init_params(spec: AgentSpec, key, *, g=0.0, over=jnp.nan, dtype=jnp.float32)
     else:
         m = jax.random.normal(k_m, (N, spec.n_in), dtype) / N
         z = jax.random.normal(k_z, (N, spec.n_out), dtype) / N
-    J = jax.random.normal(k_j, (N, N), dtype) * s
+    # drawn only where used: an N x N matrix at N = 10 000 is 0.8 GB
+    J = jax.random.normal(k_j, (N, N), dtype) * s if spec.random or not r else None
     if spec.rank1_overlaps:
         mm = m[:, 0] @ m[:, 0]
         direction = (over / mm) * m[:, 0]

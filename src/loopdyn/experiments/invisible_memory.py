@@ -110,11 +110,10 @@ class InvisibleMemory(Experiment):
             cfg = b_new.cfg
             task = ImpulseTarget(2, cfg.task.T, cfg.agent.alpha, cfg.task.decay)
             mask = RANK1.mask(cfg.agent.trainable)
-            losses = []
-            for G in (*chimeras, GA):
-                _, loss = overlap_descent(_impulse_loss(task, cfg.agent.alpha), G, mask, lr=cfg.train.lr,
-                                          clip=cfg.train.clip, clip_eps=cfg.train.clip_eps, steps=n)
-                losses.append(np.asarray(loss))
+            starts = jnp.asarray(np.stack([*chimeras, GA]))
+            losses = np.asarray(jax.vmap(lambda G: overlap_descent(
+                _impulse_loss(task, cfg.agent.alpha), G, mask, lr=cfg.train.lr, clip=cfg.train.clip,
+                clip_eps=cfg.train.clip_eps, steps=n)[1])(starts))
             _full(result, "chimera_train_loss", (R, len(CHIMERAS), E))[b_new.index, :, :n] = np.stack(losses[:2])
             _full(result, "chimera_gram", (R, len(CHIMERAS), 4, 4))[b_new.index] = chimeras
             _full(result, "theory_check_loss", (R, E))[a_new.index, :n] = losses[2]
