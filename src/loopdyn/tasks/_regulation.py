@@ -77,12 +77,20 @@ class Regulation:
             return self.population_x0(dtype)
         return self.sample_x0(key, self.batch, dtype)
 
+    def second_moment_batch(self, x0):
+        r"""$k$ states with the second moment of the batch `x0` `(B, k)`: the rows of $R$, $R^\top R = \frac{k}{B}
+        x_0^\top x_0$ (Cholesky). In a linear, noise- and clamp-free loop every loss term is a quadratic form of
+        $x_0$, so the batch mean over these $k$ states equals that over the $B$ states (to round-off), at $k/B$ of
+        the cost."""
+        k, B = self.n_states, x0.shape[0]
+        return jnp.linalg.cholesky((k / B) * (x0.T @ x0)).T
+
     def train_loss(self, xs, us, beta):
         """`xs`: `(T, batch, k)` states x_0..x_{T-1}; `us`: `(T, batch, m)` controls."""
         if self.loss == "mean":
             return jnp.mean(xs**2) + beta * jnp.sum(us**2) / xs.shape[1]
         control = jnp.sum(us**2)
-        if self.objective == "expected":  # the sum over `batch` states, from the k quadrature states
+        if xs.shape[1] != self.batch:  # k quadrature or second-moment states standing for `batch` states
             control = control * (self.batch / xs.shape[1])
         return self.dt * (jnp.sum(jnp.mean(xs**2, axis=(1, 2))) + beta * control)
 

@@ -51,6 +51,8 @@ class ClosedLoop:
         task, hp = problem.task, consts.hyper
         k_x, k_w = jax.random.split(key)
         x0 = task.train_x0(k_x, problem.dtype)
+        if problem.compress_batch and task.objective == "sampled":
+            x0 = task.second_moment_batch(x0)
         traj = rollout(make_core(problem.spec, params, hp.g), problem.plant, x0, task.T, timing=task.timing,
                        key=k_w if problem.noisy else None, noise=hp.noise)
         return task.train_loss(traj.x, traj.u, hp.beta), gain_moments(traj.x, traj.u)
