@@ -197,7 +197,13 @@ def test_analyze_writes_the_analyses(stages_store):
         assert ds.effective_train_loss.values[r, 0] == pytest.approx(ds.train_loss.values[r, 0], rel=1e-10)
         n = phase_epochs["beta-continuation"]
         assert np.all(np.isfinite(ds.effective_train_loss.values[r, :n])) and np.all(np.isnan(ds.effective_train_loss.values[r, n:]))
-    for needle in ("stages", "effective cubic", "stage-1 theory", "surrogate", "T-continuation", "effective model"):
+        # the exact overlap dynamics (spec §7.4) reproduce the full model to round-off, epoch by epoch
+        np.testing.assert_allclose(ds.exact_train_loss.values[r, :n], ds.train_loss.values[r, :n], rtol=1e-10)
+        full_sigma = np.stack([ds[k].values[r, :n] for k in ("sigma_zm", "sigma_zu", "sigma_vm", "sigma_vu")], -1)
+        np.testing.assert_allclose(ds.exact_sigma.values[r, :n], full_sigma, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(ds.exact_gram.values[r, :n, 0, 0], ds.sigma_mm.values[r, :n], rtol=1e-12)
+    for needle in ("stages", "effective cubic", "stage-1 theory", "surrogate", "T-continuation", "effective model",
+                   "exact overlap dynamics never departs"):
         assert needle in summary
     # xarray alone (no loopdyn) reads the analysis; the training arrays are untouched by it
     assert _analysis_arrays(path)["stage2_end"].shape == (ds.sizes["run"],)

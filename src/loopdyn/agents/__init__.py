@@ -1,5 +1,20 @@
-"""RNN controllers: discrete and leaky, linear/tanh/relu, full or low rank (spec §2)."""
+"""RNN controllers: discrete and leaky, linear/tanh/relu, full or low rank (spec §2); linear low-rank agents
+in their overlaps (the Gram matrix and its exact gradient step, spec §7)."""
 
+from ._overlaps import GRAM_BLOCKS as GRAM_BLOCKS
+from ._overlaps import RANK1_INDEX as RANK1_INDEX
+from ._overlaps import GramLayout as GramLayout
+from ._overlaps import balance as balance
+from ._overlaps import conserved_quantities as conserved_quantities
+from ._overlaps import gram_coefficients as gram_coefficients
+from ._overlaps import gram_core as gram_core
+from ._overlaps import gram_gradient_sq_norm as gram_gradient_sq_norm
+from ._overlaps import gram_layout as gram_layout
+from ._overlaps import gram_matrix as gram_matrix
+from ._overlaps import gram_readout as gram_readout
+from ._overlaps import gram_step as gram_step
+from ._overlaps import gram_velocity as gram_velocity
+from ._overlaps import represent as represent
 from ._params import AgentParams as AgentParams
 from ._params import combine as combine
 from ._params import partition as partition

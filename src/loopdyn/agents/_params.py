@@ -16,7 +16,9 @@ class AgentParams(NamedTuple):
     - `m`: `(N, n_in)` input vectors; `z`: `(N, n_out)` readout vectors;
     - `W`: `(N, N)` recurrent matrix of a full-rank agent, else `None`;
     - `U`, `V`: `(N, r)` factors of a low-rank agent, else `None`;
-    - `J`: `(N, N)` fixed random connectivity of a low-rank agent with `g > 0`, else `None`.
+    - `J`: `(N, N)` fixed random connectivity of a low-rank agent with `g > 0`, else `None`;
+    - `G`: `(d, d)` Gram matrix of the columns of $[m\;z\;U\;V]$ of a linear low-rank agent in the overlap
+      representation (spec §7; :mod:`loopdyn.agents` `gram_*`), the vectors then `None`.
 
     A pytree: `None` fields are empty subtrees, so `jax.tree.map`, `vmap` and optax see only the
     arrays that exist. Leading batch axes (runs, checkpoints) are allowed on every field.
@@ -28,6 +30,7 @@ class AgentParams(NamedTuple):
     U: jax.Array | None = None
     V: jax.Array | None = None
     J: jax.Array | None = None
+    G: jax.Array | None = None
 
     def present(self) -> dict[str, jax.Array]:
         """The fields that hold arrays, by name."""

@@ -20,6 +20,9 @@ A :class:`Core` is what the rollout (:func:`loopdyn.system.rollout`) steps: `upd
 - :func:`overlap_core`: an agent written directly in its overlaps, e.g. the 4-D effective model of
   spec §4.2 (:func:`effective_core`);
 - :func:`gain_core`: a static state feedback $u = K x$ (its input is the plant state).
+
+An agent in the *overlap representation* (`AgentSpec.representation == "overlaps"`) has only its Gram
+matrix as parameters (:mod:`loopdyn.agents._overlaps`); its core is :func:`overlap_core` of the overlaps.
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ class AgentSpec:
     - `activation`: `linear`, `tanh` or `relu`; `alpha`: leak dt/tau (1 = discrete).
     - `init`: `lowrank` (spec §2.2), `rnn` or `uniform` (spec §2.1); `n_in`, `n_out`: input and output sizes.
     - `trainable`: names of the trained parameters; `random`: whether `J` is present.
+    - `representation`: `vectors` (the N-dimensional parameters) or `overlaps` (a linear low-rank agent
+      trained exactly through the Gram matrix of its vectors, spec §7; `trainable` then says which
+      vectors the gradient moves).
     """
 
     N: int
@@ -54,6 +60,7 @@ class AgentSpec:
     n_out: int = 1
     trainable: tuple[str, ...] = ("z", "U", "V")
     random: bool = False
+    representation: str = "vectors"
 
     @property
     def linear(self) -> bool:
@@ -66,7 +73,7 @@ class AgentSpec:
 
     @property
     def hidden_dim(self) -> int:
-        return self.n_in + self.rank if self.reduced else self.N
+        return self.n_in + self.rank if self.reduced or self.representation == "overlaps" else self.N
 
     @property
     def rank1_overlaps(self) -> bool:
@@ -75,13 +82,22 @@ class AgentSpec:
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
+        if self.representation == "overlaps":
+            return ("G",)
         return ("m", "z") + (("U", "V") if self.rank else ("W",)) + (("J",) if self.random else ())
+
+
+    @property
+    def trained_names(self) -> tuple[str, ...]:
+        """The fields of `AgentParams` that change in training: the Gram matrix in the overlap representation."""
+        return ("G",) if self.representation == "overlaps" else self.trainable
 
 
 def spec_from_config(cfg, n_in: int, n_out: int, random: bool) -> AgentSpec:
     """The `AgentSpec` of a configuration's `[agent]` table, for a plant with `n_in` outputs and `n_out` inputs."""
     a = cfg.agent
-    return AgentSpec(a.N, a.rank, a.activation, a.alpha, a.init, n_in, n_out, tuple(a.trainable), random)
+    return AgentSpec(a.N, a.rank, a.activation, a.alpha, a.init, n_in, n_out, tuple(a.trainable), random,
+                     a.representation)
 
 
 def init_params(spec: AgentSpec, key, *, g=0.0, over=jnp.nan, dtype=jnp.float32) -> AgentParams:
@@ -89,26 +105,37 @@ def init_params(spec: AgentSpec, key, *, g=0.0, over=jnp.nan, dtype=jnp.float32)
 
     `lowrank` (spec §2.2): `m, z ~ U(-1/sqrt N, 1/sqrt N)`, `U, V ~ N(0, 1/N)`, `J ~ N(0, 1/N)`.
     `rnn` (spec §2.1): `m, z ~ N(0, 1/N^2)`, `W = g J`. `uniform` (spec §2.1, the tracking network):
-    `m, z ~ U(-1/sqrt N, 1/sqrt N)`, `W = g J`. A finite `over` (rank 1 only) replaces `z`
+    `m, z ~ U(-1/sqrt N, 1/sqrt N)`, `W = g J`. `unit` (Ger & Barak 2026, spec §7.1): every column
+    of `m, z, U, V` Gaussian, normalised to unit norm ($\|a\|^2 = 1$, the follow-up's $\|a\|^2/N = 1$ in
+    plain dot products). A finite `over` (rank 1 only) replaces `z`
     by `(over/|m|^2) m + b`, `b` the random `z` made orthogonal to `m` with norm `0.1 |over| / |m|`,
     so that `z.m = over` exactly.
     """
     N, r = spec.N, spec.rank
     k_m, k_z, k_u, k_v, k_j = jax.random.split(key, 5)
     s = 1.0 / jnp.sqrt(N)
+    def unit(k, cols):
+        a = jax.random.normal(k, (N, cols), dtype)
+        return a / jnp.linalg.norm(a, axis=0)
+
     if spec.init in ("lowrank", "uniform"):
         m = jax.random.uniform(k_m, (N, spec.n_in), dtype, -s, s)
         z = jax.random.uniform(k_z, (N, spec.n_out), dtype, -s, s)
+    elif spec.init == "unit":
+        m, z = unit(k_m, spec.n_in), unit(k_z, spec.n_out)
     else:
         m = jax.random.normal(k_m, (N, spec.n_in), dtype) / N
         z = jax.random.normal(k_z, (N, spec.n_out), dtype) / N
-    J = jax.random.normal(k_j, (N, N), dtype) * s
+    # drawn only where used: an N x N matrix at N = 10 000 is 0.8 GB
+    J = jax.random.normal(k_j, (N, N), dtype) * s if spec.random or not r else None
     if spec.rank1_overlaps:
         mm = m[:, 0] @ m[:, 0]
         direction = (over / mm) * m[:, 0]
         b = z[:, 0] - (z[:, 0] @ m[:, 0]) / mm * m[:, 0]
         b = b / jnp.linalg.norm(b) * 0.1 * jnp.abs(over) / jnp.sqrt(mm)
         z = jnp.where(jnp.isnan(over), z, (direction + b)[:, None]).astype(dtype)
+    if r and spec.init == "unit":
+        return AgentParams(m=m, z=z, U=unit(k_u, r), V=unit(k_v, r), J=J if spec.random else None)
     if r:
         U = jax.random.normal(k_u, (N, r), dtype) * s
         V = jax.random.normal(k_v, (N, r), dtype) * s
@@ -150,7 +177,12 @@ def reduced_basis(params: AgentParams):
 
 
 def make_core(spec: AgentSpec, params: AgentParams, g=0.0) -> Core:
-    """The core of an agent: the reduced strategy when `spec.reduced` (module docstring), else neurons."""
+    """The core of an agent: its overlaps when given as a Gram matrix, the reduced strategy when `spec.reduced`
+    (module docstring), else neurons."""
+    if params.G is not None:
+        from ._overlaps import gram_core, gram_layout
+
+        return gram_core(params.G, gram_layout(spec), spec.alpha)
     a = spec.alpha
     m, z = params.m, params.z
     if spec.reduced:

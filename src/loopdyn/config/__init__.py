@@ -27,6 +27,7 @@ from ._load import with_values as with_values
 from ._schema import HYPERPARAMETERS as HYPERPARAMETERS
 from ._schema import PARAMETER_NAMES as PARAMETER_NAMES
 from ._schema import PLANT_KINDS as PLANT_KINDS
+from ._schema import REPRESENTATIONS as REPRESENTATIONS
 from ._schema import SECTIONS as SECTIONS
 from ._schema import TRAINING_MODES as TRAINING_MODES
 from ._schema import AgentConfig as AgentConfig

@@ -82,6 +82,8 @@ def estimate_resources(cfg: Config) -> Resources:
     shapes = {"m": N * c, "z": N * m, "W": N * N, "U": N * rank, "V": N * rank}
     every = sum(shapes[p] for p in (("m", "z", "U", "V") if rank else ("m", "z", "W"))) + (N * N if rank and cfg.agent.g else 0)
     trained = sum(shapes[p] for p in cfg.agent.trainable)
+    if cfg.agent.representation == "overlaps":  # one Gram matrix of m, z, U, V
+        every = trained = (c + m + 2 * rank) ** 2
     linear = cfg.agent.activation == "linear"
     hidden = (c + rank) if (linear and rank and not cfg.agent.g and c + rank < N) else N
     n_eig = k + hidden if linear else 0
@@ -101,7 +103,7 @@ def estimate_resources(cfg: Config) -> Resources:
 def _checkpoint_count(cfg: Config, n_max: int) -> int:
     ck, E = cfg.record.checkpoint, cfg.epochs
     if ck == "auto":
-        ck = "every" if n_max <= 100 else "log"
+        ck = "every" if n_max <= 100 or cfg.agent.representation == "overlaps" else "log"
     if ck == "every":
         return E
     if ck == "log":
@@ -111,13 +113,14 @@ def _checkpoint_count(cfg: Config, n_max: int) -> int:
 
 def checkpoint_epochs(cfg: Config):
     """Epochs whose parameters are stored (`record.checkpoint`): `every` epoch, `log`-spaced (`record.n_log`
-    points, first and last included), `every:K`, or `auto` (every epoch for N <= 100, else log)."""
+    points, first and last included), `every:K`, or `auto` (every epoch for N <= 100 or the overlap
+    representation, else log)."""
     import numpy as np
 
     E, ck = cfg.epochs, cfg.record.checkpoint
     n_max = max([cfg.agent.N] + [v for k, vals in cfg.sweep if k == "agent.N" for v in vals])
-    if ck == "auto":
-        ck = "every" if n_max <= 100 else "log"
+    if ck == "auto":  # a Gram matrix is small whatever N
+        ck = "every" if n_max <= 100 or cfg.agent.representation == "overlaps" else "log"
     if ck == "every":
         return np.arange(E)
     if ck == "log":

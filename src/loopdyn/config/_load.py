@@ -330,8 +330,9 @@ def _check_consistency(cfg: Config) -> None:
         k, m = plant_sizes(p)[:2]
         if not t.K or len(t.K) != m or len(t.K[0]) != k:
             raise _err(s, "teacher.K", f"must be a {m} x {k} matrix (controls x states) for mode = 'open_loop_gain'")
-    elif mode.startswith("open_loop") and not t.store:
+    elif mode.startswith("open_loop") and mode != "open_loop_target" and not t.store:
         raise _err(s, "teacher.store", f"is required for mode = {mode!r}: the store of the teacher run")
+    _check_overlaps_and_objective(cfg)
     e = cfg.start.epoch
     if not (e in ("last", "stabilisation") or e.isdigit()):
         raise _err(s, "start.epoch", f"= {e!r} is not allowed; use an integer >= 0, 'last' or 'stabilisation'")
@@ -370,6 +371,29 @@ def _check_tracking(cfg: Config) -> None:
         raise _err(s, "task.beta", f"= {t.beta:g}; the tracking loss has no control penalty, set it to 0")
     if cfg.train.mode == "open_loop_gain":
         raise _err(s, "train.mode", "= 'open_loop_gain' is for regulation; a tracking teacher is an RNN (open_loop_teacher)")
+
+
+# ---- overlap representation, expected objective, impulse task (spec §7) ----
+def _check_overlaps_and_objective(cfg: Config) -> None:
+    s, a, t, mode = cfg.source, cfg.agent, cfg.task, cfg.train.mode
+    if a.representation == "overlaps":
+        if cfg.train.optimizer != "sgd":
+            raise _err(s, "train.optimizer", f"= {cfg.train.optimizer!r} cannot train agent.representation = 'overlaps': "
+                       "the Gram-matrix reduction holds for rotation-invariant updates (SGD, clipped or not) only; use "
+                       "optimizer = 'sgd' or representation = 'vectors'")
+        if a.activation != "linear" or a.rank == 0 or a.g > 0:
+            raise _err(s, "agent.representation", "= 'overlaps' needs a linear low-rank agent with g = 0 (activation = "
+                       "'linear', rank >= 1); use representation = 'vectors'")
+    if (t.kind == "impulse") != (mode == "open_loop_target"):
+        raise _err(s, "task.kind", f"= {t.kind!r} and train.mode = {mode!r} do not go together: the impulse task is "
+                   "trained with mode = 'open_loop_target' and that mode needs kind = 'impulse'")
+    if t.objective == "expected":
+        if a.activation != "linear" or cfg.plant.noise > 0 or cfg.plant.clamp > 0:
+            raise _err(s, "task.objective", "= 'expected' has a closed form for linear, noise- and clamp-free loops "
+                       "only (activation = 'linear', plant.noise = 0, plant.clamp = 0); use objective = 'sampled'")
+        if t.kind != "regulation" or mode == "open_loop_noise":
+            raise _err(s, "task.objective", f"= 'expected' averages over initial states, which mode {mode!r} with "
+                       f"task.kind = {t.kind!r} has none of; use objective = 'sampled'")
 
 
 def plant_sizes(p) -> tuple[int, int, int]:

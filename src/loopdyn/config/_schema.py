@@ -23,7 +23,8 @@ NON_NEGATIVE = (">= 0", lambda v: v >= 0)
 UNIT_INTERVAL = ("in (0, 1]", lambda v: 0 < v <= 1)
 
 PLANT_KINDS = ("double_integrator", "integrator", "point_mass_2d")
-TRAINING_MODES = ("closed_loop", "open_loop_noise", "open_loop_teacher", "open_loop_gain")
+TRAINING_MODES = ("closed_loop", "open_loop_noise", "open_loop_teacher", "open_loop_gain", "open_loop_target")
+REPRESENTATIONS = ("vectors", "overlaps")
 PARAMETER_NAMES = ("m", "W", "U", "V", "z")
 
 
@@ -40,13 +41,14 @@ class PlantConfig:
     clamp: float = _f(0.0, doc="clip the state to [-clamp, clamp] after each step; 0 = off", check=NON_NEGATIVE)
 
 
-TASK_KINDS = ("regulation", "tracking")
+TASK_KINDS = ("regulation", "tracking", "impulse")
 
 
 @dataclass(frozen=True)
 class TaskConfig:
-    """Regulation to the origin from random initial states (spec §1.4, §3.1-3.2), or tracking of a sum of
-    sinusoids with the 2-D point mass (spec §1.3, §3.4; episode T steps of plant.dt, duration T dt)."""
+    """Regulation to the origin from random initial states (spec §1.4, §3.1-3.2), tracking of a sum of
+    sinusoids with the 2-D point mass (spec §1.3, §3.4; episode T steps of plant.dt, duration T dt), or the
+    open-loop impulse response of Ger & Barak 2026 (spec §7.1: kind = 'impulse', mode = 'open_loop_target')."""
 
     kind: str = _f("regulation", doc="task family", choices=TASK_KINDS)
     T: int = _f(50, doc="episode length (steps in the loss)", check=POSITIVE)
@@ -63,6 +65,15 @@ class TaskConfig:
     amps_y: tuple[float, ...] = _f((2.31, 2.31), doc="tracking: amplitudes of the y components (one per frequency)")
     ramp: float = _f(1.0, doc="tracking: the reference is ramped in linearly over this many seconds; 0 = off",
                      check=NON_NEGATIVE)
+    objective: str = _f("sampled", doc="training loss: on a fresh sampled batch ('sampled') or its expectation over "
+                                       "the initial states in closed form ('expected', linear noise-free loops)",
+                        choices=("sampled", "expected"))
+    x0_distribution: str = _f("uniform", doc="initial states U(-a, a) ('uniform') or N(0, a^2) ('gaussian') per "
+                                             "coordinate, a = x0_range", choices=("uniform", "gaussian"))
+    decay: float = _f(0.2, doc="impulse task: target exp(-decay t), t in units of tau (dt = agent.alpha)",
+                      check=NON_NEGATIVE)
+    target_noise: float = _f(0.0, doc="impulse task: std of Gaussian noise added to the target at every step, fresh "
+                                      "each epoch", check=NON_NEGATIVE)
 
 
 @dataclass(frozen=True)
@@ -75,9 +86,13 @@ class AgentConfig:
     alpha: float = _f(1.0, doc="leak dt/tau; 1 = discrete RNN", check=UNIT_INTERVAL)
     g: float = _f(0.0, doc="gain of the random connectivity J", check=NON_NEGATIVE)
     init: str = _f("lowrank", doc="initialisation scheme (lowrank: spec §2.2, rnn: spec §2.1, uniform: spec §2.1 "
-                                  "tracking)", choices=("lowrank", "rnn", "uniform"))
+                                  "tracking, unit: unit-norm vectors, spec §7.1)",
+                   choices=("lowrank", "rnn", "uniform", "unit"))
     over: float = _f(math.nan, doc="set sigma_zm = z.m exactly at init (nan = off)")
     trainable: tuple[str, ...] = _f(("z", "U", "V"), doc="trained parameters, a non-empty subset of m, W, U, V, z")
+    representation: str = _f("vectors", doc="train the N-dimensional vectors ('vectors') or, for a linear low-rank "
+                                            "agent with g = 0 and SGD, exactly the Gram matrix of m, z, U, V "
+                                            "('overlaps', spec §7; cost independent of N)", choices=REPRESENTATIONS)
 
 
 @dataclass(frozen=True)
@@ -112,6 +127,8 @@ class StartConfig:
     store: str = _f("", doc="store to start from ('' = fresh init, 'self' = phase 0 of this experiment)")
     run: int = _f(-1, doc="run index to start from; -1 = the run with the same seed")
     epoch: str = _f("last", doc="checkpoint epoch: an integer, 'last', or 'stabilisation' (per run)")
+    phase: int = _f(0, doc="with store = 'self': the earlier phase of this experiment to start from",
+                    check=NON_NEGATIVE)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ registers itself; `loopdyn train/analyze/figures NAME` look it up here. The func
 
 from . import closed_vs_open as closed_vs_open
 from . import ensemble as ensemble
+from . import invisible_memory as invisible_memory
 from . import stages as stages
 from . import tracking as tracking
 from ._base import REGISTRY as REGISTRY

@@ -19,7 +19,7 @@ from ..training import Sources
 ARCHITECTURE = ("N", "rank", "activation", "alpha")
 
 
-def _open_source(store: str, path_self: Path, src: str, what: str):
+def _open_source(store: str, path_self: Path, src: str, what: str, phase: int = 0):
     own = store == "self"
     path = Path(path_self) if own else Path(store)
     try:
@@ -29,7 +29,7 @@ def _open_source(store: str, path_self: Path, src: str, what: str):
         raise ConfigError(f"{src}: {what}.store: {e}") from e
     phases = ds.attrs.get("phases", [])
     if own:
-        done = int(phases[0][1]["epochs"])  # phase 0 is complete before a later phase starts
+        done = int(phases[phase][1]["epochs"])  # an earlier phase is complete before a later one starts
     elif progress["complete"]:
         done = int(phases[-1][1]["epochs"]) if len(phases) == 1 else int(ds.sizes["epoch"])
     elif progress["phase"] == 0:
@@ -72,10 +72,10 @@ def _check_architecture(cfg, ds, path, src, what):
                           f"{_describe(cfg.plant)}; the {what} must be a controller of the same plant")
 
 
-def _rows(group, groups, ds, own, run_index, path, src, what) -> list[int]:
+def _rows(group, groups, ds, own, run_index, path, src, what, phase: int = 0) -> list[int]:
     n = len(group.runs)
     if own:
-        phase0 = [r for gr in groups if gr.phase == 0 for r in gr.runs]
+        phase0 = [r for gr in groups if gr.phase == phase for r in gr.runs]
         seeds0 = [int(ds.seed.values[r]) for r in phase0]
         if run_index >= 0:
             return [phase0[run_index]] * n
@@ -100,15 +100,21 @@ def _params_at(ds, rows, epochs, N, path, src, what) -> AgentParams:
             shown = ckpts if len(ckpts) <= 8 else ckpts[:4] + ["..."] + ckpts[-3:]
             raise ConfigError(f"{src}: {what}.epoch = {e} is not a stored checkpoint of {path}; available: {shown}")
         cis.append(ckpts.index(e))
+
+    def stored(var):
+        if "checkpoint" in var.dims:
+            return np.stack([var.isel(run=r, checkpoint=c).values for r, c in zip(rows, cis)])
+        return var.isel(run=rows).values
+
+    if "G" in ds:  # runs of the overlap representation hold a Gram matrix, NaN for runs of vectors
+        G = stored(ds["G"])
+        if np.all(np.isfinite(G)):
+            return AgentParams(G=G)
     out = {}
     for name in ("m", "z", "U", "V", "W", "J"):
         if name not in ds:
             continue
-        var = ds[name]
-        if "checkpoint" in var.dims:
-            a = np.stack([var.isel(run=r, checkpoint=c).values for r, c in zip(rows, cis)])
-        else:
-            a = var.isel(run=rows).values
+        a = stored(ds[name])
         a = a[:, :N]
         if name in ("W", "J"):
             a = a[:, :, :N]
@@ -139,9 +145,11 @@ def _teacher(group, groups, path_self):
 
 def _start(group, groups, path_self):
     cfg, st, src = group.cfg, group.cfg.start, group.cfg.source
-    path, ds, own, done = _open_source(st.store, path_self, src, "start")
+    if st.store == "self" and st.phase >= group.phase:
+        raise ConfigError(f"{src}: start.phase = {st.phase} must name an earlier phase than this one ({group.phase})")
+    path, ds, own, done = _open_source(st.store, path_self, src, "start", st.phase if st.store == "self" else 0)
     _check_architecture(cfg, ds, path, src, "start")
-    rows = _rows(group, groups, ds, own, st.run, path, src, "start")
+    rows = _rows(group, groups, ds, own, st.run, path, src, "start", st.phase if own else 0)
     if st.epoch == "last":
         epochs = [max(int(c) for c in ds.checkpoint.values if c < done)] * len(rows)
     elif st.epoch == "stabilisation":
@@ -158,7 +166,11 @@ def _start(group, groups, path_self):
         epochs = [int(st.epoch)] * len(rows)
         if epochs[0] >= done:
             raise ConfigError(f"{src}: start.epoch = {epochs[0]} is beyond the {done} complete epochs of {path}")
-    return _params_at(ds, rows, epochs, cfg.agent.N, path, src, "start"), np.asarray(epochs)
+    params = _params_at(ds, rows, epochs, cfg.agent.N, path, src, "start")
+    if params.G is not None and cfg.agent.representation != "overlaps":
+        raise ConfigError(f"{src}: start.store = {str(path)!r} holds overlap-space runs (Gram matrices), which cannot start "
+                          f"a run with agent.representation = 'vectors'; use representation = 'overlaps'")
+    return params, np.asarray(epochs)
 
 
 def sources_for(path_self: Path, groups):
@@ -166,7 +178,7 @@ def sources_for(path_self: Path, groups):
 
     def sources(group) -> Sources:
         cfg = group.cfg
-        teacher = _teacher(group, groups, path_self) if cfg.train.mode != "closed_loop" else None
+        teacher = _teacher(group, groups, path_self) if cfg.train.mode not in ("closed_loop", "open_loop_target") else None
         start, epochs = _start(group, groups, path_self) if cfg.start.store else (None, None)
         return Sources(teacher, start, epochs)
 
@@ -179,7 +191,8 @@ def validate_sources(path_self: Path, groups) -> None:
     (`store = "self"`) are written by an earlier phase; their architecture and plant are the experiment's."""
     for group in groups:
         cfg = group.cfg
-        if cfg.train.mode == "open_loop_gain" or (cfg.train.mode != "closed_loop" and cfg.teacher.store != "self"):
+        if cfg.train.mode == "open_loop_gain" or (cfg.train.mode not in ("closed_loop", "open_loop_target")
+                                                  and cfg.teacher.store != "self"):
             _teacher(group, groups, path_self)
         if cfg.start.store and cfg.start.store != "self":
             _start(group, groups, path_self)

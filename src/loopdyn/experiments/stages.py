@@ -5,8 +5,11 @@ stages of closed-loop learning appear (phase `closed`); then continuations from 
 several episode lengths T (phase `T-continuation`, Fig 4e) and from the stabilisation epoch with control
 penalties β (phase `beta-continuation`, Fig 5d). Its analysis adds the theory runs: the stage-1
 geometric-sum loss against simulation (Fig 3d), $\sigma_{zm}$ trajectories from several starts (Fig 3e),
-the surrogate α-sweep (Fig 4d), and the 4-D effective model trained beside every β-continuation (Fig 5d);
-and the stage-2 approximations of $|\lambda_1|^2$ and $\lambda_3$ with the gradient conflict.
+the surrogate α-sweep (Fig 4d), and beside every β-continuation (Fig 5d) two models in overlap space: the
+paper's 4-D effective model trained by plain gradient descent on the four visible overlaps (naive), and the
+exact overlap dynamics (the Gram matrix of m, z, u, v under the image of SGD on the vectors, Ger & Barak
+2026, spec §7.4), which reproduces the full model to round-off; and the stage-2 approximations of
+$|\lambda_1|^2$ and $\lambda_3$ with the gradient conflict.
 """
 
 from __future__ import annotations
@@ -23,13 +26,15 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from .. import config as cfg_mod
-from ..agents import make_core
-from ..analysis import NONE, complex_pair, dominant_pair, effective_exact, n_eig, overlaps_of, third_eigenvalue
+from ..agents import AgentParams, gram_matrix, make_core
+from ..analysis import (NONE, checkpoint_params, complex_pair, dominant_pair, effective_exact, n_eig, overlaps_of,
+                        third_eigenvalue)
 from ..errors import ConfigError, StoreError
 from ..plots import CLOSED_BLUE, OPEN_RED, STAGE_COLORS, label_panels, unit_circle
 from ..store import read_analysis
 from ..system import OVERLAP_NAMES, effective_matrix, rollout, spectrum
-from ..theory import geometric_sum_loss, optimise_surrogate, simulated_stage1_loss, train_effective_model
+from ..theory import (geometric_sum_loss, optimise_surrogate, simulated_stage1_loss, train_effective_model,
+                      train_overlap_model)
 from ..training import HyperParams, build_problem, init_run, make_epoch
 from ._base import Experiment, register
 
@@ -72,7 +77,15 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str]] = {
     "effective_sigma": (("run", "epoch", "overlap"), "overlaps of the effective model after `epoch` updates"),
     "effective_eigenvalues": (("run", "epoch", "effective_eig"),
         "eigenvalues of P_eff(effective_sigma), decreasing modulus"),
+    "exact_train_loss": (("run", "epoch"),
+        "training loss of the exact overlap dynamics (Gram matrix of m, z, u, v under the image of SGD on the trained "
+        "vectors, spec §7.4) from this beta-continuation run's start, same initial states every epoch (Fig 5d)"),
+    "exact_sigma": (("run", "epoch", "overlap"), "visible overlaps of the exact overlap dynamics after `epoch` updates"),
+    "exact_gram": (("run", "epoch", "gram_row", "gram_col"),
+        "Gram matrix of m, z, u, v of the exact overlap dynamics after `epoch` updates (invisible overlaps included)"),
 }
+DEPARTURE = 0.01
+"""Relative deviation of the training loss from the full model's at which a model in overlap space departs from it."""
 
 
 def _put(result, name, values) -> None:
@@ -250,7 +263,16 @@ def _effective_training(ds, runs, result) -> None:
         _full(result, "effective_train_loss", (R, E), np.float64)[run.index, :n] = res.loss
         _full(result, "effective_sigma", (R, E, 4), np.float64)[run.index, :n] = sigma
         _full(result, "effective_eigenvalues", (R, E, 4), np.complex128)[run.index, :n] = lam
+        start = checkpoint_params(ds, run, np.array([0]))  # the phase's epoch 0: its start parameters
+        G0 = gram_matrix(AgentParams(**{k: (v if v.ndim == 2 else v[0]) for k, v in start.present().items()}))
+        exact = train_overlap_model(G0, trainable=cfg.agent.trainable, epoch_keys=keys, epochs=n, lr=cfg.train.lr,
+                                    clip=cfg.train.clip, clip_eps=cfg.train.clip_eps, batch=cfg.task.batch, T=cfg.task.T,
+                                    beta=beta, x0_range=cfg.task.x0_range)
+        _full(result, "exact_train_loss", (R, E), np.float64)[run.index, :n] = exact.loss
+        _full(result, "exact_sigma", (R, E, 4), np.float64)[run.index, :n] = exact.sigma[:n]
+        _full(result, "exact_gram", (R, E, 4, 4), np.float64)[run.index, :n] = exact.gram[:n]
         full = ds.train_loss.values[run.index, :n]
+        full_sigma = overlaps_of(ds, run)
         tail = slice(max(n - 50, 0), n)
         full_lam = ds.eigenvalues.values[run.index, n - 1, : n_eig(run)]
         rows.append({"run": run.index, "beta": beta, "start_epoch": int(ds.start_epoch.values[run.index]),
@@ -259,8 +281,22 @@ def _effective_training(ds, runs, result) -> None:
                      "final50_mean_full": float(np.mean(full[tail])), "final50_mean_effective": float(np.mean(res.loss[tail])),
                      "mean_abs_log_ratio": float(np.mean(np.abs(np.log(res.loss / full)))),
                      "final_eigs_full": [complex_pair(z) for z in _pair_and_third(full_lam)],
-                     "final_eigs_effective": [complex_pair(z) for z in _pair_and_third(lam[-1])]})
+                     "final_eigs_effective": [complex_pair(z) for z in _pair_and_third(lam[-1])],
+                     **_departure("effective", res.loss, sigma, full, full_sigma),
+                     **_departure("exact", exact.loss, exact.sigma[:n], full, full_sigma),
+                     "final_loss_exact": float(exact.loss[-1])})
     result.numbers["effective_training"] = rows
+
+
+def _departure(name: str, loss, sigma, full_loss, full_sigma) -> dict:
+    """How a model in overlap space deviates from the full model: the first epoch its loss is off by more than
+    :data:`DEPARTURE` (relative; -1 = never), the largest relative loss deviation and the largest overlap deviation
+    relative to the overlaps' scale."""
+    rel = np.abs(loss - full_loss) / np.abs(full_loss)
+    off = rel > DEPARTURE
+    scale = np.max(np.abs(full_sigma), axis=0)
+    return {f"{name}_departs_at": int(np.argmax(off)) if off.any() else NONE, f"{name}_max_rel_loss_dev": float(np.max(rel)),
+            f"{name}_max_rel_sigma_dev": float(np.max(np.abs(sigma - full_sigma) / scale))}
 
 
 def _pair_and_third(lam) -> list[complex]:
@@ -371,7 +407,17 @@ def _summary_lines(numbers: dict) -> list[str]:
                          f"(eff {r['final_loss_effective']:.4g}); last-50 mean {r['final50_mean_full']:.4g} "
                          f"(eff {r['final50_mean_effective']:.4g}); mean |log ratio| {r['mean_abs_log_ratio']:.3f}; "
                          f"final eig {full} (eff {eff})")
+            if "exact_max_rel_loss_dev" in r:
+                lines.append(f"    vs full model: naive 4-D training {_departs(r, 'effective')}; exact overlap dynamics "
+                             f"{_departs(r, 'exact')}")
     return lines
+
+
+def _departs(r: dict, name: str) -> str:
+    at = r[f"{name}_departs_at"]
+    where = f"departs at epoch {at} (loss off by > {DEPARTURE:.0%})" if at != NONE else f"never departs (< {DEPARTURE:.0%})"
+    return (f"{where}, max relative loss deviation {r[f'{name}_max_rel_loss_dev']:.2e}, max overlap deviation "
+            f"{r[f'{name}_max_rel_sigma_dev']:.2e} of their scale")
 
 
 # ------------------------------------------------------------------------------------------ figures: data access
@@ -586,7 +632,9 @@ def stage3_eigenvalue_panel(ds, ax) -> None:
 
 
 def effective_panel(ds, ax) -> None:
-    """Fig 5d: β-continuation training losses, full model (solid, coloured) vs effective model (dashed black)."""
+    """Fig 5d: β-continuation training losses, full model (solid, coloured), the paper's 4-D effective model
+    trained naively on the visible overlaps (dashed black) and the exact overlap dynamics (dotted white on the
+    full model's line, which it reproduces)."""
     runs = _runs(ds, "beta-continuation")
     n = _phase_epochs(ds, "beta-continuation")
     betas = np.array([float(ds.beta.values[i]) for i in runs])
@@ -594,11 +642,15 @@ def effective_panel(ds, ax) -> None:
     x = np.arange(n) + 1.0
     for k, (i, b) in enumerate(zip(runs, betas)):
         color = cmap(k / max(len(runs) - 1, 1) * 0.9)
-        ax.loglog(x, ds.train_loss.values[i, :n], color=color, lw=1.2, label=rf"$\beta$ = {b:g}")
+        ax.loglog(x, ds.train_loss.values[i, :n], color=color, lw=2.2, label=rf"$\beta$ = {b:g}")
         if "effective_train_loss" in ds:
             ax.loglog(x, ds.effective_train_loss.values[i, :n], color="k", ls="--", lw=0.9)
+        if "exact_train_loss" in ds:
+            ax.loglog(x, ds.exact_train_loss.values[i, :n], color="w", ls=":", lw=1.0)
     if "effective_train_loss" in ds:
-        ax.plot([], [], color="k", ls="--", lw=0.9, label="effective model")
+        ax.plot([], [], color="k", ls="--", lw=0.9, label="naive 4-D model")
+    if "exact_train_loss" in ds:
+        ax.plot([], [], color="0.5", ls=":", lw=1.0, label="exact overlaps")
     start = int(ds.start_epoch.values[runs[0]])
     ax.set(xlabel="epoch + 1", ylabel="training loss", title=f"Theoretical & Empirical (from epoch {start})")
     ax.legend(fontsize=7)

@@ -5,5 +5,6 @@ from ._optimize import Step as Step
 from ._optimize import clip_by_global_norm_eps as clip_by_global_norm_eps
 from ._optimize import descend as descend
 from ._optimize import gradient_descent as gradient_descent
+from ._optimize import gram_sgd as gram_sgd
 from ._optimize import init_optimizer as init_optimizer
 from ._optimize import make_optimizer as make_optimizer

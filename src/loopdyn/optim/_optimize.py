@@ -8,6 +8,10 @@ theories' surrogate and effective-model training (:mod:`loopdyn.theory`) scan it
 Clipping conventions (`clip_eps`): 0 is `optax.clip_by_global_norm`,
 $g \min(1, c/\|g\|)$; the authors' PyTorch code (`clip_grad_norm_`) scales by
 $\min(1, c/(\|g\| + 10^{-6}))$ — pass `clip_eps=1e-6` to reproduce it to round-off.
+
+Overlap representation (`make_optimizer(..., gram_mask=...)`): the single parameter is the Gram matrix
+$G = X^\top X$ of vectors $X$, and a step maps it to the Gram matrix of the clipped-SGD step of the vectors,
+exactly (:mod:`loopdyn.agents` `gram_step`; Ger & Barak 2026, spec §7).
 """
 
 from __future__ import annotations
@@ -16,8 +20,11 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax import lax
+
+from ..agents import gram_coefficients, gram_gradient_sq_norm, gram_step
 
 
 def clip_by_global_norm_eps(max_norm, eps: float) -> optax.GradientTransformation:
@@ -32,12 +39,49 @@ def clip_by_global_norm_eps(max_norm, eps: float) -> optax.GradientTransformatio
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
-def make_optimizer(name: str, clip_eps: float = 0.0) -> optax.GradientTransformation:
+def gram_sgd(learning_rate, max_norm, mask, clip_eps: float = 0.0) -> optax.GradientTransformation:
+    r"""Clipped SGD of vectors $X$ carried out on their Gram matrix, the single leaf of the parameters.
+
+    Given $F = \partial\mathcal L/\partial G$, the update is $G' - G$ with $G' = (I - \eta s C)^\top G
+    (I - \eta s C)$, $C = (F + F^\top)M$, and the clip factor $s$ of the vector gradient's global norm
+    $\sqrt{\operatorname{tr}(C^\top G C)}$ in the convention of :func:`make_optimizer` (`max_norm <= 0` = off).
+
+    **Arguments:** `learning_rate`, `max_norm`: as :func:`make_optimizer`; `mask` `(d,)`: 1 for the trained
+    columns of $X$; `clip_eps`: as :func:`clip_by_global_norm_eps`.
+    """
+
+    def update(grads, state, params=None):
+        (F,), tree = jax.tree.flatten(grads)
+        (G,) = jax.tree.leaves(params)
+        C = gram_coefficients(F, mask)
+        norm = jnp.sqrt(gram_gradient_sq_norm(G, C))
+        if clip_eps > 0:
+            scale = jnp.where(max_norm > 0, jnp.minimum(max_norm / (norm + clip_eps), 1.0), 1.0)
+        else:  # optax.clip_by_global_norm: unchanged below the threshold
+            scale = jnp.where((max_norm > 0) & (norm >= max_norm), max_norm / norm, 1.0)
+        new = gram_step(G, C, learning_rate * scale.astype(G.dtype))
+        return jax.tree.unflatten(tree, [new - G]), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
+def make_optimizer(name: str, clip_eps: float = 0.0, gram_mask=None) -> optax.GradientTransformation:
     """Global-norm clipping followed by SGD (`"sgd"`) or Adam (`"adam"`), with `learning_rate` and
     `max_norm` injected hyper-parameters (per run, traced; `max_norm <= 0` = no clipping).
 
+    With `gram_mask` (`(d,)`, 1 for trained columns) the parameter is a Gram matrix and the step is
+    :func:`gram_sgd` (SGD only: Adam's update is not a function of the Gram matrix).
+
     `opt.init(params)` takes the values given here as defaults; use :func:`init_optimizer` to set a run's.
     """
+    if gram_mask is not None:
+        if name != "sgd":
+            raise ValueError(f"optimizer {name!r} cannot train a Gram matrix: the overlap reduction holds for "
+                             f"rotation-invariant updates (SGD) only")
+        mask = np.asarray(gram_mask, np.float64)
+        return optax.inject_hyperparams(lambda learning_rate, max_norm: gram_sgd(learning_rate, max_norm, mask,
+                                                                                 clip_eps))(learning_rate=0.0,
+                                                                                            max_norm=0.0)
 
     def chain(learning_rate, max_norm):
         if clip_eps > 0:

@@ -26,6 +26,9 @@ DEFINITIONS = {
                               "with g = 0; the other N - n_in - rank eigenvalues of P equal 1 - alpha), sorted by "
                               "decreasing modulus",
     "record_definition": "epoch e holds the parameters after e updates and the losses they produce",
+    "gram_definition": "G (overlap representation, spec §7): Gram matrix of the columns of [m z U V], trained exactly "
+                       "through the image of the vectors' SGD step; sigma_ab = a.b (the invisible ones: sigma_mu, "
+                       "sigma_zv, squared norms sigma_aa)",
     "diverged_definition": "a run diverges at the epoch whose training loss or gradient is not finite or whose loss "
                            "exceeds train.diverge_above; from the next epoch on all its values are NaN",
 }
@@ -87,13 +90,18 @@ def layout(phases, groups, ckpts: np.ndarray):
     if n_eig:
         variables["eigenvalues"] = (("run", "epoch", "eig"), (R, E, n_eig), np.complex128, (R, K, n_eig))
         variables["spectral_radius"] = (("run", "epoch"), (R, E), np.float64, (R, K))
-    if any(s.rank1_overlaps for s in specs):
-        for s in ("sigma_zm", "sigma_zu", "sigma_vm", "sigma_vu"):
+    if any(s.rank1_overlaps for s in specs):  # visible, then invisible overlaps (spec §7.2)
+        for s in ("sigma_zm", "sigma_zu", "sigma_vm", "sigma_vu", "sigma_mu", "sigma_zv", "sigma_mm", "sigma_zz",
+                  "sigma_uu", "sigma_vv"):
             variables[s] = (("run", "epoch"), (R, E), np.float64, (R, K))
     spec0 = specs[0]
     columns = {"m": ("in", spec0.n_in), "z": ("out", spec0.n_out), "U": ("rank", r_max), "V": ("rank", r_max),
                "W": ("neuron_in", n_max), "J": ("neuron_in", n_max)}
     for name in sorted({p for s in specs for p in s.parameter_names}):
+        if name == "G":  # the overlap representation: the Gram matrix of m, z, U, V (spec §7)
+            d = max(s.n_in + s.n_out + 2 * s.rank for s in specs if s.representation == "overlaps")
+            variables["G"] = (("run", "checkpoint", "gram_row", "gram_col"), (R, len(ckpts), d, d), f, (R, block, d, d))
+            continue
         col, width = columns[name]
         if any(name in s.trainable for s in specs):
             variables[name] = (("run", "checkpoint", "neuron", col), (R, len(ckpts), n_max, width), f, (R, block, n_max, width))

@@ -14,7 +14,9 @@ $$P_{\rm red} = \begin{pmatrix} A & B z^\top Q \\ \alpha\, q_m C A &
 (1-\alpha) I + \alpha (q_m C B z^\top Q + q_U V^\top Q)\end{pmatrix},$$
 
 and spec(P) = spec(P_red) ∪ {1 - alpha}^(N - n_in - r). For rank 1 on the double integrator $P_{\rm red}$ is
-similar to the 4-D effective matrix $P_{\rm eff}$ of §4.2 (:func:`effective_matrix`).
+similar to the 4-D effective matrix $P_{\rm eff}$ of §4.2 (:func:`effective_matrix`). An agent in the
+overlap representation (a Gram matrix) gets the same matrix in the coordinates on $[m\;U]$
+(:func:`overlap_joint_matrix`), similar to $P_{\rm red}$ through $R$.
 """
 
 from __future__ import annotations
@@ -23,10 +25,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..agents import AgentParams, connectivity, reduced_basis
+from ..agents import RANK1_INDEX, AgentParams, connectivity, gram_layout, gram_readout, reduced_basis
 
 OVERLAP_NAMES = ("sigma_zm", "sigma_zu", "sigma_vm", "sigma_vu")
 """Order of the four visible overlaps whenever they are stacked along a last axis of size 4."""
+
+INVISIBLE_NAMES = ("sigma_mu", "sigma_zv", "sigma_mm", "sigma_zz", "sigma_uu", "sigma_vv")
+"""The loss-invisible overlaps of a rank-1 agent (Ger & Barak 2026, spec §7.2): $m^\top u$, $z^\top v$ and the
+squared norms; together with :data:`OVERLAP_NAMES` they are the ten entries of the Gram matrix."""
 
 
 def array_namespace(*arrays):
@@ -60,8 +66,29 @@ def reduced_joint_matrix(A, B, C, m, U, V, z, alpha=1.0):
     return jnp.concatenate([top, jnp.concatenate([left, right], axis=1)], axis=0)
 
 
+def overlap_joint_matrix(A, B, C, zq, vq, alpha=1.0):
+    r"""Joint matrix in the coordinates $\kappa$ on $[m\;U]$ ($h = [m\;U]\kappa$), `(k + c + r, k + c + r)`:
+
+    $$\begin{pmatrix} A & B\, z_q \\ \alpha E_m C A & (1-\alpha) I + \alpha (E_m C B\, z_q + E_U v_q)\end{pmatrix},$$
+
+    $z_q = z^\top[m\;U]$ `(n_out, c + r)`, $v_q = V^\top[m\;U]$ `(r, c + r)`, $E_m$, $E_U$ the embeddings of the
+    first c and last r coordinates (the update of :func:`loopdyn.agents.overlap_core`).
+    """
+    A, B, C = (jnp.asarray(M, dtype=zq.dtype) for M in (A, B, C))
+    c, d = C.shape[0], zq.shape[-1]
+    Em = jnp.eye(d, c, dtype=zq.dtype)
+    Eu = jnp.eye(d, d - c, k=-c, dtype=zq.dtype)
+    top = jnp.concatenate([A, B @ zq], axis=1)
+    right = (1 - alpha) * jnp.eye(d, dtype=zq.dtype) + alpha * (Em @ C @ B @ zq + Eu @ vq)
+    return jnp.concatenate([top, jnp.concatenate([alpha * Em @ C @ A, right], axis=1)], axis=0)
+
+
 def agent_joint_matrix(spec, plant, params, g=0.0):
-    """The joint matrix an agent is simulated with: reduced for a reduced agent, else full (linear agents)."""
+    """The joint matrix an agent is simulated with: in overlap coordinates for a Gram matrix, reduced for a
+    reduced agent, else full (linear agents)."""
+    if params.G is not None:
+        zq, vq = gram_readout(jnp.asarray(params.G), gram_layout(spec))
+        return overlap_joint_matrix(plant.A, plant.B, plant.C, zq, vq, spec.alpha)
     if spec.reduced:
         return reduced_joint_matrix(plant.A, plant.B, plant.C, params.m, params.U, params.V, params.z, spec.alpha)
     return joint_matrix(plant.A, plant.B, plant.C, params.m, connectivity(spec, params, g), params.z, spec.alpha)
@@ -74,6 +101,32 @@ def overlaps(m, z, U, V):
     xp = array_namespace(m, z, u, v)
     dot = lambda a, b: xp.sum(a * b, axis=-1)  # noqa: E731
     return {"sigma_zm": dot(z, m), "sigma_zu": dot(z, u), "sigma_vm": dot(v, m), "sigma_vu": dot(v, u)}
+
+
+def all_overlaps(params: AgentParams) -> dict:
+    r"""The ten overlaps of a rank-1 agent (:data:`OVERLAP_NAMES` + :data:`INVISIBLE_NAMES`), from its vectors or
+    its Gram matrix `G` (`(..., 4, 4)`); leading axes kept, same library as the inputs."""
+    pairs = {"sigma_zm": "zm", "sigma_zu": "zu", "sigma_vm": "vm", "sigma_vu": "vu", "sigma_mu": "mu",
+             "sigma_zv": "zv", "sigma_mm": "mm", "sigma_zz": "zz", "sigma_uu": "uu", "sigma_vv": "vv"}
+    if params.G is not None:
+        G = params.G
+        return {k: G[..., RANK1_INDEX[a], RANK1_INDEX[b]] for k, (a, b) in pairs.items()}
+    vec = {n: getattr(params, f) for n, f in (("m", "m"), ("z", "z"), ("u", "U"), ("v", "V"))}
+    vec = {n: (a.reshape(a.shape[:-2] + (-1,)) if a.ndim >= 2 and a.shape[-1] == 1 else a) for n, a in vec.items()}
+    xp = array_namespace(*vec.values())
+    return {k: xp.sum(vec[a] * vec[b], axis=-1) for k, (a, b) in pairs.items()}
+
+
+def state_covariances(P, S0, T: int):
+    r"""$\Sigma_t = P^t \Sigma_0 P^{t\top}$ for $t = 0..T-1$, `(T, n, n)`: the second moments of a linear loop
+    $s_{t+1} = P s_t$ over a distribution of initial states with second moment $\Sigma_0$ (the closed form of the
+    expected loss, spec §3.1 averaged over $x_0$)."""
+    P, S0 = jnp.asarray(P), jnp.asarray(S0)
+
+    def step(S, _):
+        return P @ S @ P.T, S
+
+    return jax.lax.scan(step, S0, None, length=T)[1]
 
 
 def unstack_overlaps(sigma):

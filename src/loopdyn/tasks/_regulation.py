@@ -14,9 +14,17 @@ Closed-loop test metrics (spec §8 row 10), on a fixed batch of initial states:
 
 Both include $x_0$ and exclude $x_T$.
 
+Initial states are i.i.d. per coordinate, $U(-a, a)$ or $\mathcal N(0, a^2)$ (`x0_distribution`), with second
+moment $\Sigma_0 = \sigma_0^2 I$, $\sigma_0^2 = a^2/3$ or $a^2$. With `objective = "expected"` the training loss
+is its expectation over $x_0$ in closed form (for a linear, noise-free loop): every term is a quadratic form
+$q(x_0)$, and $\mathbb E\, q(x_0) = \operatorname{tr}(Q\Sigma_0) = \sigma_0^2 \sum_j q(e_j)$, i.e. the
+sums $\sum_t \operatorname{tr}(E P^t \Sigma_0 P^{t\top} E^\top)$ of the joint matrix. The episode batch is then the
+$k$ states $\sqrt{k}\,\sigma_0 e_j$ (:meth:`Regulation.population_x0`), whose batch mean of $q$ is that
+expectation; the control term of `sum`, summed over the batch, is rescaled from $k$ to `batch` states.
+
 Like every task, it hands the trainer episodes (:class:`Episode`: here initial states only) and turns
-trajectories into losses; the trainer's modes use only that interface (`sample_episode`, `test_set`,
-`test_episode`, `probe_episode`, `episode_loss`, `episode_metric`, `imitation_loss`, `timing`, `gains`).
+trajectories into losses; the trainer's modes use only that interface (`train_episode`, `sample_episode`,
+`test_set`, `test_episode`, `probe_episode`, `episode_loss`, `episode_metric`, `imitation_loss`, `timing`, `gains`).
 """
 
 from __future__ import annotations
@@ -51,15 +59,48 @@ class Regulation:
     test_loss: str = "mean_xv"
     dt: float = 1.0
     timing: str = "delayed"  # the agent is not called at t = 0 (u_0 = 0), see loopdyn.system.rollout
+    objective: str = "sampled"
+    x0_distribution: str = "uniform"
 
     def sample_x0(self, key, batch: int, dtype=jnp.float32):
+        if self.x0_distribution == "gaussian":
+            return self.x0_range * jax.random.normal(key, (batch, self.n_states), dtype)
         return jax.random.uniform(key, (batch, self.n_states), dtype, -self.x0_range, self.x0_range)
 
-    def train_loss(self, xs, us, beta):
-        """`xs`: `(T, batch, k)` states x_0..x_{T-1}; `us`: `(T, batch, m)` controls."""
+    @property
+    def x0_variance(self) -> float:
+        r"""$\sigma_0^2$: the variance of each initial-state coordinate ($\Sigma_0 = \sigma_0^2 I$)."""
+        return self.x0_range**2 if self.x0_distribution == "gaussian" else self.x0_range**2 / 3
+
+    def population_x0(self, dtype=jnp.float32):
+        r"""The `(k, k)` batch $\sqrt{k}\,\sigma_0 I$ whose batch mean of any quadratic form is its expectation."""
+        return jnp.sqrt(self.n_states * self.x0_variance) * jnp.eye(self.n_states, dtype=dtype)
+
+    def train_x0(self, key, dtype=jnp.float32):
+        """The initial states of a training episode: `batch` fresh samples, or :meth:`population_x0` for the
+        expected objective."""
+        if self.objective == "expected":
+            return self.population_x0(dtype)
+        return self.sample_x0(key, self.batch, dtype)
+
+    def second_moment_batch(self, x0):
+        r"""$k$ states with the second moment of the batch `x0` `(B, k)`: the rows of $R$, $R^\top R = \frac{k}{B}
+        x_0^\top x_0$ (Cholesky). In a linear, noise- and clamp-free loop every loss term is a quadratic form of
+        $x_0$, so the batch mean over these $k$ states equals that over the $B$ states (to round-off), at $k/B$ of
+        the cost."""
+        k, B = self.n_states, x0.shape[0]
+        return jnp.linalg.cholesky((k / B) * (x0.T @ x0)).T
+
+    def train_loss(self, xs, us, beta, stands_for: int | None = None):
+        """`xs`: `(T, batch, k)` states x_0..x_{T-1}; `us`: `(T, batch, m)` controls. `stands_for`: the number of
+        states the batch stands for (the quadrature or second-moment states of `batch` states), which the
+        control term of `sum`, summed over the batch, is rescaled to; default the batch itself."""
         if self.loss == "mean":
             return jnp.mean(xs**2) + beta * jnp.sum(us**2) / xs.shape[1]
-        return self.dt * (jnp.sum(jnp.mean(xs**2, axis=(1, 2))) + beta * jnp.sum(us**2))
+        control = jnp.sum(us**2)
+        if stands_for is not None:
+            control = control * (stands_for / xs.shape[1])
+        return self.dt * (jnp.sum(jnp.mean(xs**2, axis=(1, 2))) + beta * control)
 
     def test_metric(self, xs):
         total = jnp.sum(xs**2) / xs.shape[1]
@@ -74,7 +115,11 @@ class Regulation:
 
     @property
     def train_loss_definition(self) -> str:
-        return TRAIN_LOSS_LABELS[self.loss]
+        label = TRAIN_LOSS_LABELS[self.loss]
+        if self.objective == "expected":
+            dist = "U(-a, a)" if self.x0_distribution == "uniform" else "N(0, a^2)"
+            label += f", its expectation over x0 ~ {dist} per coordinate in closed form"
+        return label
 
     @property
     def test_loss_definition(self) -> str:
@@ -82,6 +127,10 @@ class Regulation:
 
     def sample_episode(self, key, batch: int, dtype=jnp.float32) -> Episode:
         return Episode(self.sample_x0(key, batch, dtype))
+
+    def train_episode(self, key, dtype=jnp.float32) -> Episode:
+        """The episodes of a training epoch (:meth:`train_x0`)."""
+        return Episode(self.train_x0(key, dtype))
 
     def test_set(self, key, dtype=jnp.float32):
         """The fixed test initial states, drawn once from `key`."""
@@ -98,7 +147,8 @@ class Regulation:
         return None
 
     def episode_loss(self, traj, episode: Episode, beta):
-        return self.train_loss(traj.x, traj.u, beta)
+        """The training loss of a training epoch's episodes, which stand for `batch` states."""
+        return self.train_loss(traj.x, traj.u, beta, stands_for=self.batch)
 
     def episode_metric(self, traj, episode: Episode):
         return self.test_metric(traj.x)
@@ -119,4 +169,5 @@ class Regulation:
 
 def regulation_from_config(task_cfg, plant) -> Regulation:
     return Regulation(plant.n_states, task_cfg.T, task_cfg.batch, task_cfg.x0_range, task_cfg.loss,
-                      task_cfg.test_batch, task_cfg.test_loss, plant.dt)
+                      task_cfg.test_batch, task_cfg.test_loss, plant.dt, objective=task_cfg.objective,
+                      x0_distribution=task_cfg.x0_distribution)

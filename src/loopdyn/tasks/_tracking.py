@@ -156,6 +156,10 @@ class Tracking:
         exo = jnp.einsum("bk,tkd->tbd", coef, jnp.asarray(self.basis_references(), dtype))
         return Episode(x0, exo, coef)
 
+    def train_episode(self, key, dtype=jnp.float32) -> Episode:
+        """The episodes of a training epoch: `batch` fresh ones."""
+        return self.sample_episode(key, self.batch, dtype)
+
     def sample_episode(self, key, batch: int, dtype=jnp.float32) -> Episode:
         """`batch` episodes with phases $U(-\\pi, \\pi)$ per component, from `key`."""
         phases = jax.random.uniform(key, (batch, self.n_components), dtype, -jnp.pi, jnp.pi)

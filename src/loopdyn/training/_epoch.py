@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..agents import AgentSpec, combine, init_params, make_core, partition, spec_from_config
+from ..agents import AgentSpec, combine, gram_layout, init_params, make_core, partition, represent, spec_from_config
 from ..plants import LinearPlant, plant_from_config
 from ..system import gain_moments, rollout
 from ..tasks import concat_episodes, task_from_config
@@ -62,10 +62,21 @@ class Problem:
     strategy: str = "auto"
     run_axis: str | None = None
 
+    @property
+    def compress_batch(self) -> bool:
+        """Whether episodes run on the batch's :meth:`~loopdyn.tasks.Regulation.second_moment_batch` instead of the
+        batch: in the overlap representation (a linear agent) on a noise- and clamp-free plant, where the losses and
+        the gain moments depend on the initial states only through their second moment. Exact to round-off; it
+        makes an epoch cost O(k), not O(batch)."""
+        return (self.spec.representation == "overlaps" and not self.noisy and self.plant.clamp == 0
+                and hasattr(self.task, "second_moment_batch"))
+
     @functools.cached_property
     def transform(self):
-        """The optax transformation (hyper-parameters injected, see :func:`loopdyn.optim.make_optimizer`)."""
-        return make_optimizer(self.optimizer, self.clip_eps)
+        """The optax transformation (hyper-parameters injected, see :func:`loopdyn.optim.make_optimizer`); in the
+        overlap representation the exact step of the Gram matrix (spec §7)."""
+        mask = gram_layout(self.spec).mask(self.spec.trainable) if self.spec.representation == "overlaps" else None
+        return make_optimizer(self.optimizer, self.clip_eps, gram_mask=mask)
 
     @property
     def superposed(self) -> bool:
@@ -86,9 +97,13 @@ class Problem:
         """`(test metric, metrics)` of `params` in closed loop (noise-free): the task's test episodes
         (fixed `test_set`, or drawn from `key`) and its probes (`metrics`: `task.epoch_metrics()`).
         `basis`: the closed loop's basis episodes when the training loss already rolled them out."""
+        if hasattr(self.mode, "test"):  # a mode without plant tests itself (open_loop_target)
+            return self.mode.test(self, params, hyper), {}
         task = self.task
         core = make_core(self.spec, params, hyper.g)
         test = task.test_episode(test_set, key, self.dtype)
+        if self.compress_batch:
+            test = test._replace(x0=task.second_moment_batch(test.x0))
         probe = task.probe_episode(self.dtype)
         episode = test if probe is None else concat_episodes(test, probe)
         n = test.batch
@@ -113,7 +128,7 @@ class Problem:
 def build_problem(cfg) -> Problem:
     """The static problem of a configuration without sweep (a group's configuration)."""
     plant = plant_from_config(cfg.plant)
-    task = task_from_config(cfg.task, plant)
+    task = task_from_config(cfg.task, plant, cfg.agent.alpha)
     random = cfg.agent.rank > 0 and cfg.agent.g > 0
     spec = spec_from_config(cfg, plant.n_observed + task.n_exo, plant.n_controls, random)
     return Problem(spec, plant, task, MODES[cfg.train.mode], cfg.train.optimizer, cfg.train.clip_eps,
@@ -124,11 +139,12 @@ def build_problem(cfg) -> Problem:
 def init_run(problem: Problem, seed, hyper: HyperParams) -> tuple[RunState, RunConstants]:
     """`(state, constants)` of one fresh run; `seed` an integer (traced ok), `hyper` its scalars.
 
-    The initial weights depend only on the seed and the agent, never on the training mode.
+    The initial weights depend only on the seed and the agent, never on the training mode or representation.
     """
     k_init, k_train = jax.random.split(jax.random.PRNGKey(seed))
     params = init_params(problem.spec, k_init, g=hyper.g, over=hyper.over, dtype=problem.dtype)
-    trained, frozen = partition(params, problem.spec.trainable)
+    # the overlap representation starts from the inner products of this N-dimensional initialisation
+    trained, frozen = partition(represent(problem.spec, params), problem.spec.trained_names)
     opt = init_optimizer(problem.transform, trained, hyper.lr, hyper.clip)
     k, m, w = problem.plant.n_states, problem.plant.n_controls, problem.gain_window - 1
     moments = (jnp.zeros((w, k, k), jnp.float64), jnp.zeros((w, k, m), jnp.float64)) if problem.records_gains else None

@@ -24,6 +24,11 @@ episodes (:mod:`loopdyn.training._superpose`, same loss and gradient).
   - :class:`OpenLoopGain` (`open_loop_gain`): the teacher is a static state feedback $u^T = K x$ (code
     sign convention) driving the plant; as in the reference (its static-gain teacher), both actions are 0
     at $t = 0$, where the student cannot act yet ($h_0 = 0$).
+- :class:`OpenLoopTarget` (`open_loop_target`, Ger & Barak 2026, spec §7.1): no plant and no teacher; the
+  network's response to the task's inputs follows the task's target (:class:`loopdyn.tasks.ImpulseTarget`).
+
+The training episodes come from `task.train_episode`: a fresh batch, or the quadrature batch of the
+expected objective (:class:`loopdyn.tasks.Regulation`).
 """
 
 from __future__ import annotations
@@ -66,7 +71,9 @@ class ClosedLoop:
     def loss(self, problem, params, consts, key):
         task, hp = problem.task, consts.hyper
         k_x, k_w = jax.random.split(key)
-        episode = task.sample_episode(k_x, task.batch, problem.dtype)
+        episode = task.train_episode(k_x, problem.dtype)
+        if problem.compress_batch and task.objective == "sampled":
+            episode = episode._replace(x0=task.second_moment_batch(episode.x0))
         if problem.superposed:
             loss, basis = _superpose.closed_loop_loss(problem, params, hp, episode)
             return loss, LossAux(basis=basis)
@@ -100,7 +107,7 @@ def _teacher_driven_loss(problem, params, consts, key, teacher_core, observe, dr
     imitates its actions (a gain teacher reads the state; the student then sees `C x`)."""
     task, hp = problem.task, consts.hyper
     k_x, k_w = jax.random.split(key)
-    episode = task.sample_episode(k_x, task.batch, problem.dtype)
+    episode = task.train_episode(k_x, problem.dtype)
 
     def plain():
         drive = rollout(teacher_core, problem.plant, episode.x0, task.T, exo=episode.exo, observe=observe,
@@ -146,5 +153,25 @@ class OpenLoopGain:
         return _teacher_driven_loss(problem, params, consts, key, gain_core(consts.teacher), "state")
 
 
-MODES = {m.name: m for m in (ClosedLoop(), OpenLoopNoise(), OpenLoopTeacher(), OpenLoopGain())}
+@dataclass(frozen=True)
+class OpenLoopTarget:
+    """The network alone, driven by the task's inputs, follows the task's target; it is tested on the same
+    loss without target noise. No closed loop is simulated (the task records no gains)."""
+
+    name: str = "open_loop_target"
+
+    def prepare(self, problem, consts):
+        return consts
+
+    def loss(self, problem, params, consts, key):
+        return self.test(problem, params, consts.hyper, key), LossAux()
+
+    def test(self, problem, params, hyper, key=None):
+        task = problem.task
+        traj = rollout(make_core(problem.spec, params, hyper.g), None, exo=task.inputs(problem.spec.n_in, problem.dtype),
+                       timing=task.timing, emit=("u",))
+        return task.train_loss(traj.u, key)
+
+
+MODES = {m.name: m for m in (ClosedLoop(), OpenLoopNoise(), OpenLoopTeacher(), OpenLoopGain(), OpenLoopTarget())}
 """Training modes by their `train.mode` name."""

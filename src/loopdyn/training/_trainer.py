@@ -20,9 +20,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import config as cfg_mod
-from ..agents import AgentParams, partition
+from ..agents import AgentParams, partition, represent
 from ..errors import Interrupted, StoreError
-from ..system import agent_joint_matrix, gains_from_moments, overlaps, spectral_radius, spectrum
+from ..system import agent_joint_matrix, all_overlaps, gains_from_moments, spectral_radius, spectrum
 from ._epoch import Problem, build_problem, compile_chunk, device_layout, init_run, restart_optimizer
 from ._state import HyperParams, RunConstants, RunState
 
@@ -84,7 +84,7 @@ def make_groups(phases: list[tuple[cfg_mod.Config, str]]) -> list[Group]:
 
 def chunk_summaries(group: Group, params: AgentParams, frozen: AgentParams) -> dict[str, np.ndarray]:
     """Per-epoch spectra of the joint matrix (linear agents, :attr:`Problem.joint_spectra`) and rank-1
-    overlaps, on the host in float64.
+    overlaps (the visible and the invisible ones, spec §7.2), on the host in float64.
 
     `params`: trained parameters `(run, epoch, ...)`; `frozen`: `(run, ...)`."""
     spec, plant = group.problem.spec, group.problem.plant
@@ -96,7 +96,7 @@ def chunk_summaries(group: Group, params: AgentParams, frozen: AgentParams) -> d
     full = AgentParams(**full)
     out: dict[str, np.ndarray] = {}
     if spec.rank1_overlaps:
-        out.update({k: np.asarray(v) for k, v in overlaps(full.m, full.z, full.U, full.V).items()})
+        out.update({k: np.asarray(v) for k, v in all_overlaps(full).items()})
     if group.problem.joint_spectra:
         g = np.broadcast_to(group.hyper["g"][:, None], (R, E))
         P = jax.vmap(jax.vmap(lambda p, gg: agent_joint_matrix(spec, plant, p, gg)))(
@@ -178,7 +178,8 @@ class Trainer:
             if src.teacher is not None:
                 c = c._replace(teacher=jax.tree.map(lambda a: jnp.asarray(a, dtype), src.teacher))
             if src.start is not None:
-                trained, frozen = partition(jax.tree.map(lambda a: jnp.asarray(a, dtype), src.start), g.problem.spec.trainable)
+                start = represent(g.problem.spec, jax.tree.map(lambda a: jnp.asarray(a, dtype), src.start))
+                trained, frozen = partition(start, g.problem.spec.trained_names)
                 s = s._replace(params=trained)
                 s = jax.vmap(lambda st, h, g=g: restart_optimizer(g.problem, st, h))(s, hyper)
                 c = c._replace(frozen=frozen)

@@ -1,0 +1,286 @@
+r"""Invisible overlaps as a memory of the training history (Ger & Barak 2026, "Learning reveals invisible
+structure in low-rank RNNs"; spec §7.1-7.2).
+
+A rank-1 linear network without plant learns the impulse response $e^{-c t}$ (:class:`loopdyn.tasks.ImpulseTarget`,
+mode `open_loop_target`; the follow-up's conventions: unit-norm vectors, dt = 0.05, $t_{\max} = 20$, every
+vector trained). Its loss depends on the visible overlaps $\sigma_{zm}, \sigma_{zu}, \sigma_{vm}, \sigma_{vu}$
+only; the invisible ones ($\sigma_{mu}$, $\sigma_{zv}$, the squared norms) enter the learning dynamics as the
+metric of gradient descent in overlap space (spec §7.2). Two histories from the same initialisation:
+
+- `A`: the target $c$ = `task.decay` throughout;
+- `B`: the same until `first_epochs`, then detours to other targets (`detours`, `detour_epochs` each), a
+  phase on $c$ with target noise and a larger learning rate (the follow-up's memory protocol), and a
+  noise-free phase on $c$ again (`settle_epochs`), so that both end at the same function;
+
+then both learn a new target (`new_decay`, phases `A:new`, `B:new`). The analysis measures how far apart
+the visible and the invisible overlaps of A and B are at the switch, and trains, exactly in overlap space
+(:func:`loopdyn.theory.overlap_descent`, the trainer's own step), two *chimeras* on the new target:
+C with A's visible and B's invisible overlaps, D with B's visible and A's invisible ones. C computes the same
+function as A (same visible overlaps: same output, loss and gradient with respect to the overlaps) yet learns
+like B: the difference is carried by the invisible overlaps alone.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+
+from ..agents import RANK1_INDEX, AgentParams, gram_core
+from ..errors import ConfigError, StoreError
+from ..plots import CLOSED_BLUE, OPEN_RED, label_panels
+from ..store import read_analysis
+from ..system import INVISIBLE_NAMES, OVERLAP_NAMES, all_overlaps, rollout
+from ..tasks import ImpulseTarget
+from ..theory import RANK1, overlap_descent
+from ._base import Experiment, register
+
+CHIMERAS = ("C: visible of A, invisible of B", "D: visible of B, invisible of A")
+VISIBLE_PAIRS = (("z", "m"), ("z", "u"), ("v", "m"), ("v", "u"))
+THRESHOLDS = (1e-3, 1e-4, 1e-5)
+
+VARIABLES: dict[str, tuple[tuple[str, ...], str]] = {
+    "chimera": (("chimera",), "the chimeras: Gram matrices mixing the visible overlaps of one history with the "
+                "invisible overlaps of the other"),
+    "chimera_train_loss": (("run", "chimera", "epoch"),
+        "loss on the new target of the chimeras, trained exactly in overlap space with the B:new run's settings "
+        "(stored at B:new's runs)"),
+    "chimera_gram": (("run", "chimera", "gram_row", "gram_col"), "the chimeras' Gram matrices at the switch"),
+    "theory_check_loss": (("run", "epoch"),
+        "loss of A:new recomputed by overlap_descent from A:new's start (a check that the theory run is the "
+        "trainer's step; stored at A:new's runs)"),
+}
+
+
+@register
+class InvisibleMemory(Experiment):
+    name = "invisible-memory"
+    description = ("Ger & Barak 2026: two training histories reach the same function; their invisible overlaps differ "
+                   "and make them learn a new target differently")
+    defaults = {"first_epochs": 3000, "detours": [0.4, 0.2, 0.4], "detour_epochs": 1000, "noise": 0.1,
+                "noise_lr_factor": 2.0, "noise_epochs": 4000, "settle_epochs": 1000, "new_decay": 0.4,
+                "new_epochs": 1000}
+    figure_names = ("memory",)
+
+    def validate(self, cfg) -> None:
+        t, s, a = cfg.table, cfg.source, cfg.agent
+        if cfg.task.kind != "impulse" or not (a.rank == 1 and a.activation == "linear" and a.g == 0):
+            raise ConfigError(f"{s}: the invisible-memory experiment needs task.kind = 'impulse' and a linear rank-1 agent "
+                              f"with g = 0; start from the shipped 'invisible-memory' config")
+        if cfg.start.store or cfg.teacher.store or cfg.sweep:
+            raise ConfigError(f"{s}: the invisible-memory experiment builds its own phases; remove [start], [teacher] and "
+                              f"[sweep]")
+        for key in ("first_epochs", "detour_epochs", "noise_epochs", "settle_epochs", "new_epochs"):
+            if t[key] < 1:
+                raise ConfigError(f"{s}: invisible_memory.{key} = {t[key]} must be > 0")
+        if any(c < 0 for c in t["detours"]) or t["new_decay"] < 0 or t["noise"] < 0 or t["noise_lr_factor"] <= 0:
+            raise ConfigError(f"{s}: invisible_memory decays and noise must be >= 0 and noise_lr_factor > 0")
+
+    def phases(self, cfg):
+        t = cfg.table
+        total = t["first_epochs"] + len(t["detours"]) * t["detour_epochs"] + t["noise_epochs"] + t["settle_epochs"]
+        out = [(self.variant(cfg, {}, epochs=total), "A")]
+
+        def after(prev: int, values: dict, epochs: int, label: str, epoch: str = "last"):
+            start = {"start.store": "self", "start.phase": prev, "start.epoch": epoch}
+            out.append((self.variant(cfg, {**start, **values}, epochs=epochs), label))
+
+        after(0, {"task.decay": t["detours"][0]}, t["detour_epochs"], "B:detour-1", str(t["first_epochs"]))
+        for i, c in enumerate(t["detours"][1:], start=2):
+            after(len(out) - 1, {"task.decay": c}, t["detour_epochs"], f"B:detour-{i}")
+        after(len(out) - 1, {"task.target_noise": t["noise"], "train.lr": cfg.train.lr * t["noise_lr_factor"]},
+              t["noise_epochs"], "B:noise")
+        after(len(out) - 1, {}, t["settle_epochs"], "B")
+        settled = len(out) - 1
+        after(0, {"task.decay": t["new_decay"]}, t["new_epochs"], "A:new")
+        after(settled, {"task.decay": t["new_decay"]}, t["new_epochs"], "B:new")
+        return out
+
+    def analyse(self, ds, runs, result) -> None:
+        R, E = ds.sizes["run"], ds.sizes["epoch"]
+        by = {(r.phase, r.seed): r for r in runs}
+        rows = []
+        for seed in sorted({r.seed for r in runs}):
+            a_new, b_new = by[("A:new", seed)], by[("B:new", seed)]
+            n = a_new.epochs
+            GA, GB = _gram(ds, a_new, 0), _gram(ds, b_new, 0)
+            chimeras = np.stack([_mix(GA, GB), _mix(GB, GA)])
+            cfg = b_new.cfg
+            task = ImpulseTarget(2, cfg.task.T, cfg.agent.alpha, cfg.task.decay)
+            mask = RANK1.mask(cfg.agent.trainable)
+            starts = jnp.asarray(np.stack([*chimeras, GA]))
+            losses = np.asarray(jax.vmap(lambda G: overlap_descent(
+                _impulse_loss(task, cfg.agent.alpha), G, mask, lr=cfg.train.lr, clip=cfg.train.clip,
+                clip_eps=cfg.train.clip_eps, steps=n)[1])(starts))
+            _full(result, "chimera_train_loss", (R, len(CHIMERAS), E))[b_new.index, :, :n] = np.stack(losses[:2])
+            _full(result, "chimera_gram", (R, len(CHIMERAS), 4, 4))[b_new.index] = chimeras
+            _full(result, "theory_check_loss", (R, E))[a_new.index, :n] = losses[2]
+            result.put("chimera", np.array(CHIMERAS), *VARIABLES["chimera"])
+            curves = {"A": ds.train_loss.values[a_new.index, :n], "B": ds.train_loss.values[b_new.index, :n],
+                      "C": losses[0], "D": losses[1]}
+            check = float(np.max(np.abs(losses[2] - curves["A"]) / curves["A"]))
+            rows.append(_numbers(ds, by, seed, GA, GB, chimeras, curves, task, check))
+        result.numbers["memory"] = rows
+
+    def summary_lines(self, numbers: dict) -> list[str]:
+        lines = []
+        for r in numbers.get("memory", []):
+            lines.append(f"invisible memory, seed {r['seed']}: at the switch (both on c = {r['decay']:g}, loss A "
+                         f"{r['loss_at_switch']['A']:.2e}, B {r['loss_at_switch']['B']:.2e}): max |visible A - B| "
+                         f"{r['visible_max_abs_diff']:.2e}, max |invisible A - B| {r['invisible_max_abs_diff']:.2e}, "
+                         f"max |output A - B| {r['output_max_abs_diff']:.2e}")
+            lines.append("  overlaps A / B: " + ", ".join(f"{k[6:]} {r['overlaps_A'][k]:+.4f}/{r['overlaps_B'][k]:+.4f}"
+                                                        for k in (*OVERLAP_NAMES, *INVISIBLE_NAMES)))
+            lines.append(f"  new target c = {r['new_decay']:g}, loss at epochs {r['epochs']}:")
+            for k in ("A", "B", "C", "D"):
+                reach = ", ".join(f"<{th:g}: {e}" for th, e in zip(THRESHOLDS, r["epochs_to"][k]))
+                lines.append(f"    {k} {' '.join(f'{v:.3e}' for v in r['losses'][k])}  (first epoch {reach})")
+            lines.append(f"  C (A's visible, B's invisible) vs A: max |log(L_C / L_A)| {r['max_abs_log_ratio']['C/A']:.3f}, "
+                         f"vs B: {r['max_abs_log_ratio']['C/B']:.3f}; D vs B: {r['max_abs_log_ratio']['D/B']:.3f}, "
+                         f"vs A: {r['max_abs_log_ratio']['D/A']:.3f}; overlap-space theory vs trainer on A:new: max "
+                         f"relative loss deviation {r['theory_vs_trainer_max_rel_dev']:.1e}")
+        return lines
+
+    def figures(self, ds) -> dict:
+        analysis = ds.attrs.get("analysis")
+        if analysis is None or "memory" not in analysis.get("numbers", {}):
+            raise StoreError("the invisible-memory figure needs the store's analysis; run 'loopdyn analyze STORE' first")
+        return {"memory": figure_memory(ds)}
+
+
+# ------------------------------------------------------------------------------------------ analysis
+def _full(result, name, shape):
+    return result.full(name, shape, np.float64, *VARIABLES[name])
+
+
+def _gram(ds, run, epoch: int) -> np.ndarray:
+    """The run's Gram matrix at a checkpoint epoch of its phase (the overlap representation stores it; for vectors
+    it is computed from m, z, U, V)."""
+    if "G" in ds and np.all(np.isfinite(ds.G.values[run.index, 0])):
+        return np.asarray(ds.G.sel(checkpoint=epoch).values[run.index], np.float64)
+    vec = {k: (ds[k].sel(checkpoint=epoch) if "checkpoint" in ds[k].dims else ds[k]).values[run.index, : run.spec.N]
+           for k in ("m", "z", "U", "V")}
+    X = np.concatenate([vec[k] for k in ("m", "z", "U", "V")], axis=-1).astype(np.float64)
+    return X.T @ X
+
+
+def _mix(visible_of: np.ndarray, invisible_of: np.ndarray) -> np.ndarray:
+    """The Gram matrix with the visible overlaps of one and the invisible overlaps (the rest) of the other."""
+    G = invisible_of.copy()
+    for a, b in VISIBLE_PAIRS:
+        i, j = RANK1_INDEX[a], RANK1_INDEX[b]
+        G[i, j] = G[j, i] = visible_of[i, j]
+    if np.linalg.eigvalsh(G).min() <= 0:
+        raise StoreError("the chimera Gram matrix is not positive definite: no vectors have these overlaps; the two "
+                         "histories ended too far apart")
+    return G
+
+
+def _impulse_loss(task: ImpulseTarget, alpha: float):
+    def loss(G):
+        traj = rollout(gram_core(G, RANK1, alpha), None, exo=task.inputs(1, jnp.float64), timing="immediate", emit=("u",))
+        return task.train_loss(traj.u)
+
+    return loss
+
+
+def _output(G, task: ImpulseTarget, alpha: float) -> np.ndarray:
+    traj = rollout(gram_core(jnp.asarray(G), RANK1, alpha), None, exo=task.inputs(1, jnp.float64), timing="immediate",
+                   emit=("u",))
+    return np.asarray(traj.u[:, 0, 0])
+
+
+def _numbers(ds, by, seed, GA, GB, chimeras, curves, task, check: float) -> dict:
+    ova = {k: float(v) for k, v in all_overlaps(AgentParams(G=GA)).items()}
+    ovb = {k: float(v) for k, v in all_overlaps(AgentParams(G=GB)).items()}
+    a, b = by[("A", seed)], by[("B", seed)]
+    old = ImpulseTarget(2, task.T, task.dt, float(a.cfg.task.decay))
+    n = len(curves["A"])
+    marks = [e for e in (0, 1, 10, 100, 300, n - 1) if e < n]
+
+    def log_ratio(x, y):
+        return float(np.max(np.abs(np.log(curves[x] / curves[y]))))
+
+    def first_below(c, th):
+        below = curves[c] < th
+        return int(np.argmax(below)) if below.any() else -1
+
+    return {"seed": seed, "decay": float(a.cfg.task.decay), "new_decay": float(task.decay),
+            "loss_at_switch": {"A": float(ds.train_loss.values[a.index, a.epochs - 1]),
+                               "B": float(ds.train_loss.values[b.index, b.epochs - 1])},
+            "overlaps_A": ova, "overlaps_B": ovb,
+            "visible_max_abs_diff": max(abs(ova[k] - ovb[k]) for k in OVERLAP_NAMES),
+            "invisible_max_abs_diff": max(abs(ova[k] - ovb[k]) for k in INVISIBLE_NAMES),
+            "output_max_abs_diff": float(np.max(np.abs(_output(GA, old, task.dt) - _output(GB, old, task.dt)))),
+            "chimera_min_eigenvalue": [float(np.linalg.eigvalsh(G).min()) for G in chimeras],
+            "epochs": marks, "losses": {k: [float(v[e]) for e in marks] for k, v in curves.items()},
+            "epochs_to": {k: [first_below(k, th) for th in THRESHOLDS] for k in curves},
+            "max_abs_log_ratio": {"C/A": log_ratio("C", "A"), "C/B": log_ratio("C", "B"), "D/B": log_ratio("D", "B"),
+                                  "D/A": log_ratio("D", "A"), "B/A": log_ratio("B", "A")},
+            "theory_vs_trainer_max_rel_dev": check}
+
+
+# ------------------------------------------------------------------------------------------ figure
+def _history(ds, labels: list[str], seed: int, name: str) -> np.ndarray:
+    """A variable along a history: the phases in `labels` concatenated (each continuation starts at the previous
+    phase's last epoch, so that epoch is kept once)."""
+    phases = [str(p) for p in ds["phase"].values]
+    seeds = ds.seed.values
+    epochs = {label: int(cfg["epochs"]) for label, cfg in ds.attrs["phases"]}
+    parts = []
+    for k, label in enumerate(labels):
+        i = next(j for j, (p, s) in enumerate(zip(phases, seeds)) if p == label and int(s) == seed)
+        v = ds[name].values[i, : epochs[label]]
+        parts.append(v if k == 0 else v[1:])
+    return np.concatenate(parts)
+
+
+def _run_index(ds, label: str, seed: int) -> int:
+    return next(i for i, (p, s) in enumerate(zip(ds["phase"].values, ds.seed.values)) if str(p) == label and int(s) == seed)
+
+
+def figure_memory(ds) -> Figure:
+    """a) loss along the two histories; b) visible and c) invisible overlaps along them; d) learning the new
+    target: A, B and the chimeras C (A's visible, B's invisible) and D (B's visible, A's invisible); e) the
+    same losses relative to A's."""
+    numbers = read_analysis(ds)["numbers"]["memory"][0]
+    seed = numbers["seed"]
+    labels = [label for label, _ in ds.attrs["phases"]]
+    b_labels = [lab for lab in labels if lab.startswith("B:") and lab != "B:new"] + ["B"]
+    first = int(dict(ds.attrs["phases"])["B:detour-1"]["start"]["epoch"])
+    fig = Figure(figsize=(18, 3.6), layout="constrained")
+    ax = fig.subplots(1, 5)
+    a_loss = _history(ds, ["A"], seed, "train_loss")
+    b_loss = np.concatenate([a_loss[:first], _history(ds, b_labels, seed, "train_loss")])
+    ax[0].semilogy(a_loss, color=CLOSED_BLUE, lw=1.0, label="A")
+    ax[0].semilogy(b_loss, color=OPEN_RED, lw=0.8, alpha=0.8, label="B")
+    ax[0].set(xlabel="epoch", ylabel="training loss", title="histories")
+    ax[0].legend(fontsize=7)
+    colors = colormaps["tab10"](np.arange(6))
+    for panel, names, title in ((ax[1], OVERLAP_NAMES, "visible overlaps"), (ax[2], INVISIBLE_NAMES, "invisible overlaps")):
+        for name, color in zip(names, colors):
+            a = _history(ds, ["A"], seed, name)
+            b = np.concatenate([a[:first], _history(ds, b_labels, seed, name)])
+            panel.plot(a, color=color, lw=1.2, label=name.replace("sigma_", ""))
+            panel.plot(b, color=color, lw=0.8, ls="--")
+        panel.set(xlabel="epoch", title=f"{title} (A solid, B dashed)")
+        panel.legend(fontsize=6, ncol=3, loc="lower right")
+    b_new = _run_index(ds, "B:new", seed)
+    n = int(dict(ds.attrs["phases"])["A:new"]["epochs"])
+    x = np.arange(n) + 1.0
+    curves = {"A": ds.train_loss.values[_run_index(ds, "A:new", seed), :n], "B": ds.train_loss.values[b_new, :n],
+              "C": ds.chimera_train_loss.values[b_new, 0, :n], "D": ds.chimera_train_loss.values[b_new, 1, :n]}
+    styles = {"A": dict(color=CLOSED_BLUE, lw=2.0), "B": dict(color=OPEN_RED, lw=2.0),
+              "C": dict(color="k", ls="--", lw=1.0), "D": dict(color="0.5", ls=":", lw=1.4)}
+    names = {"A": "A", "B": "B", "C": "C: visible A, invisible B", "D": "D: visible B, invisible A"}
+    for k, c in curves.items():
+        ax[3].loglog(x, c, label=names[k], **styles[k])
+        ax[4].semilogx(x, c / curves["A"], label=names[k], **styles[k])
+    ax[3].set(xlabel="epoch + 1", ylabel="loss", title=f"new target c = {numbers['new_decay']:g}")
+    ax[4].set(xlabel="epoch + 1", ylabel="loss / loss of A", title="the invisible overlaps set the difference")
+    ax[3].legend(fontsize=7)
+    label_panels(ax)
+    fig.suptitle("Invisible overlaps remember the training history (Ger & Barak 2026)", fontsize=10)
+    return fig
