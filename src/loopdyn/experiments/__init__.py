@@ -1,11 +1,13 @@
 """Named experiments: each owns its config table, phases, analyses and theory runs, and figures, and
 registers itself; `loopdyn train/analyze/figures NAME` look it up here. The functions below run them."""
 
+from . import ablations as ablations
 from . import closed_vs_open as closed_vs_open
 from . import ensemble as ensemble
 from . import stages as stages
 from ._base import REGISTRY as REGISTRY
 from ._base import Experiment as Experiment
+from ._base import Reproduce as Reproduce
 from ._base import get as get
 from ._base import names as names
 from ._base import register as register

@@ -408,7 +408,7 @@ def closed_loop_trajectory(ds, run: int, epoch: int, steps: int, x0=(1.0, -1.0))
     from ..agents import AgentParams
 
     phases = {label: cfg for label, cfg in ds.attrs["phases"]}
-    cfg = cfg_mod.from_dict(phases[str(ds["phase"].values[run])], source="<store>")
+    cfg = cfg_mod.from_dict(phases[str(ds["phase"].values[run])], source="<store>", phase=True)
     problem = build_problem(cfg)
     params = {}
     for name in problem.spec.parameter_names:
