@@ -68,6 +68,11 @@ class Experiment:
         """`figure name -> measured numbers` for the report's captions, from an analysed store (default none)."""
         return {}
 
+    def tables(self, ds) -> list[dict]:
+        """Tables of the report beyond the stage boundaries per condition, `{"title", "columns", "rows"}` (e.g.
+        acquisition epochs per frequency with their spread over seeds), from an analysed store (default none)."""
+        return []
+
     def variant(self, cfg: cfg_mod.Config, values: dict, *, sweep: dict | None = None, epochs: int | None = None,
                 label: str | None = None) -> cfg_mod.Config:
         """A phase's configuration: `cfg` with dotted `values`, its own `sweep` (replacing cfg's) and `epochs`."""

@@ -171,13 +171,13 @@ def conditions_of(ds, exclude: tuple[str, ...] = (BASE,)) -> list[tuple[str, lis
     phases = [str(p) for p in ds["phase"].values]
     order = [label for label, _ in ds.attrs["phases"] if label not in exclude]
     skip = {"seed", "group", "phase", "training_mode"}
-    coords = [c for c in ds.attrs.get("run_coords", []) if c not in skip and c in ds.coords]
+    values = {c: [_value(v) for v in ds[c].values] for c in ds.attrs.get("run_coords", []) if c not in skip and c in ds.coords}
     out: dict[str, list[int]] = {}
     for label in order:
         idx = [i for i, p in enumerate(phases) if p == label]
-        varying = [c for c in coords if len({_value(ds[c].values[i]) for i in idx}) > 1]
+        varying = [c for c, vals in values.items() if len({vals[i] for i in idx}) > 1]
         for i in idx:
-            parts = [f"{c}={_value(ds[c].values[i])}" for c in varying]
+            parts = [f"{c}={values[c][i]}" for c in varying]
             key = " ".join(([label] if len(order) > 1 or not parts else []) + parts)
             out.setdefault(key, []).append(i)
     return list(out.items())
@@ -204,12 +204,12 @@ def run_metrics(ds, runs, result) -> None:
                "zigzag_k2", "imag_change")}
     gains_final = np.full((R, m, k), np.nan)
     ckpts = ds.checkpoint.values
+    train, test, all_gains = ds.train_loss.values, ds.test_loss.values, ds.gains.values
     for run in runs:
         i, n = run.index, run.epochs
         last = n - 1
-        for name, var in (("final_train_loss", "train_loss"), ("final_test_loss", "test_loss")):
-            arrays[name][i] = ds[var].values[i, last]
-        gains = np.asarray(ds.gains.values[i, :n], np.float64)
+        arrays["final_train_loss"][i], arrays["final_test_loss"][i] = train[i, last], test[i, last]
+        gains = np.asarray(all_gains[i, :n], np.float64)
         gains_final[i] = gains[last]
         if run.plant.is_double_integrator and np.isfinite(gains[:, 0, :2]).sum() > 10:
             ok = np.isfinite(gains[:, 0, 0])
@@ -336,7 +336,7 @@ class Ablation(Experiment):
 
     def figures(self, ds) -> dict:
         numbers = _numbers(ds)
-        return {self.figure_names[0]: self.figure(ds, numbers)}
+        return {self.figure_names[0]: self.figure(in_memory(ds), numbers)}
 
     def panels(self, ds, axes, numbers) -> None:
         """Draw the experiment's own `n_panels` panels into `axes` (default: none)."""
@@ -362,6 +362,18 @@ class Ablation(Experiment):
         n = max(r["runs"] for r in rows)
         fig.suptitle(f"{self.description} — {n} seeds per condition; dots: runs, bars: median and IQR", fontsize=9)
         return fig
+
+
+PARAMETERS = ("m", "z", "U", "V", "W", "J")
+
+
+def in_memory(ds):
+    """`ds` with every array but the parameter checkpoints loaded (figures index the arrays run by run; a
+    lazily opened store would read each array from disk again at every index)."""
+    for name in [*ds.data_vars, *ds.coords]:
+        if name not in PARAMETERS:
+            ds[name].load()
+    return ds
 
 
 def _numbers(ds) -> dict:
@@ -504,7 +516,7 @@ class EpisodeLength(Ablation):
     extra_metrics = ("imag_change",)
     n_panels = 2
     reproduce = Reproduce(
-        "ablation-T", quick=("epochs=150",), quick_seeds="0..3", order=30,
+        "ablation-T", quick=("epochs=100", "ablation_T.T_values=[10, 50, 120]"), quick_seeds="0..3", order=30,
         claims={"ablation_T": "Fig 4e / spec §6.2: the episode length sets the trade-off between myopic improvement "
                               "and long-term stability: from the same stage-2 model, short T moves the dominant "
                               "eigenvalue up the imaginary axis (more oscillatory, it stays unstable), long T moves it "
@@ -565,6 +577,7 @@ class EpisodeLength(Ablation):
                title=r"all seeds: change of Im $\lambda_1$ (median, IQR)")
 
     def captions(self, ds) -> dict:
+        ds = in_memory(ds)
         rows = _numbers(ds)["conditions"]
         parts = []
         for r in rows:
@@ -590,7 +603,7 @@ class Optimizer(Ablation):
     extra_metrics = ("zigzag_imag", "zigzag_k1")
     n_panels = 1
     reproduce = Reproduce(
-        "ablation-optimizer", quick=("epochs=200",), quick_seeds="0..3", order=31,
+        "ablation-optimizer", quick=("epochs=150",), quick_seeds="0..3", order=31,
         claims={"ablation_optimizer": "Spec §6.3 (summary of the paper): with Adam the stage-2 zig-zag is mitigated — "
                                       "adaptive per-parameter scaling reduces the conflict between the short-term and "
                                       "long-term gradient directions."})
@@ -630,6 +643,8 @@ class Optimizer(Ablation):
     def captions(self, ds) -> dict:
         from scipy.stats import mannwhitneyu
 
+        ds = in_memory(ds)
+
         rows = _numbers(ds)["conditions"]
         parts = [f"{r['condition']}: zig-zag of Im λ1 {_fmt_spread(r['metrics']['zigzag_imag'], '{:.2f}')}, of k1 "
                  f"{_fmt_spread(r['metrics']['zigzag_k1'], '{:.2f}')}; stage 2 ends at "
@@ -654,7 +669,7 @@ class Activation(Ablation):
     extra_metrics = ("gain_stage1_end", "gain_stage2_end")
     n_panels = 1
     reproduce = Reproduce(
-        "ablation-activation", quick=("epochs=200",), quick_seeds="0..3", order=32,
+        "ablation-activation", quick=("epochs=150",), quick_seeds="0..3", order=32,
         claims={"ablation_activation": "Spec §6.1 (summary of the paper): nonlinear RNNs show qualitatively the same "
                                        "three stages as the linear network (reference runs: linear stage 1 ends at "
                                        "epoch 8 and stage 2 at 129; tanh 12 and 110)."})
@@ -688,6 +703,7 @@ class Activation(Ablation):
         ax.legend(fontsize=6)
 
     def captions(self, ds) -> dict:
+        ds = in_memory(ds)
         rows = _numbers(ds)["conditions"]
         parts = []
         for r in rows:
@@ -749,6 +765,7 @@ class TimeStep(Ablation):
         ax.legend(fontsize=6)
 
     def captions(self, ds) -> dict:
+        ds = in_memory(ds)
         rows = _numbers(ds)["conditions"]
         parts = []
         for r in rows:
@@ -772,7 +789,7 @@ class ControlPenalty(Ablation):
     figure_names = ("ablation_beta",)
     n_panels = 2
     reproduce = Reproduce(
-        "ablation-beta", quick=("epochs=200",), quick_seeds="0..3", order=34,
+        "ablation-beta", quick=("epochs=150",), quick_seeds="0..3", order=34,
         claims={"ablation_beta": "Fig 5d / spec §6.5: a control penalty beta slows stage 3 and ends at a higher "
                                  "loss (reference run, continued from its stabilisation epoch: final training loss "
                                  "≈ 0.25, 1.2, 2.2, 3.5 for beta = 0, 0.5, 2, 5)."})
@@ -806,6 +823,7 @@ class ControlPenalty(Ablation):
         ax.legend(fontsize=6)
 
     def captions(self, ds) -> dict:
+        ds = in_memory(ds)
         rows = _numbers(ds)["conditions"]
         parts = [f"{r['condition']}: final training loss {_fmt_spread(r['metrics']['final_train_loss'], '{:.3g}')}, "
                  f"gains k1 {_fmt_spread(r['metrics']['k1'], '{:.3f}')}, k2 {_fmt_spread(r['metrics']['k2'], '{:.3f}')}, "
@@ -825,7 +843,7 @@ class ClosedVsOpenSeeds(Ablation):
     extra_metrics = ("peak_test_loss", "peak_epoch", "peak_rise")
     n_panels = 2
     reproduce = Reproduce(
-        "closed-vs-open-seeds", quick=("epochs=120",), quick_seeds="0..1", order=35,
+        "closed-vs-open-seeds", quick=("epochs=100",), quick_seeds="0..1", order=35,
         claims={"closed_vs_open_seeds": "Figs 1c, 2 / spec §6.6: the open-loop student's training loss falls "
                                         "monotonically while its closed-loop test loss first improves, then blows up "
                                         "(reference tanh run: peak 5.1e5 at epoch 221) before closed and open runs "
@@ -843,8 +861,9 @@ class ClosedVsOpenSeeds(Ablation):
     def more_metrics(self, ds, runs, result) -> None:
         R = ds.sizes["run"]
         out = {name: np.full(R, np.nan) for name in ("peak_test_loss", "peak_epoch", "peak_rise")}
+        test = ds.test_loss.values
         for run in runs:
-            y = np.asarray(ds.test_loss.values[run.index, : run.epochs], np.float64)
+            y = np.asarray(test[run.index, : run.epochs], np.float64)
             peak = rebound_peak(y)
             if peak is not None:
                 out["peak_epoch"][run.index], out["peak_test_loss"][run.index], out["peak_rise"][run.index] = peak
@@ -876,6 +895,7 @@ class ClosedVsOpenSeeds(Ablation):
                title="open-loop students: peak test loss and its epoch (cross: medians, IQR)")
 
     def captions(self, ds) -> dict:
+        ds = in_memory(ds)
         rows = {r["condition"]: r for r in _numbers(ds)["conditions"]}
         c, o = rows.get("closed"), rows.get("open")
         if c is None or o is None:
