@@ -127,3 +127,18 @@ def test_report_in_headless_chromium(tiny, tmp_path):
     assert page["images"] and all(width > 0 for _, width in page["images"]), page["images"]
     assert page["errors"] == []
     assert shot.stat().st_size > 10_000
+
+
+def test_page_config_is_toml_that_loads_back():
+    import tomllib
+
+    from loopdyn.config import from_dict, to_dict
+    from loopdyn.reproduce._page import phase_differences, toml_text
+
+    for name in ("stages", "ablation-T", "closed-vs-open-seeds"):
+        cfg = loopdyn.load_config(name)
+        assert from_dict(tomllib.loads(toml_text(to_dict(cfg))), source=cfg.source) == cfg
+    exp = loopdyn.experiments.get("ablation-T")
+    phases = [[label, to_dict(c)] for c, label in exp.phases(loopdyn.load_config("ablation-T"))]
+    lines = phase_differences(phases)
+    assert lines[1].startswith("T=10: ") and 'task.T = 10' in lines[1] and 'start.store = "self"' in lines[1]

@@ -148,6 +148,8 @@ def rebound_peak(loss) -> tuple[int, float, float] | None:
     if not ok.any():
         return None
     y = y[: int(np.argmin(ok)) if not ok.all() else y.size]  # a diverged run: up to its divergence
+    if y.size == 0:
+        return None
     rise = y / np.minimum.accumulate(y)
     e = int(np.argmax(rise))
     return e, float(y[e]), float(rise[e])
@@ -273,7 +275,7 @@ def store_statistics(ds) -> list[dict]:
     arrays = {name: ds[name].values for name in ("stage1_end", "stage2_end", "stabilisation_epoch") if name in ds}
     last = np.zeros(R, int)
     for label, idx in conditions_of(ds, exclude=()):
-        last[idx] = _epochs_of(ds, idx) - 1
+        last[idx] = min(_epochs_of(ds, idx), ds.sizes["epoch"]) - 1  # an incomplete store: its last committed epoch
     rows = np.arange(R)
     arrays["final_train_loss"] = ds.train_loss.values[rows, last]
     arrays["final_test_loss"] = ds.test_loss.values[rows, last]
@@ -348,7 +350,8 @@ class Ablation(Experiment):
         extra = list(self.extra_metrics[:3])
         top = self.n_panels + 2
         bottom = 4 + len(extra)
-        fig = Figure(figsize=(3.2 * max(top, bottom), 7.2), layout="constrained")
+        width = max(3.2, 0.72 * len(rows))  # per panel: the strips' tick labels need room per condition
+        fig = Figure(figsize=(width * max(top, bottom), 7.2), layout="constrained")
         sub_top, sub_bottom = fig.subfigures(2, 1)
         axes_top = list(sub_top.subplots(1, top))
         axes_bottom = list(sub_bottom.subplots(1, bottom))
@@ -494,7 +497,7 @@ def strip_panel(ds, ax, rows, name: str, colors, title: str) -> None:
         ticks.append(_tick(row["condition"], s, epochs))
     if name.endswith("loss"):
         ax.set_yscale("log")
-    ax.set_xticks(range(len(rows)), ticks, fontsize=6)
+    ax.set_xticks(range(len(rows)), ticks, fontsize=5.5)
     ax.set_xlim(-0.6, len(rows) - 0.4)
     ax.set_title(title, fontsize=7)
 
@@ -567,14 +570,18 @@ class EpisodeLength(Ablation):
             n = _phase_epochs(ds, row["condition"])
             im = ds.dominant_eigenvalue.values[idx, :n].imag
             delta = im - im[:, :1]
+            s2 = ds.stage2_end.values[idx]
+            unstable = np.arange(n)[None, :] <= np.where(s2 >= 0, s2, n)[:, None]
+            delta = np.where(unstable, delta, np.nan)  # stage 3 moves the pair for other reasons
+            alive = unstable.sum(0) >= max(len(idx) // 4, 1)
             with _no_nan_warning():
-                q25, med, q75 = np.nanpercentile(delta, [25, 50, 75], axis=0)
-            x = np.arange(n)
+                q25, med, q75 = np.nanpercentile(delta[:, alive], [25, 50, 75], axis=0)
+            x = np.arange(n)[alive]
             ax.fill_between(x, q25, q75, color=color, alpha=0.2, lw=0)
             ax.plot(x, med, color=color, lw=1.2, label=row["condition"])
         ax.axhline(0, color="k", lw=0.6)
         ax.set(xlabel="epoch of the continuation", ylabel=r"Im $\lambda_1$ - Im $\lambda_1$(start)",
-               title=r"all seeds: change of Im $\lambda_1$ (median, IQR)")
+               title=r"change of Im $\lambda_1$ until stable (median, IQR; while >= 1/4 of the seeds are unstable)")
 
     def captions(self, ds) -> dict:
         ds = in_memory(ds)
@@ -590,8 +597,7 @@ class EpisodeLength(Ablation):
         meds = [r["metrics"]["imag_change"]["median"] for r in rows]
         order = "decreases monotonically with T" if all(a is not None and b is not None and a >= b for a, b in
                                                          zip(meds, meds[1:])) else "is not monotone in T"
-        return {"ablation_T": "Measured (continuations of " + str(_phase_epochs(ds, rows[0]["condition"])) +
-                " epochs): " + "; ".join(parts) + f". The median change of Im λ1 {order}."}
+        return {"ablation_T": "Continuations of " + str(_phase_epochs(ds, rows[0]["condition"])) + " epochs: " + "; ".join(parts) + f". The median change of Im λ1 {order}."}
 
 
 @register
@@ -649,8 +655,8 @@ class Optimizer(Ablation):
         parts = [f"{r['condition']}: zig-zag of Im λ1 {_fmt_spread(r['metrics']['zigzag_imag'], '{:.2f}')}, of k1 "
                  f"{_fmt_spread(r['metrics']['zigzag_k1'], '{:.2f}')}; stage 2 ends at "
                  f"{_fmt_spread(r['metrics']['stage2_end'], epochs=True)}" for r in rows]
-        text = "Measured (fraction of sign changes of the per-epoch increments during stage 2; 1 = pure period-2 " \
-               "zig-zag, 0.5 = random walk, 0 = monotone): " + "; ".join(parts) + "."
+        text = "Zig-zag = the fraction of sign changes of the per-epoch increments during stage 2 (1 = pure " \
+               "period-2 zig-zag, 0.5 = random walk, 0 = monotone): " + "; ".join(parts) + "."
         if len(rows) == 2:
             a, b = (ds.zigzag_imag.values[_runs_of(ds, r["condition"])] for r in rows)
             a, b = a[np.isfinite(a)], b[np.isfinite(b)]
@@ -716,8 +722,8 @@ class Activation(Ablation):
                          f"and {_fmt_spread(m['gain_stage2_end'], epochs=True)}; all three stages in {three}/{len(idx)} "
                          f"seeds, stable at the end in {int(np.sum(s2 >= 0))}/{len(idx)}; final test loss "
                          f"{_fmt_spread(m['final_test_loss'], '{:.3g}')}")
-        return {"ablation_activation": "Measured (stage boundaries from P for linear and from the gains for tanh "
-                                       "runs, and from the gains for both): " + "; ".join(parts) + "."}
+        return {"ablation_activation": "Stage boundaries from P for linear and from the gains for tanh runs, and "
+                                       "from the gains for both: " + "; ".join(parts) + "."}
 
 
 @register
@@ -777,7 +783,7 @@ class TimeStep(Ablation):
                          f"final test loss {_fmt_spread(m['final_test_loss'], '{:.3g}')}, gains k1 "
                          f"{_fmt_spread(m['k1'], '{:.3f}')}, k2 {_fmt_spread(m['k2'], '{:.3f}')}; stable at the end in "
                          f"{int(np.sum(s2 >= 0))}/{len(idx)}")
-        return {"ablation_time": "Measured (epochs; the continuous plant's gains act through B = dt e2): "
+        return {"ablation_time": "Epochs; the continuous plant's gains act through B = dt e2: "
                                  + "; ".join(parts) + "."}
 
 
@@ -830,7 +836,7 @@ class ControlPenalty(Ablation):
                  f"stable from {_fmt_spread(r['metrics']['stage2_end'], epochs=True)}" for r in rows]
         meds = [r["metrics"]["final_train_loss"]["median"] for r in rows]
         mono = all(a is not None and b is not None and a < b for a, b in zip(meds, meds[1:]))
-        return {"ablation_beta": "Measured (from scratch): " + "; ".join(parts) +
+        return {"ablation_beta": "Trained from scratch: " + "; ".join(parts) +
                 f". The median final loss {'increases' if mono else 'does not increase monotonically'} with beta."}
 
 
@@ -906,7 +912,7 @@ class ClosedVsOpenSeeds(Ablation):
         gc, go = ds.final_gains.values[ci, 0], ds.final_gains.values[oi, 0]
         dist = np.linalg.norm(gc - go, axis=-1)
         with _no_nan_warning():
-            text = (f"Measured over {len(oi)} seeds: the open run's closed-loop test loss peaks at "
+            text = (f"Over {len(oi)} seeds: the open run's closed-loop test loss peaks at "
                     f"{_fmt_spread(o['metrics']['peak_test_loss'], '{:.3g}')} at epoch "
                     f"{_fmt_spread(o['metrics']['peak_epoch'], epochs=True)}, "
                     f"{_fmt_spread(o['metrics']['peak_rise'], '{:.3g}')} times its minimum before the peak (closed runs: "

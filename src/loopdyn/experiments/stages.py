@@ -94,7 +94,8 @@ class Stages(Experiment):
     }
     figure_names = ("fig_3", "fig_4", "fig_5", "fig_4_theory")
     reproduce = Reproduce(
-        "stages", quick=("epochs=250", "stages.T_epochs=50", "stages.beta_epochs=100", "stages.surrogate_steps=100"),
+        "stages", quick=("epochs=250", "stages.T_values=[10, 50, 120]", "stages.T_epochs=50", "stages.beta_epochs=100",
+               "stages.surrogate_steps=100"),
         order=20,
         claims={"fig_3": "Fig 3 / spec §4.3: stage 1 (negative-position policy): the loss drops fast while "
                          "sigma_zm is driven to a small negative value by an asymmetric landscape (the geometric-sum "

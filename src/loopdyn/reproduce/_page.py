@@ -167,7 +167,7 @@ def _section(s: Section) -> str:
         if f.get("measured"):
             cap.append(f"<span class='measured'><b>Measured:</b> {_e(f['measured'])}</span>")
         pdf = f" (<a href='{_e(f['pdf'])}'>PDF</a>)" if f.get("pdf") else ""
-        out.append(f"<figure><img src='{_e(f['png'])}' alt='{_e(f['name'])}' loading='eager'>"
+        out.append(f"<figure><a href='{_e(f['png'])}'><img src='{_e(f['png'])}' alt='{_e(f['name'])}' loading='eager'></a>"
                    f"<figcaption><b>{_e(f['name'])}</b>{pdf}. {' '.join(cap)}</figcaption></figure>")
     if s.stats:
         out.append("<h3>Stage boundaries, final losses and gains over seeds</h3>"

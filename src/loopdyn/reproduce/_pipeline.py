@@ -150,9 +150,9 @@ class _Bars:
         if enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-            self.bar = Progress(TextColumn("[bold]{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("epochs"), TextColumn("{task.fields[status]:<26}"), TimeElapsedColumn(),
-                                TextColumn("ETA"), TimeRemainingColumn())
+            self.bar = Progress(TextColumn("[bold]{task.description:<20}"), BarColumn(bar_width=16), MofNCompleteColumn(),
+                                TextColumn("{task.fields[status]:<16}"), TimeElapsedColumn(), TextColumn("ETA"),
+                                TimeRemainingColumn())
             for it in items:
                 total = sum(c.epochs for c, _ in it.phases)
                 self.tasks[it.name] = self.bar.add_task(it.name, total=total, status="waiting")
@@ -271,7 +271,7 @@ def reproduce(out: str | Path, *, quick: bool = False, only: list[str] | None = 
                     failures.append(it.name)
                     log(f"{it.name}: FAILED: {entry['error']}")
                     log(traceback.format_exc())
-                    bars.update(it.name, status="failed (see the log)")
+                    bars.update(it.name, status="FAILED (log)")
                 _write_manifest(out, manifest)
         manifest["wall_s"] = manifest.get("wall_s", 0.0) + time.perf_counter() - t_all
         _write_manifest(out, manifest)
@@ -309,7 +309,7 @@ def _run_item(it: Item, entry: dict, bars: _Bars, log: _Log, out: Path, should_s
     else:
         log(f"{it.name}: analysis present, skipped")
     if not _figures_done(it):
-        bars.update(it.name, status="drawing figures")
+        bars.update(it.name, status="figures")
         t0 = time.perf_counter()
         paths = figures(it.name, it.store, it.figdir)
         timings["figures"] = time.perf_counter() - t0
@@ -319,7 +319,7 @@ def _run_item(it: Item, entry: dict, bars: _Bars, log: _Log, out: Path, should_s
     entry["figures"] = [str(p.relative_to(out)) for p in _figure_paths(it)]
     entry["done"] = True
     total = sum(timings.values())
-    bars.finish(it.name, f"done ({total:.0f} s)")
+    bars.finish(it.name, f"done {total:.0f} s")
 
 
 # ------------------------------------------------------------------------------------------ pages
@@ -363,6 +363,9 @@ def store_section(store: Path, page_dir: Path, figdir: Path, *, title: str | Non
                   protocol=protocol, summary=summary)
     sec.figures = _figure_entries(exp, ds, page_dir, figdir, names)
     sec.stats = store_statistics(ds)
+    if not ds.attrs.get("complete", True):
+        sec.notes.append(f"Incomplete store: {ds.attrs['epochs_done']} epochs of phase {ds.attrs.get('phase_done')} "
+                         f"committed; continue it with 'loopdyn train --resume {store}'.")
     if "analysis" not in ds.attrs:
         sec.notes.append(f"Not analysed: run 'loopdyn analyze {store}' for stage boundaries and the experiment's figures.")
     elif exp is not None:
