@@ -137,7 +137,8 @@ def test_page_config_is_toml_that_loads_back():
 
     for name in ("stages", "ablation-T", "closed-vs-open-seeds"):
         cfg = loopdyn.load_config(name)
-        assert from_dict(tomllib.loads(toml_text(to_dict(cfg))), source=cfg.source) == cfg
+        back = from_dict(tomllib.loads(toml_text(to_dict(cfg))), source=cfg.source)
+        assert json.dumps(to_dict(back)) == json.dumps(to_dict(cfg))  # via JSON: agent.over is NaN
     exp = loopdyn.experiments.get("ablation-T")
     phases = [[label, to_dict(c)] for c, label in exp.phases(loopdyn.load_config("ablation-T"))]
     lines = phase_differences(phases)
