@@ -155,7 +155,7 @@ class _Bars:
                                 TimeRemainingColumn())
             for it in items:
                 total = sum(c.epochs for c, _ in it.phases)
-                self.tasks[it.name] = self.bar.add_task(it.name, total=total, status="waiting")
+                self.tasks[it.name] = self.bar.add_task(it.name, total=total, status="waiting", start=False)
 
     def __enter__(self):
         if self.enabled:
@@ -169,15 +169,19 @@ class _Bars:
     def update(self, name: str, completed: int | None = None, status: str | None = None) -> None:
         if not self.enabled:
             return
+        task = self.tasks[name]
+        if self.bar.tasks[task].start_time is None:  # elapsed time and ETA count from the experiment's start
+            self.bar.start_task(task)
         kw = {} if completed is None else {"completed": completed}
         if status is not None:
             kw["status"] = status
-        self.bar.update(self.tasks[name], **kw)
+        self.bar.update(task, **kw)
 
     def finish(self, name: str, status: str) -> None:
         if self.enabled:
             task = self.tasks[name]
             self.bar.update(task, completed=self.bar.tasks[task].total, status=status)
+            self.bar.stop_task(task)
 
 
 def _epochs_done(item: Item) -> int:
