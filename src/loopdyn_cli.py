@@ -14,6 +14,10 @@ def _interrupted(signum, frame):
 
 def main() -> None:
     signal.signal(signal.SIGINT, _interrupted)
+    # NumPy's BLAS threads compete with XLA's for the same cores: on a busy 2-core machine the host-side
+    # eigenvalue problems of `analyze` (J(0) at every checkpoint) ran up to 7x slower multi-threaded. Read
+    # when NumPy loads, so it is set before loopdyn (and NumPy) are imported.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from loopdyn.cli import main as cli_main
 
     cli_main()

@@ -198,6 +198,48 @@ def figures(name: str = typer.Argument(..., help="An experiment (closed-vs-open,
 
 
 @app.command()
+def reproduce(
+    quick: bool = typer.Option(False, "--quick", help="Shortened protocols: fewer seeds and epochs (under 3 minutes on 2 cores)."),
+    out: Path = typer.Option(Path("results/reproduce"), "--out", help="Output directory; an existing one is continued."),
+    only: Optional[str] = typer.Option(None, "--only", help="Comma-separated experiments to run (default: all)."),
+    set_: list[str] = typer.Option([], "--set", hidden=True, help="Override applied to every experiment (to shrink runs in tests)."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", hidden=True, help="Seeds of every experiment (tests)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+):
+    """Train, analyse and draw every paper experiment (closed vs open, stages, the ablations, ...) into DIR
+    and write DIR/index.html: figures captioned with the paper's claims and the measured numbers, stage
+    boundaries over seeds, configs, versions and commit. Run it again to continue after an interruption."""
+    from .reproduce import reproduce as run_reproduce
+
+    names = [n.strip() for n in only.split(",") if n.strip()] if only else None
+    again = f"loopdyn reproduce {'--quick ' if quick else ''}--out {out}"
+    try:
+        with _StopAfterChunk() as stop:
+            index = run_reproduce(out, quick=quick, only=names, overrides=tuple(set_), seeds=seeds, progress=not quiet,
+                                  should_stop=lambda: stop.requested)
+    except Interrupted as e:
+        typer.echo(f"loopdyn: interrupted ({e.path} at epoch {e.epoch}); continue with: {again}", err=True)
+        raise typer.Exit(130)
+    except LoopdynError as e:
+        _fail(e)
+    typer.echo(f"report: {index}")
+
+
+@app.command()
+def report(stores: list[Path] = typer.Argument(..., help="Stores written by 'loopdyn train' (analysed ones get their experiment's figures)."),
+           out: Path = typer.Option(Path("results/report"), "--out", help="Directory for index.html and the figures.")):
+    """Write an HTML report (DIR/index.html) of any stores: figures, stage boundaries over seeds, configs,
+    versions and commit. The stores are only read."""
+    from .reproduce import report as write_report
+
+    try:
+        index = write_report(stores, out)
+    except LoopdynError as e:
+        _fail(e)
+    typer.echo(f"report: {index}")
+
+
+@app.command()
 def configs():
     """List the shipped configurations and the experiments they run."""
     from . import config as cfg_mod

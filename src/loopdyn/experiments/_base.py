@@ -7,12 +7,34 @@ its lines of the analysis summary, and its figures. Adding one is one module plu
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import config as cfg_mod
 from ..errors import ConfigError, StoreError
 
 REGISTRY: dict[str, "Experiment"] = {}
+
+
+@dataclass(frozen=True)
+class Reproduce:
+    """How `loopdyn reproduce` runs an experiment (declared as the class attribute `reproduce`).
+
+    - `config`: the shipped config it trains;
+    - `quick`, `quick_seeds`: `--set` overrides and seeds of the shortened protocol of `reproduce --quick`;
+    - `full`, `full_seeds`: the same for the full run (default: the shipped config as it is);
+    - `order`: experiments run in increasing order;
+    - `claims`: figure name -> the paper's claim that the figure tests (the report's caption starts with it;
+      :meth:`Experiment.captions` adds the measured numbers).
+    """
+
+    config: str
+    quick: tuple[str, ...] = ()
+    quick_seeds: str | None = None
+    full: tuple[str, ...] = ()
+    full_seeds: str | None = None
+    order: int = 100
+    claims: dict[str, str] = field(default_factory=dict)
 
 
 class Experiment:
@@ -22,6 +44,7 @@ class Experiment:
     description: str = ""
     defaults: dict[str, Any] = {}
     figure_names: tuple[str, ...] = ()
+    reproduce: Reproduce | None = None  # set to take part in `loopdyn reproduce`
 
     def validate(self, cfg: cfg_mod.Config) -> None:
         """Raise :class:`ConfigError` for settings that are wrong together (checked at load time)."""
@@ -40,6 +63,15 @@ class Experiment:
     def figures(self, ds) -> dict:
         """`name -> matplotlib Figure` from an (analysed) store; raise :class:`StoreError` if unsuitable."""
         raise StoreError(f"the {self.name} experiment has no figures")
+
+    def captions(self, ds) -> dict[str, str]:
+        """`figure name -> measured numbers` for the report's captions, from an analysed store (default none)."""
+        return {}
+
+    def tables(self, ds) -> list[dict]:
+        """Tables of the report beyond the stage boundaries per condition, `{"title", "columns", "rows"}` (e.g.
+        acquisition epochs per frequency with their spread over seeds), from an analysed store (default none)."""
+        return []
 
     def variant(self, cfg: cfg_mod.Config, values: dict, *, sweep: dict | None = None, epochs: int | None = None,
                 label: str | None = None) -> cfg_mod.Config:
