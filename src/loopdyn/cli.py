@@ -205,6 +205,8 @@ def reproduce(
     set_: list[str] = typer.Option([], "--set", hidden=True, help="Override applied to every experiment (to shrink runs in tests)."),
     seeds: Optional[str] = typer.Option(None, "--seeds", hidden=True, help="Seeds of every experiment (tests)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Train on a local Dask cluster of N worker processes."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Train on the Dask cluster at tcp://HOST:PORT."),
 ):
     """Train, analyse and draw every paper experiment (closed vs open, stages, the ablations, ...) into DIR
     and write DIR/index.html: figures captioned with the paper's claims and the measured numbers, stage
@@ -212,11 +214,12 @@ def reproduce(
     from .reproduce import reproduce as run_reproduce
 
     names = [n.strip() for n in only.split(",") if n.strip()] if only else None
-    again = f"loopdyn reproduce {'--quick ' if quick else ''}--out {out}"
+    again = (f"loopdyn reproduce {'--quick ' if quick else ''}" + (f"--workers {workers} " if workers else "")
+             + (f"--scheduler {scheduler} " if scheduler else "") + f"--out {out}")
     try:
         with _StopAfterChunk() as stop:
             index = run_reproduce(out, quick=quick, only=names, overrides=tuple(set_), seeds=seeds, progress=not quiet,
-                                  should_stop=lambda: stop.requested)
+                                  should_stop=lambda: stop.requested, workers=workers, scheduler=scheduler)
     except Interrupted as e:
         typer.echo(f"loopdyn: interrupted ({e.path} at epoch {e.epoch}); continue with: {again}", err=True)
         raise typer.Exit(130)

@@ -250,8 +250,6 @@ def condition_statistics(ds, arrays: dict[str, np.ndarray], extra: tuple[str, ..
     """Per condition (:func:`conditions_of`, phases in `exclude` left out): runs, epochs, diverged runs, and
     :func:`spread` of :data:`METRICS`, of the final gains and of the `extra` per-run values in `arrays`
     (`name -> (run,)`, `final_gains` `(run, control, state)`); names ending in `_end`/`_epoch` are epochs."""
-    m, k = ds.sizes["control"], ds.sizes["state"]
-    names = gain_names(m, k)
     rows = []
     for label, idx in conditions_of(ds, exclude):
         metrics = {}
@@ -259,8 +257,9 @@ def condition_statistics(ds, arrays: dict[str, np.ndarray], extra: tuple[str, ..
             if name in arrays:
                 metrics[name] = spread(np.asarray(arrays[name])[idx], epochs=name.endswith(("_end", "_epoch")))
         if "final_gains" in arrays:
+            m, k = ds.sizes["control"], ds.sizes["state"]
             gains = np.asarray(arrays["final_gains"])[idx].reshape(len(idx), m * k)
-            for j, gname in enumerate(names):
+            for j, gname in enumerate(gain_names(m, k)):
                 metrics[gname] = spread(gains[:, j])
         diverged = int(np.sum(ds.diverged_epoch.values[idx] >= 0))
         rows.append({"condition": label, "runs": len(idx), "epochs": _epochs_of(ds, idx), "diverged": diverged,
@@ -279,7 +278,8 @@ def store_statistics(ds) -> list[dict]:
     rows = np.arange(R)
     arrays["final_train_loss"] = ds.train_loss.values[rows, last]
     arrays["final_test_loss"] = ds.test_loss.values[rows, last]
-    arrays["final_gains"] = ds.gains.values[rows, last]
+    if "gains" in ds:  # tasks without effective gains (tracking, the impulse task) record none
+        arrays["final_gains"] = ds.gains.values[rows, last]
     return condition_statistics(ds, arrays, exclude=())
 
 

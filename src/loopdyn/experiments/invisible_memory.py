@@ -35,7 +35,7 @@ from ..store import read_analysis
 from ..system import INVISIBLE_NAMES, OVERLAP_NAMES, all_overlaps, rollout
 from ..tasks import ImpulseTarget
 from ..theory import RANK1, overlap_descent
-from ._base import Experiment, register
+from ._base import Experiment, Reproduce, register
 
 CHIMERAS = ("C: visible of A, invisible of B", "D: visible of B, invisible of A")
 VISIBLE_PAIRS = (("z", "m"), ("z", "u"), ("v", "m"), ("v", "u"))
@@ -63,6 +63,29 @@ class InvisibleMemory(Experiment):
                 "noise_lr_factor": 2.0, "noise_epochs": 4000, "settle_epochs": 1000, "new_decay": 0.4,
                 "new_epochs": 1000}
     figure_names = ("memory",)
+    reproduce = Reproduce(
+        "invisible-memory", quick=("invisible_memory.first_epochs=1000", "invisible_memory.detour_epochs=300",
+                                   "invisible_memory.noise_epochs=1000", "invisible_memory.settle_epochs=500",
+                                   "invisible_memory.new_epochs=500"), order=60,
+        claims={"memory": "Ger & Barak 2026 / spec §7.1-7.2 (beyond the 2025 paper): gradient descent on a rank-1 "
+                          "linear network moves its loss-invisible overlaps (sigma_mu, sigma_zv, the squared norms) "
+                          "too; two training histories that end at the same function (same visible overlaps) keep "
+                          "different invisible overlaps, and those make them learn a new target differently: a "
+                          "chimera with A's visible and B's invisible overlaps learns like B, not like A."})
+
+    def captions(self, ds) -> dict:
+        rows = read_analysis(ds)["numbers"].get("memory", [])
+        parts = []
+        for r in rows:
+            ratio = r["max_abs_log_ratio"]
+            parts.append(f"seed {r['seed']}: at the switch max |visible A − B| {r['visible_max_abs_diff']:.1e}, max "
+                         f"|output A − B| {r['output_max_abs_diff']:.1e}, but max |invisible A − B| "
+                         f"{r['invisible_max_abs_diff']:.2f}; on the new target (c = {r['new_decay']:g}) the chimera C "
+                         f"(A's visible, B's invisible) departs from A by max |log L_C/L_A| = {ratio['C/A']:.2f} and "
+                         f"from B by {ratio['C/B']:.2f}; D departs from B by {ratio['D/B']:.2f}, from A by "
+                         f"{ratio['D/A']:.2f}; overlap-space theory vs the trainer: max relative deviation "
+                         f"{r['theory_vs_trainer_max_rel_dev']:.1e}.")
+        return {"memory": " ".join(parts)} if parts else {}
 
     def validate(self, cfg) -> None:
         t, s, a = cfg.table, cfg.source, cfg.agent

@@ -191,9 +191,9 @@ def _epochs_done(item: Item) -> int:
     return sum(c.epochs for c, _ in item.phases[: p["phase"]]) + p["epochs_done"]
 
 
-def _train_step(item: Item, bars: _Bars, should_stop: Callable[[], bool] | None) -> str:
-    """Train (`"trained"`) or continue (`"resumed"`) the item's store, or nothing (`"complete"`). This is the one
-    place a reproduce run trains, so distributed execution (a `workers` option of `loopdyn.train`) plugs in here."""
+def _train_step(item: Item, bars: _Bars, should_stop: Callable[[], bool] | None, dask: dict) -> str:
+    """Train (`"trained"`) or continue (`"resumed"`) the item's store, or nothing (`"complete"`): the one place a
+    reproduce run trains; `dask` (`workers`, `scheduler`) runs it as units on a Dask cluster."""
 
     def poll() -> bool:
         bars.update(item.name, completed=_epochs_done(item))
@@ -204,10 +204,10 @@ def _train_step(item: Item, bars: _Bars, should_stop: Callable[[], bool] | None)
         if check(item.store)["complete"]:
             return "complete"
         bars.update(item.name, completed=_epochs_done(item), status="resuming")
-        resume(item.store, progress=False, should_stop=poll)
+        resume(item.store, progress=False, should_stop=poll, **dask)
         return "resumed"
     bars.update(item.name, status="training")
-    train(item.cfg, item.store, progress=False, should_stop=poll)
+    train(item.cfg, item.store, progress=False, should_stop=poll, **dask)
     return "trained"
 
 
@@ -231,13 +231,16 @@ def _figures_done(item: Item) -> bool:
 
 
 def reproduce(out: str | Path, *, quick: bool = False, only: list[str] | None = None, overrides: tuple[str, ...] = (),
-              seeds: str | None = None, progress: bool = True, should_stop: Callable[[], bool] | None = None) -> Path:
+              seeds: str | None = None, progress: bool = True, should_stop: Callable[[], bool] | None = None,
+              workers: int | None = None, scheduler: str | None = None) -> Path:
     """Train, analyse and draw every paper experiment into `out` and write `out/index.html`.
 
     **Arguments:** `out`: the output directory (created; an existing one is continued: incomplete stores
     resume, finished steps are skipped); `quick`: the shortened protocols (fewer seeds and epochs, named on
     the page); `only`, `overrides`, `seeds`: see :func:`plan`; `progress`: one bar per experiment;
-    `should_stop()`: polled after each committed chunk of training (raises :class:`loopdyn.errors.Interrupted`).
+    `should_stop()`: polled after each committed chunk of training (raises :class:`loopdyn.errors.Interrupted`);
+    `workers`, `scheduler`: train each experiment's runs as units on a local Dask cluster of that many processes
+    or on the cluster at that address (see :func:`loopdyn.train`).
 
     An experiment that fails is reported (page, log) and the others still run; then a
     :class:`loopdyn.errors.LoopdynError` names the failures. **Returns:** the path of `index.html`.
@@ -255,6 +258,7 @@ def reproduce(out: str | Path, *, quick: bool = False, only: list[str] | None = 
     out.mkdir(parents=True, exist_ok=True)
     manifest = manifest or {**key, "experiments": {}}
     log = _Log(out / LOG)
+    dask = {k: v for k, v in (("workers", workers), ("scheduler", scheduler)) if v is not None}
     log(f"reproduce {'--quick ' if quick else ''}--out {out}: {', '.join(it.name for it in items)}")
     t_all = time.perf_counter()
     failures = []
@@ -265,7 +269,7 @@ def reproduce(out: str | Path, *, quick: bool = False, only: list[str] | None = 
                 entry.update(store=str(it.store.relative_to(out)), protocol=it.protocol, config=it.experiment.reproduce.config)
                 entry.pop("error", None)
                 try:
-                    _run_item(it, entry, bars, log, out, should_stop)
+                    _run_item(it, entry, bars, log, out, should_stop, dask)
                 except Interrupted as e:
                     log(f"{it.name}: interrupted at epoch {e.epoch} of phase {e.phase}; run the same command again to continue")
                     _write_manifest(out, manifest)
@@ -289,11 +293,11 @@ def reproduce(out: str | Path, *, quick: bool = False, only: list[str] | None = 
     return out / "index.html"
 
 
-def _run_item(it: Item, entry: dict, bars: _Bars, log: _Log, out: Path, should_stop) -> None:
+def _run_item(it: Item, entry: dict, bars: _Bars, log: _Log, out: Path, should_stop, dask: dict) -> None:
     timings = entry.setdefault("timings", {})
     t0 = time.perf_counter()
     log(f"{it.name}: {it.protocol}; store {it.store}")
-    done = _train_step(it, bars, should_stop)
+    done = _train_step(it, bars, should_stop, dask)
     if done == "complete":
         log(f"{it.name}: store complete, training skipped")
     else:
