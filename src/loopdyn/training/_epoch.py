@@ -64,11 +64,12 @@ class Problem:
 
     @property
     def compress_batch(self) -> bool:
-        """Whether episodes run on the batch's :meth:`~loopdyn.tasks.Regulation.second_moment_batch` instead of the
-        batch: in the overlap representation (a linear agent) on a noise- and clamp-free plant, where the losses and
-        the gain moments depend on the initial states only through their second moment. Exact to round-off; it
-        makes an epoch cost O(k), not O(batch)."""
-        return (self.spec.representation == "overlaps" and not self.noisy and self.plant.clamp == 0
+        """Whether episodes run on the batch's :meth:`~loopdyn.tasks.Regulation.second_moment_batch` (k states)
+        instead of the batch: for a linear agent (either representation) on a noise- and clamp-free plant, where
+        every loss term, the test metric and the gain moments are quadratic forms of the initial states, so they
+        depend on the batch only through its second moment. Exact to round-off; an epoch then costs O(k), not
+        O(batch) (linearity: the batch is a superposition of k basis episodes)."""
+        return (self.spec.linear and not self.noisy and self.plant.clamp == 0
                 and hasattr(self.task, "second_moment_batch"))
 
     @functools.cached_property

@@ -80,7 +80,9 @@ class ClosedLoop:
         traj = rollout(make_core(problem.spec, params, hp.g), problem.plant, episode.x0, task.T, exo=episode.exo,
                        timing=task.timing, key=k_w if problem.noisy else None, noise=hp.noise,
                        emit=tuple(dict.fromkeys(task.emit + (("x", "u") if task.gains else ()))))
-        moments = gain_moments(traj.x, traj.u) if task.gains else None
+        moments = None
+        if task.gains:  # sums over the `batch` states the episodes stand for (k states when compressed)
+            moments = jax.tree.map(lambda a: a * (task.batch / episode.batch), gain_moments(traj.x, traj.u))
         return task.episode_loss(traj, episode, hp.beta), LossAux(moments=moments)
 
 
