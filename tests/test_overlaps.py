@@ -182,7 +182,7 @@ def test_trainer_overlap_representation_reproduces_the_vectors(tmp_path):
 
 
 def test_overlaps_at_large_N_reproduce_the_vectors(tmp_path):
-    text = EQUIV.replace("N = 30", "N = 10000").replace("epochs = 40", "epochs = 5").replace("chunk = 20", "chunk = 5")
+    text = EQUIV.replace("N = 30", "N = 10000").replace("epochs = 24", "epochs = 6").replace("chunk = 12", "chunk = 6")
     path = loopdyn.train(_config.from_toml_text(text, source="big.toml"), tmp_path / "big.zarr", progress=False)
     ds = loopdyn.open_run(path)
     for name in ("train_loss", "sigma_zm", "sigma_vu", "sigma_uu"):
