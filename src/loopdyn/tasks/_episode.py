@@ -33,3 +33,23 @@ def concat_episodes(*episodes: Episode) -> Episode:
         return None if parts[0] is None else jnp.concatenate(parts, axis=axis)
 
     return Episode(cat("x0", 0), cat("exo", 1), cat("coef", 0))
+
+
+class WithoutProbes:
+    """The task interface's per-epoch extras for a task that has none: no probe or basis episodes, no
+    per-epoch metrics (a mixin of :class:`~loopdyn.tasks.Regulation` and :class:`~loopdyn.tasks.ImpulseTarget`)."""
+
+    def probe_episode(self, dtype=jnp.float32):
+        return None
+
+    def basis_episode(self, dtype=jnp.float32):
+        return None
+
+    def probe_metrics(self, traj, probe) -> dict:
+        return {}
+
+    def epoch_metrics(self) -> dict:
+        return {}
+
+    def metric_coords(self) -> dict:
+        return {}

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from ._episode import Episode
+from ._episode import Episode, WithoutProbes
 
 
 @dataclass(frozen=True)
-class ImpulseTarget:
+class ImpulseTarget(WithoutProbes):
     """Follow $e^{-c t}$ after a unit-area impulse (module docstring). `n_states` is the configured plant's
     (the task has no plant state; see :meth:`sample_x0`)."""
 
@@ -82,20 +82,6 @@ class ImpulseTarget:
     def test_episode(self, test_set, key, dtype=jnp.float32) -> Episode:
         return Episode(test_set)
 
-    def probe_episode(self, dtype=jnp.float32):
-        return None
-
-    def basis_episode(self, dtype=jnp.float32):
-        return None
-
-    def probe_metrics(self, traj, probe) -> dict:
-        return {}
-
-    def epoch_metrics(self) -> dict:
-        return {}
-
-    def metric_coords(self) -> dict:
-        return {}
 
 
 def impulse_from_config(task_cfg, plant, alpha: float) -> ImpulseTarget:

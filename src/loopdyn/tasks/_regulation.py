@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from ._episode import Episode
+from ._episode import Episode, WithoutProbes
 
 TEST_LOSS_LABELS = {
     "mean_xv": "closed-loop test loss mean_{t,b} ||x_t||^2",
@@ -47,7 +47,7 @@ TRAIN_LOSS_LABELS = {
 
 
 @dataclass(frozen=True)
-class Regulation:
+class Regulation(WithoutProbes):
     """Drive the plant state to 0 from `x0 ~ U(-a, a)` per coordinate within `T` steps."""
 
     n_states: int
@@ -140,12 +140,6 @@ class Regulation:
         """The test episodes of an epoch: always the fixed test set (`key` unused)."""
         return Episode(test_set)
 
-    def probe_episode(self, dtype=jnp.float32):
-        return None
-
-    def basis_episode(self, dtype=jnp.float32):
-        return None
-
     def episode_loss(self, traj, episode: Episode, beta):
         """The training loss of a training epoch's episodes, which stand for `batch` states."""
         return self.train_loss(traj.x, traj.u, beta, stands_for=self.batch)
@@ -157,14 +151,6 @@ class Regulation:
         """`dt sum_t mean_{b,j} (u_student - u_teacher)^2` over arrays `(T, batch, n_out)` (spec §3.3)."""
         return self.dt * jnp.sum(jnp.mean((u_student - u_teacher) ** 2, axis=tuple(range(1, u_student.ndim))))
 
-    def probe_metrics(self, traj, probe: Episode) -> dict:
-        return {}
-
-    def epoch_metrics(self) -> dict:
-        return {}
-
-    def metric_coords(self) -> dict:
-        return {}
 
 
 def regulation_from_config(task_cfg, plant) -> Regulation:

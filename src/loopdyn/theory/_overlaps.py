@@ -33,6 +33,7 @@ from ..optim import gradient_descent, init_optimizer, make_optimizer
 from ..plants import double_integrator
 from ..system import OVERLAP_NAMES, all_overlaps, effective_matrix, rollout, spectrum
 from ..tasks import Regulation
+from ._stage3 import betas_and_epoch_keys
 
 RANK1 = GramLayout(1, 1, 1)
 """The Gram layout of a rank-1 agent with one input and one output (rows m, z, u, v)."""
@@ -154,14 +155,7 @@ def train_overlap_model(G_start, *, trainable=("z", "U", "V"), key=None, epoch_k
     G0 = jnp.asarray(G_start, jnp.float64)
     if G0.shape != (4, 4):
         raise ValueError(f"G_start must have shape (4, 4), got {G0.shape}")
-    betas = jnp.asarray(beta, jnp.float64)
-    if betas.ndim > 1:
-        raise ValueError(f"beta must be a number or a 1-D sequence, got shape {betas.shape}")
-    if (key is None) == (epoch_keys is None):
-        raise ValueError("give exactly one of key and epoch_keys")
-    keys = jax.random.split(key, epochs) if epoch_keys is None else jnp.asarray(epoch_keys)
-    if keys.shape[0] != epochs:
-        raise ValueError(f"epoch_keys has {keys.shape[0]} keys for {epochs} epochs")
+    betas, keys = betas_and_epoch_keys(beta, key, epoch_keys, epochs, jnp.float64)
     loss, gram = _train(G0, keys, betas, jnp.asarray(lr, jnp.float64), jnp.asarray(clip, jnp.float64),
                         jnp.asarray(x0_range, jnp.float64), mask=tuple(RANK1.mask(trainable)), clip_eps=clip_eps,
                         batch=batch, T=T)

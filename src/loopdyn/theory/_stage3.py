@@ -75,7 +75,19 @@ def train_effective_model(sigma_start, *, key=None, epochs: int = 1000, lr: floa
     s0 = s0.astype(jnp.result_type(s0.dtype, float))
     if s0.shape != (4,):
         raise ValueError(f"sigma_start must have shape (4,), got {s0.shape}")
-    betas = jnp.asarray(beta, s0.dtype)
+    betas, keys = betas_and_epoch_keys(beta, key, epoch_keys, epochs, s0.dtype)
+    loss, sigma = _train(s0, keys, betas, jnp.asarray(lr, s0.dtype), jnp.asarray(clip, s0.dtype),
+                         jnp.asarray(x0_range, s0.dtype), batch=batch, T=T)
+    sigma = np.asarray(sigma)
+    final = sigma[..., -1, :]
+    lam = spectrum(effective_matrix(*(final[..., i] for i in range(4))))
+    return EffectiveTraining(np.asarray(loss), sigma, lam)
+
+
+def betas_and_epoch_keys(beta, key, epoch_keys, epochs: int, dtype):
+    """`(betas, keys)` of an effective- or overlap-model training: `beta` a number or a 1-D sequence, and the
+    PRNG key of every epoch, from exactly one of `key` (split) and `epoch_keys` (as given)."""
+    betas = jnp.asarray(beta, dtype)
     if betas.ndim > 1:
         raise ValueError(f"beta must be a number or a 1-D sequence, got shape {betas.shape}")
     if (key is None) == (epoch_keys is None):
@@ -83,12 +95,7 @@ def train_effective_model(sigma_start, *, key=None, epochs: int = 1000, lr: floa
     keys = jax.random.split(key, epochs) if epoch_keys is None else jnp.asarray(epoch_keys)
     if keys.shape[0] != epochs:
         raise ValueError(f"epoch_keys has {keys.shape[0]} keys for {epochs} epochs")
-    loss, sigma = _train(s0, keys, betas, jnp.asarray(lr, s0.dtype), jnp.asarray(clip, s0.dtype),
-                         jnp.asarray(x0_range, s0.dtype), batch=batch, T=T)
-    sigma = np.asarray(sigma)
-    final = sigma[..., -1, :]
-    lam = spectrum(effective_matrix(*(final[..., i] for i in range(4))))
-    return EffectiveTraining(np.asarray(loss), sigma, lam)
+    return betas, keys
 
 
 @partial(jax.jit, static_argnames=("batch", "T"))
