@@ -21,6 +21,9 @@ overlap representation (a Gram matrix) gets the same matrix in the coordinates o
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -159,10 +162,23 @@ def spectrum(P) -> np.ndarray:
     (ties: positive imaginary part first). A matrix with a non-finite entry (a diverged run) gets NaN."""
     P = np.asarray(P, dtype=np.float64)
     finite = np.all(np.isfinite(P), axis=(-2, -1))
-    lam = np.linalg.eigvals(np.where(finite[..., None, None], P, 0.0))
+    lam = _eigvals(np.where(finite[..., None, None], P, 0.0))
     order = np.lexsort((-lam.imag, -np.round(np.abs(lam), 12)), axis=-1)
     lam = np.take_along_axis(lam, order, axis=-1)
     return np.where(finite[..., None], lam, complex(np.nan, np.nan))
+
+
+def _eigvals(P: np.ndarray) -> np.ndarray:
+    """`np.linalg.eigvals` of a stack, split over one thread per core when the matrices are large enough to pay
+    for it (LAPACK releases the GIL; 1.9x on 2 cores for 100x100 matrices)."""
+    workers = min(os.cpu_count() or 1, 8)
+    n = P.shape[-1]
+    flat = P.reshape(-1, n, n)
+    if workers < 2 or n < 32 or len(flat) < 4 * workers:
+        return np.linalg.eigvals(P)
+    with ThreadPoolExecutor(workers) as pool:
+        parts = list(pool.map(np.linalg.eigvals, np.array_split(flat, workers)))
+    return np.concatenate(parts).reshape(P.shape[:-1])
 
 
 def spectral_radius(eigenvalues) -> np.ndarray:
