@@ -93,3 +93,16 @@ def test_over_sets_sigma_zm_exactly():
         assert abs(z @ m - over) < 1e-12
         perp = z - (z @ m) / (m @ m) * m
         np.testing.assert_allclose(np.linalg.norm(perp), 0.1 * abs(over) / np.linalg.norm(m), rtol=1e-10)
+
+
+def test_spectrum_of_a_large_stack_is_each_matrix_s_spectrum():
+    """A stack large enough to be split over threads gives each matrix's own eigenvalues (as LAPACK gives them
+    for that matrix alone), NaN for a non-finite matrix, sorted by decreasing modulus."""
+    A = np.random.default_rng(0).normal(size=(3, 20, 40, 40)) / np.sqrt(40)
+    A[1, 7, 0, 0] = np.inf
+    lam = spectrum(A)
+    assert lam.shape == (3, 20, 40) and np.all(np.isnan(lam[1, 7]))
+    for i, j in [(0, 0), (2, 19), (1, 6)]:
+        want = np.linalg.eigvals(A[i, j])
+        np.testing.assert_allclose(np.sort_complex(lam[i, j]), np.sort_complex(want), atol=1e-12)
+        assert np.all(np.diff(np.abs(lam[i, j])) <= 1e-12)
