@@ -53,6 +53,27 @@ def test_ensemble_equals_runs_one_by_one(tmp_path):
         assert np.all(np.isnan(arrays["z"][i][:, n:]))  # padding of the smaller group
 
 
+def test_tanh_ensemble_in_blocks_equals_runs_one_by_one(tmp_path):
+    """A nonlinear ensemble whose epochs are large runs in blocks of 2 on each CPU device (8 runs over
+    the two test devices: 2 blocks each, looped); every run equals the same run trained alone."""
+    from loopdyn.training import make_groups
+
+    cfg = _cfg()
+    cfg = _config.with_values(cfg, {"agent.N": 128, "agent.rank": 0, "agent.activation": "tanh", "agent.init": "rnn",
+                                    "agent.trainable": ["m", "W", "z"], "agent.g": 0.5, "task.T": 20, "task.batch": 64})
+    cfg = dataclasses.replace(cfg, seeds=tuple(range(8)), epochs=6)
+    (group,) = make_groups([(cfg, "ens")])
+    assert group.problem.runs_per_block == 2
+    arrays, ds = _arrays(loopdyn.train(cfg, tmp_path / "ens.zarr", progress=False))
+    for i in (0, 5):
+        solo = dataclasses.replace(cfg, seeds=(i,))
+        a, _ = _arrays(loopdyn.train(solo, tmp_path / f"solo{i}.zarr", progress=False))
+        np.testing.assert_allclose(arrays["train_loss"][i], a["train_loss"][0], rtol=1e-10)
+        np.testing.assert_allclose(arrays["test_loss"][i], a["test_loss"][0], rtol=1e-10)
+        np.testing.assert_allclose(arrays["W"][i], a["W"][0], rtol=1e-10, atol=1e-13)
+    assert not np.allclose(arrays["train_loss"][0], arrays["train_loss"][5])  # different seeds, different runs
+
+
 def test_same_config_same_numbers(tmp_path):
     cfg = _cfg()
     a, _ = _arrays(loopdyn.train(cfg, tmp_path / "a.zarr", progress=False))

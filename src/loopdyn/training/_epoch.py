@@ -85,6 +85,23 @@ class Problem:
         return self.strategy == "auto" and self.task.superposable and self.spec.linear and not self.noisy
 
     @property
+    def runs_per_block(self) -> int | None:
+        """How many runs a chunk steps together on a CPU device (`None`: all of the device's runs in one vmap).
+
+        An epoch that rolls a whole batch out at the neurons (a nonlinear agent, or a linear one whose
+        losses are neither superposed nor compressed) keeps its T x batch x N activations for the backward
+        pass. Vmapped over many runs, these residuals (hundreds of MB per epoch) stream through memory,
+        and on CPU an epoch costs 1.4x more per run with 32 runs in a vmap than with 2
+        (`benchmarks/bench_train.py`: tanh-closed, 64 runs on 2 cores, 3.37 -> 2.34 ms per run-epoch).
+        Such runs go in blocks of 2, looped over; small epochs (superposed, compressed, overlaps) keep
+        the whole vmap, which is what makes them fast. Accelerators always take the whole vmap.
+        """
+        if self.superposed or self.compress_batch:
+            return None
+        activations = self.task.T * self.task.batch * self.spec.hidden_dim * jnp.dtype(self.dtype).itemsize
+        return 2 if activations >= 2**20 else None
+
+    @property
     def joint_spectra(self) -> bool:
         """Whether the trainer records the spectrum of the joint matrix P every epoch: linear agents on
         tasks with the delayed timing that P describes (spec §4.1)."""
@@ -201,23 +218,43 @@ def make_epoch(problem: Problem, test_x0) -> Callable:
     return epoch
 
 
-def make_chunk(problem: Problem, test_x0) -> Callable:
+def make_chunk(problem: Problem, test_x0, block: int | None = None) -> Callable:
     """`chunk(states, consts, epochs) -> (states, records)`: scan over `epochs` (an int array), vmapped
     over the leading run axis of `states` and `consts` (named :data:`RUN_AXIS`); records have shape
-    `(run, epoch, ...)`."""
+    `(run, epoch, ...)`.
+
+    `block`: step the runs in blocks of (at most) this many, one block after the other (`lax.map`), each
+    block a vmap over its runs (:attr:`Problem.runs_per_block`); the block is then the run axis of the
+    epoch's collectives. A block size that does not divide the run count is lowered to one that does.
+    """
     epoch = make_epoch(dataclasses.replace(problem, run_axis=RUN_AXIS), test_x0)
 
     def one_run(state, consts, epochs):
         consts = problem.mode.prepare(problem, consts)
         return jax.lax.scan(lambda s, e: epoch(s, consts, e), state, epochs)
 
-    return jax.vmap(one_run, in_axes=(0, 0, None), axis_name=RUN_AXIS)
+    vmapped = jax.vmap(one_run, in_axes=(0, 0, None), axis_name=RUN_AXIS)
+    if block is None:
+        return vmapped
+
+    def blocked(states, consts, epochs):
+        n = jax.tree.leaves(states)[0].shape[0]
+        b = max(d for d in range(1, min(block, n) + 1) if n % d == 0)
+        if b == n:
+            return vmapped(states, consts, epochs)
+        split = functools.partial(jax.tree.map, lambda a: a.reshape((n // b, b) + a.shape[1:]))
+        out = jax.lax.map(lambda sc: vmapped(*sc, epochs), split((states, consts)))
+        return jax.tree.map(lambda a: a.reshape((n,) + a.shape[2:]), out)
+
+    return blocked
 
 
 def compile_chunk(problem: Problem, test_x0, mesh=None):
     """The jitted chunk function of a group. With a mesh, each device runs its own block of runs
-    through `shard_map`: runs are independent, so the program has no cross-device communication."""
-    chunk = make_chunk(problem, test_x0)
+    through `shard_map`: runs are independent, so the program has no cross-device communication.
+    On CPU devices, runs with large epochs go in blocks (:attr:`Problem.runs_per_block`)."""
+    platform = (mesh.devices.flat[0] if mesh is not None else jax.devices()[0]).platform
+    chunk = make_chunk(problem, test_x0, problem.runs_per_block if platform == "cpu" else None)
     if mesh is not None:
         spec = jax.sharding.PartitionSpec("run")
         chunk = jax.shard_map(chunk, mesh=mesh, in_specs=(spec, spec, jax.sharding.PartitionSpec()),
