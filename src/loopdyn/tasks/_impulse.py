@@ -83,7 +83,6 @@ class ImpulseTarget(WithoutProbes):
         return Episode(test_set)
 
 
-
 def impulse_from_config(task_cfg, plant, alpha: float) -> ImpulseTarget:
     """The impulse task of a `[task]` table with `kind = "impulse"` (dt = the agent's leak `alpha`)."""
     return ImpulseTarget(plant.n_states, task_cfg.T, float(alpha), task_cfg.decay, task_cfg.target_noise)

@@ -152,7 +152,6 @@ class Regulation(WithoutProbes):
         return self.dt * jnp.sum(jnp.mean((u_student - u_teacher) ** 2, axis=tuple(range(1, u_student.ndim))))
 
 
-
 def regulation_from_config(task_cfg, plant) -> Regulation:
     return Regulation(plant.n_states, task_cfg.T, task_cfg.batch, task_cfg.x0_range, task_cfg.loss,
                       task_cfg.test_batch, task_cfg.test_loss, plant.dt, objective=task_cfg.objective,

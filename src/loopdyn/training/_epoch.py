@@ -92,7 +92,8 @@ class Problem:
         losses are neither superposed nor compressed) keeps its T x batch x N activations for the backward
         pass. Vmapped over many runs, these residuals (hundreds of MB per epoch) stream through memory,
         and on CPU an epoch costs 1.4x more per run with 32 runs in a vmap than with 2
-        (`benchmarks/bench_train.py`: tanh-closed, 64 runs on 2 cores, 3.37 -> 2.34 ms per run-epoch).
+        (`benchmarks/bench_train.py`: tanh-closed, 64 runs on 2 cores, 3.51-3.59 -> 2.37-2.51 ms per run-epoch,
+        interleaved).
         Such runs go in blocks of 2, looped over; small epochs (superposed, compressed, overlaps) keep
         the whole vmap, which is what makes them fast. Accelerators always take the whole vmap.
         """
