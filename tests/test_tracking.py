@@ -16,7 +16,8 @@ from loopdyn.agents import AgentParams, combine, make_core
 from loopdyn.analysis import acquisition_epochs, interference, trailing_mean
 from loopdyn.errors import ConfigError
 from loopdyn.tasks import Tracking
-from loopdyn.training import MODES, HyperParams, build_problem, closed_basis, init_run, superposition_fits
+from loopdyn.training import (MODES, HyperParams, build_problem, closed_basis, init_run, superposition_capacities,
+                              superposition_fits, teacher_drive)
 
 TRACKING = {
     "name": "tiny-tracking", "epochs": 5, "seeds": [0], "dtype": "float64",
@@ -136,22 +137,52 @@ def test_superposed_open_loop_loss_and_gradient_equal_the_plain_rollout():
     _close(g1, g2, 1e-9)
 
 
-def test_episodes_that_meet_the_clamp_are_rolled_out_beside_the_superposition():
+@pytest.mark.parametrize("scale, sizes", [(1.5, (1, 4)), (1.7, (5, 10))])
+def test_episodes_that_meet_the_clamp_are_rolled_out_beside_the_superposition(scale, sizes):
     cfg = _cfg()
-    problem, trained, consts = _setup(cfg, scale=1.5)  # 3 of the 20 episodes reach the clamp
+    problem, trained, consts = _setup(cfg, scale=scale)  # 3 (scale 1.5) or 8 (1.7) of the 20 episodes reach the clamp
+    assert superposition_capacities(problem.task.batch) == (4, 10)  # the partial branches (at most half the batch)
     plain = dataclasses.replace(problem, strategy="plain")
     key = jax.random.PRNGKey(4)
     params = combine(trained, consts.frozen)
     basis = closed_basis(problem, make_core(problem.spec, params, 0.2))
     ep = problem.task.sample_episode(jax.random.split(key)[0], problem.task.batch, problem.dtype)
     outside = np.max(np.abs(np.einsum("bk,tks->tbs", ep.coef, basis.states)), axis=(0, 2)) > cfg.plant.clamp
-    assert 0 < outside.sum() <= 10  # within the capacity of the partial branch (half the batch)
+    assert sizes[0] <= outside.sum() <= sizes[1]  # the partial branch of the second size is the one taken
     q = np.asarray(jnp.einsum("bk,kl,bl->b", ep.coef, basis.gram, ep.coef))
     l1, g1 = _loss_and_grad(problem, trained, consts, key)
     l2, g2 = _loss_and_grad(plain, trained, consts, key)
     assert abs(problem.task.loss_scale * q.mean() - l2) > 1e-5 * l2  # superposition alone would be wrong
     np.testing.assert_allclose(l1, l2, rtol=1e-12)
     _close(g1, g2, 1e-9)
+
+
+@pytest.mark.parametrize("scale, outside", [(1.4, (1, 10)), (1.45, (11, 20))])
+def test_teacher_driven_episodes_that_meet_the_clamp_are_rolled_out(scale, outside):
+    cfg = _cfg(**{"train.mode": "open_loop_teacher", "teacher.store": "x", "agent.trainable": ["m", "W", "z"]})
+    problem, trained, consts = _setup(cfg, scale=1.0)
+    teacher = jax.tree.map(lambda a: scale * a, combine(trained, consts.frozen))
+    consts = consts._replace(teacher=teacher)
+    key = jax.random.PRNGKey(5)
+    drive = teacher_drive(problem, make_core(problem.spec, teacher, 0.2))
+    ep = problem.task.sample_episode(jax.random.split(key)[0], problem.task.batch, problem.dtype)
+    n = np.sum(np.max(np.abs(np.einsum("bk,tks->tbs", ep.coef, drive.x_next)), axis=(0, 2)) > cfg.plant.clamp)
+    assert outside[0] <= n <= outside[1]  # 7 episodes: a partial branch; 11: the whole batch
+    student = jax.tree.map(lambda a: 0.8 * a, trained)
+    l1, g1 = _loss_and_grad(problem, student, consts, key, "open_loop_teacher")
+    l2, g2 = _loss_and_grad(dataclasses.replace(problem, strategy="plain"), student, consts, key, "open_loop_teacher")
+    superposed = np.einsum("bk,kl,bl->b", ep.coef, np.asarray(_gram_of_imitation(problem, student, consts, drive)), ep.coef)
+    assert abs(problem.task.imitation_scale * superposed.mean() - l2) > 1e-4 * l2  # superposition alone would be wrong
+    np.testing.assert_allclose(l1, l2, rtol=1e-12)
+    _close(g1, g2, 1e-9)
+
+
+def _gram_of_imitation(problem, trained, consts, drive):
+    from loopdyn.system import rollout
+
+    core = make_core(problem.spec, combine(trained, consts.frozen), 0.2)
+    u = rollout(core, None, exo=drive.inputs, timing=problem.task.timing, emit=("u",)).u - drive.u
+    return jnp.einsum("tkd,tld->kl", u, u)
 
 
 def test_the_plain_rollout_takes_over_when_the_clamp_binds():

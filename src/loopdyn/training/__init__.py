@@ -26,8 +26,10 @@ from ._state import RunConstants as RunConstants
 from ._state import RunState as RunState
 from ._superpose import GUARD as GUARD
 from ._superpose import Basis as Basis
+from ._superpose import capacities as superposition_capacities
 from ._superpose import closed_basis as closed_basis
 from ._superpose import fits as superposition_fits
+from ._superpose import teacher_drive as teacher_drive
 from ._trainer import Group as Group
 from ._trainer import Sink as Sink
 from ._trainer import Sources as Sources

@@ -13,11 +13,14 @@ task: 8 instead of 100). Every rollout is a :func:`loopdyn.system.rollout`.
 The clamp. The basis episodes run on the plant with its clamp moved out to :data:`GUARD` (so that an
 unstable loop stays finite); each episode's states are rebuilt as $\sum_k c_{bk} X_{tk}$, and an episode
 whose rebuilt states stay within $[-\text{clamp}, \text{clamp}]$ never meets the clamp: its $q_b$ is exact.
-Three branches, chosen every epoch (a `lax.switch`: only the branch taken runs, forward and backward):
-every episode fits — superposition alone; at most :func:`capacity` episodes do not — those few are rolled
-out as they are (on the clamped plant) and the others superposed; more, or a basis state at the guard —
-the whole batch is rolled out. In a vmapped ensemble the branch is chosen for all runs of the block
-together (the most demanding one, `problem.run_axis`), so that it stays a branch rather than a select of all.
+Branches chosen every epoch (a `lax.switch`: only the branch taken runs, forward and backward): every
+episode fits — superposition alone; a few do not — the smallest of the :func:`capacities` that holds them
+is rolled out as it is (on the clamped plant; the episodes outside first) and the others superposed; more
+than half the batch, or a basis state at the guard — the whole batch is rolled out. In a vmapped
+ensemble the branch is chosen for all runs of the block together (the most demanding one,
+`problem.run_axis`), so that it stays a branch rather than a select of all: every run of the block then
+pays for the episodes of the one that needs most, which is why the partial branches come in sizes (a good
+tracker grazes the clamp with one to four episodes of a batch of 100 in about half its epochs).
 """
 
 from __future__ import annotations
@@ -57,14 +60,15 @@ def _gram(errors):
     return jnp.einsum("tkd,tld->kl", errors, errors)
 
 
-CAPACITY = 16
-"""Most episodes of a batch rolled out one by one beside the superposition (:func:`capacity`)."""
+CAPACITIES = (4, 16)
+"""Sizes of the partial branches: how many episodes of a batch may be rolled out beside the superposition."""
 
 
-def capacity(batch: int) -> int:
-    """Episodes of a batch of `batch` that may be rolled out beside the superposition: :data:`CAPACITY`,
-    at most half the batch (beyond that the whole batch costs hardly more)."""
-    return max(1, min(CAPACITY, batch // 2))
+def capacities(batch: int) -> tuple[int, ...]:
+    """The partial branches' sizes for a batch of `batch` episodes: :data:`CAPACITIES`, none above half the
+    batch (beyond that the whole batch costs hardly more)."""
+    top = max(1, batch // 2)
+    return tuple(sorted({min(k, top) for k in CAPACITIES}))
 
 
 def all_runs(problem, ok):
@@ -100,21 +104,27 @@ def _mixed(problem, states, episode, superposed_sq, plain_sq, operands):
     `superposed_sq(*operands)` gives every episode's superposed $q_b$; `plain_sq(episode, *operands)` those
     of episodes rolled out as they are."""
     finite, outside = _outside(problem, states, episode.coef)
-    k = capacity(episode.batch)
+    sizes = capacities(episode.batch)
     n = jnp.sum(outside)
-    branch = jnp.where(~finite | (n > k), 2, jnp.where(n > 0, 1, 0)).astype(jnp.int32)
+    # 0: superposition alone; i + 1: the partial branch of sizes[i], the smallest that holds the n outside;
+    # len(sizes) + 1: the whole batch
+    branch = jnp.where(n > 0, 1 + jnp.searchsorted(jnp.asarray(sizes), n), 0)
+    branch = jnp.where(finite, branch, len(sizes) + 1).astype(jnp.int32)
     if problem.run_axis is not None:
         branch = lax.pmax(branch, problem.run_axis)
-    pick = jnp.argsort(~outside, stable=True)[:k]  # the episodes outside first
-    subset = jax.tree.map(lambda a, axis: jnp.take(a, pick, axis=axis), episode, type(episode)(0, 1, 0))
+    order = jnp.argsort(~outside, stable=True)  # the episodes outside first
 
-    def partial(*ops):
-        q = superposed_sq(*ops)
-        return q.at[pick].set(jnp.where(outside[pick], plain_sq(subset, *ops), q[pick]))
+    def partial(k):
+        pick = order[:k]
+        subset = jax.tree.map(lambda a, axis: jnp.take(a, pick, axis=axis), episode, type(episode)(0, 1, 0))
 
-    # a branch's residuals are allocated whichever branch runs: the rolled-out ones recompute theirs
-    return lax.switch(branch, [superposed_sq, jax.checkpoint(partial),
-                               jax.checkpoint(lambda *ops: plain_sq(episode, *ops))], *operands)
+        def sq(*ops):
+            q = superposed_sq(*ops)
+            return q.at[pick].set(jnp.where(outside[pick], plain_sq(subset, *ops), q[pick]))
+
+        return sq
+
+    return lax.switch(branch, [superposed_sq, *map(partial, sizes), lambda *ops: plain_sq(episode, *ops)], *operands)
 
 
 def closed_basis(problem, core) -> Basis:
@@ -132,6 +142,14 @@ def _closed_sq(problem, core, episode):
     return jnp.sum(task.errors(traj, episode) ** 2, axis=(0, 2))
 
 
+# The residuals of every branch of a differentiated `lax.switch` are allocated (and zero-filled) whichever
+# branch runs: the rolled-out episodes' T x episodes x N activations would stream through memory every
+# epoch. Their branches recompute them in the backward pass instead (`jax.checkpoint`); what does not
+# depend on the parameters (the teacher's drive) is computed once, outside it.
+def _closed_sq_remat(problem, params, g, episode):
+    return jax.checkpoint(lambda p, ep: _closed_sq(problem, make_core(problem.spec, p, g), ep))(params, episode)
+
+
 def closed_loop_loss(problem, params, hyper, episode):
     """The closed-loop training loss of `episode` by superposition (episodes that may meet the clamp
     rolled out as they are).
@@ -141,7 +159,7 @@ def closed_loop_loss(problem, params, hyper, episode):
     basis = closed_basis(problem, make_core(problem.spec, params, hyper.g))
     q = _mixed(problem, basis.states, episode,
                lambda gram, p: quadratic(gram, episode.coef),
-               lambda ep, gram, p: _closed_sq(problem, make_core(problem.spec, p, hyper.g), ep),
+               lambda ep, gram, p: _closed_sq_remat(problem, p, hyper.g, ep),
                (basis.gram, params))
     return task.loss_scale * jnp.mean(q), lax.stop_gradient(basis)
 
@@ -155,14 +173,19 @@ def teacher_drive(problem, teacher_core):
     return lax.stop_gradient(drive)
 
 
-def _imitation_sq(problem, student_core, teacher_core, episode):
-    """Squared imitation-error sums of episodes the teacher drives as they are."""
+def _imitation_sq(problem, params, g, teacher_core, episode):
+    """Squared imitation-error sums of episodes the teacher drives as they are (the student's rollout
+    recomputed in the backward pass, the teacher's drive computed once)."""
     task = problem.task
     drive = rollout(teacher_core, problem.plant, episode.x0, task.T, exo=episode.exo, timing=task.timing,
                     emit=("u", "inputs"))
     drive = lax.stop_gradient(drive)
-    student = rollout(student_core, None, exo=drive.inputs, timing=task.timing, emit=("u",))
-    return jnp.sum((student.u - drive.u) ** 2, axis=(0, 2))
+
+    def student_sq(p, inputs, u_teacher):
+        student = rollout(make_core(problem.spec, p, g), None, exo=inputs, timing=task.timing, emit=("u",))
+        return jnp.sum((student.u - u_teacher) ** 2, axis=(0, 2))
+
+    return jax.checkpoint(student_sq)(params, drive.inputs, drive.u)
 
 
 def teacher_driven_loss(problem, params, hyper, episode, teacher_core, drive=None):
@@ -175,7 +198,7 @@ def teacher_driven_loss(problem, params, hyper, episode, teacher_core, drive=Non
     gram = _gram(student.u - drive.u)
     q = _mixed(problem, drive.x_next, episode,
                lambda gram, p: quadratic(gram, episode.coef),
-               lambda ep, gram, p: _imitation_sq(problem, make_core(problem.spec, p, hyper.g), teacher_core, ep),
+               lambda ep, gram, p: _imitation_sq(problem, p, hyper.g, teacher_core, ep),
                (gram, params))
     return task.imitation_scale * jnp.mean(q)
 
