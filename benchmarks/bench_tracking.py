@@ -4,9 +4,15 @@ For each phase of the shipped `tracking` experiment (closed loop; the open-loop 
 and an 8-run ensemble, with the superposition of basis episodes (`strategy = auto`) and with every episode
 rolled out (`plain`); compile time reported separately. Each measurement runs in a fresh process with the
 given number of host devices (an ensemble is sharded over them). The authors' implementation takes about
-103 ms per epoch on a 2-core machine (spec §8 / issue #9).
+103 ms per epoch on a 2-core machine (spec §8 / issue #9). The open phase's teacher here is a stand-in
+(the initial network scaled down, so that no episode meets the clamp): the loop alone.
+
+`--experiment 0 0..7` instead times what a user runs: the whole shipped `tracking` experiment
+(`loopdyn.train`: both phases, the trained teacher, the store), one line per seed set, with each
+phase's wall time (compilation included) and ms per run-epoch.
 
     .venv/bin/python benchmarks/bench_tracking.py [--runs 1 8] [--strategies auto plain] [--epochs 100]
+    .venv/bin/python benchmarks/bench_tracking.py --experiment 0 0..7
 """
 
 from __future__ import annotations
@@ -69,6 +75,34 @@ def measure(phase: str, strategy: str, n_runs: int, epochs: int) -> dict:
             "finite": bool(np.all(np.isfinite(np.asarray(rec.train_loss))))}
 
 
+def experiment(seeds: str) -> dict:
+    """Wall time of `loopdyn.train` on the shipped `tracking` experiment, per phase (stamped at each
+    committed chunk)."""
+    import tempfile
+    import time
+    from pathlib import Path
+
+    import loopdyn
+
+    cfg = loopdyn.load_config("tracking", [], seeds)
+    stamps = []
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "tracking.zarr"
+
+        def stamp():
+            if (store / "progress.json").exists():  # polled once before the store exists
+                stamps.append((time.perf_counter(), json.loads((store / "progress.json").read_text())))
+            return False
+
+        t0 = time.perf_counter()
+        loopdyn.train(cfg, store, progress=False, should_stop=stamp)
+        total = time.perf_counter() - t0
+        runs = loopdyn.open_run(store).sizes["run"] // 2
+    closed_end = max(t for t, prog in stamps if prog["phase"] == 0)
+    return {"seeds": seeds, "runs": runs, "total_s": round(total, 1), "closed_s": round(closed_end - t0, 1),
+            "open_s": round(t0 + total - closed_end, 1), "epochs": cfg.epochs}
+
+
 def cpu_model() -> str:
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
@@ -84,11 +118,34 @@ def main() -> None:
     ap.add_argument("--runs", nargs="+", type=int, default=[1, 8])
     ap.add_argument("--devices", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--epochs", type=int, default=100)
+    ap.add_argument("--experiment", nargs="+", metavar="SEEDS",
+                    help="time the whole tracking experiment for these seed sets (e.g. 0 0..7)")
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--child-experiment", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         phase, strategy, n_runs, epochs = args.child
         print(json.dumps(measure(phase, strategy, int(n_runs), int(epochs))))
+        return
+    if args.child_experiment:
+        print(json.dumps(experiment(args.child_experiment)))
+        return
+    if args.experiment:
+        print(f"# {cpu_model()}, {os.cpu_count()} cores; {args.devices} host devices; the shipped tracking "
+              "experiment, closed + open phase (wall time, compilation included)")
+        print(f"{'seeds':>8} {'runs':>5} {'total s':>8} {'closed s':>9} {'open s':>7} {'closed ms/run-epoch':>20} "
+              f"{'open ms/run-epoch':>18}")
+        for seeds in args.experiment:
+            env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={args.devices}")
+            out = subprocess.run([sys.executable, __file__, "--child-experiment", seeds], env=env,
+                                 capture_output=True, text=True)
+            if out.returncode:
+                print(out.stderr[-2000:])
+                continue
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            per = 1e3 / (r["runs"] * r["epochs"])
+            print(f"{seeds:>8} {r['runs']:>5} {r['total_s']:>8} {r['closed_s']:>9} {r['open_s']:>7} "
+                  f"{r['closed_s'] * per:>20.2f} {r['open_s'] * per:>18.2f}", flush=True)
         return
     print(f"# {cpu_model()}, {os.cpu_count()} cores; {args.devices} host devices for ensembles")
     print(f"{'phase':>6} {'strategy':>8} {'runs':>5} {'devices':>7} {'compile s':>9} {'ms/run-epoch':>13} "

@@ -15,7 +15,7 @@ from loopdyn import config as _config
 from loopdyn.agents import AgentParams, combine, make_core
 from loopdyn.analysis import acquisition_epochs, interference, trailing_mean
 from loopdyn.errors import ConfigError
-from loopdyn.tasks import Tracking
+from loopdyn.tasks import Tracking, concat_episodes
 from loopdyn.training import (MODES, HyperParams, build_problem, closed_basis, init_run, superposition_capacities,
                               superposition_fits, teacher_drive)
 
@@ -232,6 +232,40 @@ def test_the_fallback_is_decided_for_all_runs_of_a_vmapped_block():
         return jax.jit(jax.vmap(one, axis_name=RUN_AXIS))(scales)
 
     np.testing.assert_allclose(losses(chunked), losses(plain), rtol=1e-12)
+
+
+def test_a_separate_evaluation_equals_the_epochs_own():
+    """The open-loop student's closed-loop test and probes, evaluated apart from training 3 epochs at a time
+    (as the trainer does on a spare device), equal what each epoch records itself — for a student whose
+    closed loop stays within the clamp (scale 0.8: superposition), one whose closed loop meets it (1.6: the
+    fallback branches), and a run that has diverged (NaN)."""
+    from loopdyn.training import make_chunk, make_evaluation
+
+    cfg = _cfg(**{"train.mode": "open_loop_teacher", "teacher.store": "x", "agent.trainable": ["m", "W", "z"]})
+    problem = build_problem(cfg)
+    assert problem.separable_evaluation and not build_problem(_cfg()).separable_evaluation
+    hyper = HyperParams(**{k: jnp.asarray([cfg.get(key)] * 2, problem.dtype)
+                           for k, key in _config.HYPERPARAMETERS.items()})
+    states0, consts0 = jax.vmap(lambda seed, h: init_run(problem, seed, h))(jnp.asarray([0, 1]), hyper)
+    chunk, bare_chunk = jax.jit(make_chunk(problem, None)), jax.jit(make_chunk(problem, None, evaluate=False))
+    evaluation = make_evaluation(problem, None, batch=3)
+    epochs = jnp.arange(3, 10, dtype=jnp.int32)
+    for scale in (0.8, 1.6):
+        states = states0._replace(params=jax.tree.map(lambda a: scale * a, states0.params))
+        consts = consts0._replace(teacher=jax.tree.map(lambda a: 0.7 * a, combine(states.params, consts0.frozen)))
+        core = make_core(problem.spec, jax.tree.map(lambda a: a[0], combine(states.params, consts.frozen)), 0.2)
+        key = jax.random.fold_in(jax.random.fold_in(consts.key[0], 3), 1)  # epoch 3's evaluation
+        episode = concat_episodes(problem.task.test_episode(None, key, problem.dtype), problem.task.probe_episode(problem.dtype))
+        assert bool(superposition_fits(problem, closed_basis(problem, core).states, episode.coef)) == (scale < 1)
+        _, rec = chunk(states, consts, epochs)
+        _, bare = bare_chunk(states, consts, epochs)
+        assert np.all(np.isnan(np.asarray(bare.test_loss))) and not bare.metrics
+        params = jax.tree.map(lambda a: a.at[1, 5:].set(jnp.nan), rec.params)  # run 1 "diverged" at its 6th epoch
+        test, metrics = evaluation(params, consts, epochs)
+        want_test, want_probe = np.asarray(rec.test_loss).copy(), np.asarray(rec.metrics["probe_loss"]).copy()
+        want_test[1, 5:], want_probe[1, 5:] = np.nan, np.nan
+        np.testing.assert_allclose(np.asarray(test), want_test, rtol=1e-12)
+        np.testing.assert_allclose(np.asarray(metrics["probe_loss"]), want_probe, rtol=1e-12)
 
 
 # ------------------------------------------------------------------------------------------ probes

@@ -13,6 +13,7 @@ from ._epoch import device_layout as device_layout
 from ._epoch import init_run as init_run
 from ._epoch import make_chunk as make_chunk
 from ._epoch import make_epoch as make_epoch
+from ._epoch import make_evaluation as make_evaluation
 from ._modes import MODES as MODES
 from ._modes import ClosedLoop as ClosedLoop
 from ._modes import LossAux as LossAux

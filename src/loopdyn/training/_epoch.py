@@ -36,6 +36,10 @@ from ._state import EpochRecord, HyperParams, RunConstants, RunState
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
 RUN_AXIS = "ensemble"
 """Name of the vmapped run axis of a chunk (collectives over the runs of a block, e.g. the superposition check)."""
+EPOCH_AXIS = "epochs"
+"""Name of the vmapped epoch axis of a separate evaluation (:func:`make_evaluation`)."""
+EVALUATION_BATCH = 25
+"""Epochs a separate evaluation vmaps together (:func:`make_evaluation`)."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,8 @@ class Problem:
     `task`: a task of :mod:`loopdyn.tasks` (regulation or tracking). `strategy`: `"auto"` computes the
     losses of a superposable task with a linear agent by superposition of its basis episodes
     (:mod:`loopdyn.training._superpose`; same loss and gradient), `"plain"` rolls every episode out.
-    `run_axis`: the name of the vmapped run axis when the epoch runs inside a chunk.
+    `run_axis`: the name (or names) of the vmapped axes whose runs choose superposition branches together,
+    when the epoch runs inside a chunk.
     """
 
     spec: AgentSpec
@@ -60,7 +65,7 @@ class Problem:
     diverge_above: float = 1e25
     gain_window: int = 1
     strategy: str = "auto"
-    run_axis: str | None = None
+    run_axis: str | tuple[str, ...] | None = None
 
     @property
     def compress_batch(self) -> bool:
@@ -101,6 +106,14 @@ class Problem:
             return None
         activations = self.task.T * self.task.batch * self.spec.hidden_dim * jnp.dtype(self.dtype).itemsize
         return 2 if activations >= 2**20 else None
+
+    @property
+    def separable_evaluation(self) -> bool:
+        """Whether the per-epoch evaluation can run apart from training (:func:`make_evaluation`): it then
+        depends on the recorded parameters alone. Not where it reuses what the loss simulated (the closed
+        loop's basis episodes) or feeds the gain moments (regulation)."""
+        reuses_basis = self.superposed and isinstance(self.mode, ClosedLoop)
+        return not (reuses_basis or self.records_gains)
 
     @property
     def joint_spectra(self) -> bool:
@@ -175,9 +188,10 @@ def restart_optimizer(problem: Problem, state: RunState, hyper: HyperParams) -> 
     return state._replace(opt=init_optimizer(problem.transform, state.params, hyper.lr, hyper.clip))
 
 
-def make_epoch(problem: Problem, test_x0) -> Callable:
+def make_epoch(problem: Problem, test_x0, evaluate: bool = True) -> Callable:
     """`epoch(state, consts, e) -> (state, EpochRecord)` for a single run; `test_x0`: the task's fixed test
-    set (`task.test_set`; `None` for tracking)."""
+    set (`task.test_set`; `None` for tracking). `evaluate=False` (a :attr:`Problem.separable_evaluation`)
+    records a NaN test metric and no metrics: :func:`make_evaluation` computes them from the record."""
 
     def epoch(state: RunState, consts: RunConstants, e):
         key = jax.random.fold_in(consts.key, e)
@@ -196,7 +210,10 @@ def make_epoch(problem: Problem, test_x0) -> Callable:
 
         params = combine(state.params, consts.frozen)
         aux = step.aux
-        test, metrics = problem.evaluate(params, consts.hyper, jax.random.fold_in(key, 1), test_x0, aux.basis)
+        if evaluate:
+            test, metrics = problem.evaluate(params, consts.hyper, jax.random.fold_in(key, 1), test_x0, aux.basis)
+        else:
+            test, metrics = jnp.asarray(jnp.nan, problem.dtype), {}
         if problem.records_gains:
             gram, cross = aux.moments if aux.moments is not None else problem.probe_moments(params, consts.hyper, key)
             # the gain window: this epoch's moments plus those of the previous w - 1 epochs (fewer at the start)
@@ -219,7 +236,40 @@ def make_epoch(problem: Problem, test_x0) -> Callable:
     return epoch
 
 
-def make_chunk(problem: Problem, test_x0, block: int | None = None) -> Callable:
+def make_evaluation(problem: Problem, test_x0, batch: int = EVALUATION_BATCH) -> Callable:
+    """`evaluate(params, consts, epochs) -> (test (run, epoch), metrics)`: the evaluation an epoch records,
+    of the recorded trained parameters `params` `(run, epoch, ...)` (NaN once a run diverged) — the same
+    numbers from the same keys, for a :attr:`Problem.separable_evaluation` computed apart from training.
+
+    It runs `batch` epochs of a run at a time as one vmap (the epochs' superposition branch chosen
+    together), so that a device it has to itself evaluates a chunk while another trains the next one
+    (:class:`loopdyn.training.Trainer`, a group with fewer runs than devices)."""
+    pb = dataclasses.replace(problem, run_axis=(RUN_AXIS, EPOCH_AXIS))
+
+    def one(trained, consts, e):
+        alive = functools.reduce(jnp.logical_and, [jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(trained)])
+        trained = jax.tree.map(lambda a: jnp.where(alive, a, jnp.zeros_like(a)), trained)  # stays finite
+        key = jax.random.fold_in(jax.random.fold_in(consts.key, e), 1)  # as the epoch's
+        test, metrics = pb.evaluate(combine(trained, consts.frozen), consts.hyper, key, test_x0)
+        return jax.tree.map(lambda a: jnp.where(alive, a, jnp.asarray(jnp.nan, a.dtype)), (test, metrics))
+
+    def one_run(trained, consts, epochs):
+        E = epochs.shape[0]
+        b = min(batch, E)
+        n = -(-E // b)
+
+        def split(a):  # (E, ...) -> (n, b, ...), the last epoch repeated to fill
+            a = jnp.concatenate([a, jnp.repeat(a[-1:], n * b - E, axis=0)])
+            return a.reshape((n, b) + a.shape[1:])
+
+        batched = jax.vmap(one, in_axes=(0, None, 0), axis_name=EPOCH_AXIS)
+        out = jax.lax.map(lambda te: batched(te[0], consts, te[1]), jax.tree.map(split, (trained, epochs)))
+        return jax.tree.map(lambda a: a.reshape((n * b,) + a.shape[2:])[:E], out)
+
+    return jax.jit(jax.vmap(one_run, in_axes=(0, 0, None), axis_name=RUN_AXIS))
+
+
+def make_chunk(problem: Problem, test_x0, block: int | None = None, evaluate: bool = True) -> Callable:
     """`chunk(states, consts, epochs) -> (states, records)`: scan over `epochs` (an int array), vmapped
     over the leading run axis of `states` and `consts` (named :data:`RUN_AXIS`); records have shape
     `(run, epoch, ...)`.
@@ -227,8 +277,9 @@ def make_chunk(problem: Problem, test_x0, block: int | None = None) -> Callable:
     `block`: step the runs in blocks of (at most) this many, one block after the other (`lax.map`), each
     block a vmap over its runs (:attr:`Problem.runs_per_block`); the block is then the run axis of the
     epoch's collectives. A block size that does not divide the run count is lowered to one that does.
+    `evaluate`: as in :func:`make_epoch`.
     """
-    epoch = make_epoch(dataclasses.replace(problem, run_axis=RUN_AXIS), test_x0)
+    epoch = make_epoch(dataclasses.replace(problem, run_axis=RUN_AXIS), test_x0, evaluate)
 
     def one_run(state, consts, epochs):
         consts = problem.mode.prepare(problem, consts)
@@ -250,17 +301,19 @@ def make_chunk(problem: Problem, test_x0, block: int | None = None) -> Callable:
     return blocked
 
 
-def compile_chunk(problem: Problem, test_x0, mesh=None):
+def compile_chunk(problem: Problem, test_x0, mesh=None, evaluate: bool = True):
     """The jitted chunk function of a group. With a mesh, each device runs its own block of runs
     through `shard_map`: runs are independent, so the program has no cross-device communication.
-    On CPU devices, runs with large epochs go in blocks (:attr:`Problem.runs_per_block`)."""
+    On CPU devices, runs with large epochs go in blocks (:attr:`Problem.runs_per_block`). `evaluate`: as
+    in :func:`make_epoch`. The input states are not donated: the trainer commits a chunk's states while
+    the next chunk runs."""
     platform = (mesh.devices.flat[0] if mesh is not None else jax.devices()[0]).platform
-    chunk = make_chunk(problem, test_x0, problem.runs_per_block if platform == "cpu" else None)
+    chunk = make_chunk(problem, test_x0, problem.runs_per_block if platform == "cpu" else None, evaluate)
     if mesh is not None:
         spec = jax.sharding.PartitionSpec("run")
         chunk = jax.shard_map(chunk, mesh=mesh, in_specs=(spec, spec, jax.sharding.PartitionSpec()),
                               out_specs=(spec, spec), check_vma=False)
-    return jax.jit(chunk, donate_argnums=(0,))
+    return jax.jit(chunk)
 
 
 def device_layout(n_runs: int, devices: int | None = None):

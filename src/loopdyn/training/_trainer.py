@@ -6,7 +6,10 @@ supplied from above. Runs whose settings change shapes or control flow (N, rank,
 are grouped and compiled separately; inside a group the runs are vmapped, and sharded over host devices
 when there are several. Each chunk of epochs is one compiled call per group; then the host computes the
 chunk's summaries (spectra and overlaps of the joint system, effective gains) and the sink writes and
-commits it.
+commits it — while the devices already run the next chunk. A group with fewer runs than devices (one
+seed on two cores) evaluates each chunk on a device of its own, when its evaluation is separable from
+training (:attr:`Problem.separable_evaluation`): the open-loop student's closed-loop test and probes then
+run beside its training instead of after each epoch.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from .. import config as cfg_mod
 from ..agents import AgentParams, partition, represent
 from ..errors import Interrupted, StoreError
 from ..system import agent_joint_matrix, all_overlaps, gains_from_moments, spectral_radius, spectrum
-from ._epoch import Problem, build_problem, compile_chunk, device_layout, init_run, restart_optimizer
+from ._epoch import Problem, build_problem, compile_chunk, device_layout, init_run, make_evaluation, restart_optimizer
 from ._state import HyperParams, RunConstants, RunState
 
 
@@ -42,6 +45,8 @@ class Group:
     values: list[dict]  # per run: seed and swept values
     start_epochs: np.ndarray | None = None
     chunk_fn: Callable | None = field(default=None, repr=False)
+    eval_fn: Callable | None = field(default=None, repr=False)  # a separate evaluation (`eval_device`)
+    eval_device: Any = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -206,7 +211,7 @@ class Trainer:
                 states = restore_states(groups, states, self.sink.load_state(p, done), self.where)
             else:
                 self.sink.begin_phase(p, groups, [c.frozen for c in consts])
-            dev_states, dev_consts = [], []
+            dev_states, dev_consts, eval_consts = [], [], []
             for g, s, c in zip(groups, states, consts):
                 mesh, n = device_layout(len(g.runs), self.devices)
                 s, c = _pad(s, n), _pad(c, n)
@@ -218,30 +223,59 @@ class Trainer:
                 if g.chunk_fn is None:
                     test_key = jax.random.PRNGKey(g.cfg.task.test_seed)
                     test_x0 = g.problem.task.test_set(test_key, g.problem.dtype)
-                    g.chunk_fn = compile_chunk(g.problem, test_x0, mesh)
+                    if g.problem.separable_evaluation and n < self.devices:  # a device of its own
+                        g.eval_fn, g.eval_device = make_evaluation(g.problem, test_x0), jax.devices()[n]
+                    g.chunk_fn = compile_chunk(g.problem, test_x0, mesh, evaluate=g.eval_fn is None)
+                eval_consts.append(None if g.eval_fn is None else jax.device_put(c, g.eval_device))
+
+            def launch(start, stop):
+                """Dispatch a chunk of every group (asynchronous): its records, separate evaluations, states."""
+                epochs = jnp.arange(start, stop, dtype=jnp.int32)
+                launched = []
+                for gi, g in enumerate(groups):
+                    dev_states[gi], rec = g.chunk_fn(dev_states[gi], dev_consts[gi], epochs)
+                    evaluation = None
+                    if g.eval_fn is not None:
+                        evaluation = g.eval_fn(jax.device_put(rec.params, g.eval_device), eval_consts[gi],
+                                               jax.device_put(epochs, g.eval_device))
+                    launched.append((rec, evaluation, dev_states[gi]))
+                return launched
+
+            def finish(start, stop, launched):
+                """Wait for a launched chunk, summarise, write and commit it."""
+                results = []
+                for gi, (g, (rec, evaluation, state)) in enumerate(zip(groups, launched)):
+                    rec = jax.tree.map(lambda a, n=len(g.runs): np.asarray(a)[:n], rec)
+                    if evaluation is not None:
+                        test, metrics = jax.tree.map(lambda a, n=len(g.runs): np.asarray(a)[:n], evaluation)
+                        rec = rec._replace(test_loss=test, metrics=metrics)
+                    frozen = jax.tree.map(lambda a, n=len(g.runs): np.asarray(a)[:n], consts[gi].frozen)
+                    out = {"train_loss": rec.train_loss, "test_loss": rec.test_loss, "params": rec.params,
+                           "diverged_epoch": np.asarray(state.diverged)[: len(g.runs)],
+                           **rec.metrics, **chunk_summaries(g, rec.params, frozen)}
+                    if g.problem.records_gains:
+                        out["gains"] = gains_from_moments(rec.gram, rec.cross)
+                    results.append(out)
+                self.sink.write_chunk(p, start, stop, groups, results)
+                complete = p == len(self.phases) - 1 and stop == E
+                self.sink.commit(p, stop, state_arrays(groups, [state for _, _, state in launched]), complete)
+                return complete
+
             name = cfg.name + (f" [{label}]" if len(self.phases) > 1 else "")
             target = E if budget >= E else max(int(budget), done)
             with _Progress(E, done, name, enabled=self.progress) as bar:
-                for start in range(done, target, K):
-                    stop = min(start + K, E)
-                    epochs = jnp.arange(start, stop, dtype=jnp.int32)
-                    results = []
-                    for gi, g in enumerate(groups):
-                        dev_states[gi], rec = g.chunk_fn(dev_states[gi], dev_consts[gi], epochs)
-                        rec = jax.tree.map(lambda a, n=len(g.runs): np.asarray(a)[:n], rec)
-                        frozen = jax.tree.map(lambda a, n=len(g.runs): np.asarray(a)[:n], consts[gi].frozen)
-                        out = {"train_loss": rec.train_loss, "test_loss": rec.test_loss, "params": rec.params,
-                               "diverged_epoch": np.asarray(dev_states[gi].diverged)[: len(g.runs)],
-                               **rec.metrics, **chunk_summaries(g, rec.params, frozen)}
-                        if g.problem.records_gains:
-                            out["gains"] = gains_from_moments(rec.gram, rec.cross)
-                        results.append(out)
-                    self.sink.write_chunk(p, start, stop, groups, results)
-                    complete = p == len(self.phases) - 1 and stop == E
-                    self.sink.commit(p, stop, state_arrays(groups, dev_states), complete)
-                    bar.advance(stop - start)
-                    if should_stop is not None and should_stop() and not complete:
-                        raise Interrupted(self.where, p, stop)
+                # the next chunk is dispatched before the last one is written: devices and host overlap
+                pending = None
+                for start in range(done, target + K, K):
+                    nxt = (start, min(start + K, E)) if start < target else None
+                    if nxt is not None:
+                        nxt = nxt + (launch(*nxt),)
+                    if pending is not None:
+                        complete = finish(*pending)
+                        bar.advance(pending[1] - pending[0])
+                        if should_stop is not None and should_stop() and not complete:
+                            raise Interrupted(self.where, p, pending[1])
+                    pending = nxt
             if target < E:
                 return
             budget -= E
