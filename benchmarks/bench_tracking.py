@@ -12,7 +12,7 @@ given number of host devices (an ensemble is sharded over them). The authors' im
 phase's wall time (compilation included) and ms per run-epoch.
 
     .venv/bin/python benchmarks/bench_tracking.py [--runs 1 8] [--strategies auto plain] [--epochs 100]
-    .venv/bin/python benchmarks/bench_tracking.py --experiment 0 0..7
+    .venv/bin/python benchmarks/bench_tracking.py --experiment 0 0..7 [--keep DIR]
 """
 
 from __future__ import annotations
@@ -75,9 +75,9 @@ def measure(phase: str, strategy: str, n_runs: int, epochs: int) -> dict:
             "finite": bool(np.all(np.isfinite(np.asarray(rec.train_loss))))}
 
 
-def experiment(seeds: str) -> dict:
+def experiment(seeds: str, keep: str | None = None) -> dict:
     """Wall time of `loopdyn.train` on the shipped `tracking` experiment, per phase (stamped at each
-    committed chunk)."""
+    committed chunk); the store is kept in the directory `keep` if given."""
     import tempfile
     import time
     from pathlib import Path
@@ -87,7 +87,7 @@ def experiment(seeds: str) -> dict:
     cfg = loopdyn.load_config("tracking", [], seeds)
     stamps = []
     with tempfile.TemporaryDirectory() as tmp:
-        store = Path(tmp) / "tracking.zarr"
+        store = Path(keep or tmp) / f"tracking-{seeds}.zarr"
 
         def stamp():
             if (store / "progress.json").exists():  # polled once before the store exists
@@ -120,6 +120,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--experiment", nargs="+", metavar="SEEDS",
                     help="time the whole tracking experiment for these seed sets (e.g. 0 0..7)")
+    ap.add_argument("--keep", metavar="DIR", help="with --experiment: keep the stores in DIR")
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     ap.add_argument("--child-experiment", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -128,7 +129,7 @@ def main() -> None:
         print(json.dumps(measure(phase, strategy, int(n_runs), int(epochs))))
         return
     if args.child_experiment:
-        print(json.dumps(experiment(args.child_experiment)))
+        print(json.dumps(experiment(args.child_experiment, args.keep)))
         return
     if args.experiment:
         print(f"# {cpu_model()}, {os.cpu_count()} cores; {args.devices} host devices; the shipped tracking "
@@ -137,7 +138,8 @@ def main() -> None:
               f"{'open ms/run-epoch':>18}")
         for seeds in args.experiment:
             env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={args.devices}")
-            out = subprocess.run([sys.executable, __file__, "--child-experiment", seeds], env=env,
+            keep = ["--keep", args.keep] if args.keep else []
+            out = subprocess.run([sys.executable, __file__, "--child-experiment", seeds, *keep], env=env,
                                  capture_output=True, text=True)
             if out.returncode:
                 print(out.stderr[-2000:])

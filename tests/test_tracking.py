@@ -351,6 +351,16 @@ def test_interference_is_the_rise_of_an_acquired_curve_at_a_later_acquisition():
 
 
 # ------------------------------------------------------------------------------------------ configuration
+def test_eig_within_tolerance_per_checkpoint():
+    from loopdyn.experiments.tracking import eig_within
+
+    omega = 2 * np.pi * 0.1  # 0.628: within 10 % means an imaginary part in [0.565, 0.691]
+    lam = np.array([[0.1 + 0.3j, 0.1 - 0.3j], [0.2 + 0.56j, 0.2 - 0.56j], [0.2 + 0.6j, 0.2 - 0.6j],
+                    [np.nan, np.nan], [0.9 + 0.0j, -0.69j]])
+    assert eig_within(lam, omega, 0.1).tolist() == [False, False, True, False, False]
+    assert eig_within(lam, omega, 0.2).tolist() == [False, True, True, False, False]
+
+
 @pytest.mark.parametrize("changes, key", [
     ({"task.freqs_x": [0.1, -0.3]}, "task.freqs_x"),
     ({"task.freqs_y": [0.2, 0.0]}, "task.freqs_y"),
@@ -368,6 +378,15 @@ def test_bad_tracking_settings_are_one_line_errors(changes, key):
         _cfg(**changes)
     msg = str(e.value)
     assert "\n" not in msg and key in msg
+
+
+@pytest.mark.parametrize("key, value", [("open_epochs", -1), ("acquisition_fraction", 1.5), ("acquisition_window", 0),
+                                        ("interference_window", 0), ("eig_tolerance", 0.0), ("open_trainable", ["W", "q"])])
+def test_bad_tracking_analysis_settings_are_one_line_errors(key, value):
+    with pytest.raises(ConfigError) as e:
+        loopdyn.load_config("tracking-quick", [f"tracking.{key}={json.dumps(value)}"])
+    msg = str(e.value)
+    assert "\n" not in msg and f"tracking.{key}" in msg
 
 
 def test_one_axis_may_have_no_reference():
@@ -390,6 +409,8 @@ def test_a_short_closed_loop_run_acquires_omega1_then_omega2(tmp_path):
     assert 0 <= a[0] < a[1] < 900 and a[2] == -1, a
     err = ds.acquisition_eig_error.values[0, :2]
     assert np.all(err < 0.1), err
+    # ... so the first checkpoint from acquisition with a pair within 10 % is the acquisition's own
+    assert np.array_equal(ds.eig_match_epoch.values[0, :2], ds.acquisition_checkpoint.values[0, :2])
     assert ds.probe_loss.dims == ("run", "epoch", "frequency") and ds.sizes["frequency"] == 4
     assert "gains" not in ds and "eigenvalues" not in ds
     m = ds.m.values  # trained in the open phase only: constant over the closed phase's checkpoints

@@ -15,7 +15,10 @@ Analysis (`loopdyn analyze`), per run:
   loss within `interference_window` epochs of a later acquisition (:func:`loopdyn.analysis.interference`);
 - `eig_W (run, checkpoint, eig_W)`: eig(W) at every checkpoint (spec §8 row 14: the imaginary parts are those of
   eig(−I + W), in rad/s for τ = 1 s); `acquisition_eigenvalue (run, frequency)`: at the checkpoint nearest
-  each acquisition, the eigenvalue whose imaginary part is closest to $\omega_j = 2\pi f_j$.
+  each acquisition, the eigenvalue whose imaginary part is closest to $\omega_j = 2\pi f_j$;
+  `eig_match_epoch (run, frequency)`: the first checkpoint, from the acquisition's on, with an eigenvalue
+  whose imaginary part is within `eig_tolerance` (relative) of $\omega_j$ — how long after its acquisition
+  the network's oscillator is tuned to the frequency (for 0.1 Hz it first appears too slow and drifts up).
 
 Fig 6 (`loopdyn figures tracking STORE`): a tracking example; closed vs open closed-loop test loss (log-log)
 with the acquisition epochs; the probes at the acquisition epochs; eig(W) at those epochs with a line at
@@ -58,6 +61,9 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str]] = {
         "eigenvalue of W at acquisition_checkpoint whose imaginary part is closest to omega_j = 2 pi f_j"),
     "acquisition_eig_error": (("run", "frequency"),
         "|Im acquisition_eigenvalue - omega_j| / omega_j"),
+    "eig_match_epoch": (("run", "frequency"),
+        "first checkpoint from acquisition_checkpoint on with an eigenvalue of W whose imaginary part is within "
+        "tracking.eig_tolerance * omega_j of omega_j; -1 = never"),
     "interference_rise": (("run", "frequency", "later_frequency"),
         "largest rise of the probe loss of `frequency` above its value at the start of the window "
         "[max(a_later - w, a_freq), a_later + w] around the acquisition a_later of `later_frequency` "
@@ -84,7 +90,7 @@ class TrackingExperiment(Experiment):
     description = ("multi-frequency tracking with the 2-D point mass: closed loop, then the open-loop student of "
                    "the final closed-loop network from the same initial weights (Fig 6)")
     defaults = {"open_epochs": 10000, "open_trainable": ["m", "W", "z"], "acquisition_fraction": 0.375,
-                "acquisition_window": 20, "interference_window": 100}
+                "acquisition_window": 20, "interference_window": 100, "eig_tolerance": 0.1}
     figure_names = ("fig_6",)
     reproduce = Reproduce(
         "tracking", quick=("epochs=1000", "tracking.open_epochs=150"), quick_seeds="0", order=30,
@@ -160,6 +166,8 @@ class TrackingExperiment(Experiment):
                               f"among m, W, z")
         if not 0 < t["acquisition_fraction"] < 1:
             raise ConfigError(f"{s}: tracking.acquisition_fraction = {t['acquisition_fraction']:g} must lie in (0, 1)")
+        if not 0 < t["eig_tolerance"] < 1:
+            raise ConfigError(f"{s}: tracking.eig_tolerance = {t['eig_tolerance']:g} must lie in (0, 1)")
         for key in ("acquisition_window", "interference_window"):
             if t[key] < 1:
                 raise ConfigError(f"{s}: tracking.{key} = {t[key]} must be >= 1")
@@ -202,6 +210,7 @@ class TrackingExperiment(Experiment):
             at_ckpt = _full(result, "acquisition_checkpoint", (R, K), np.int64)
             at_eig = _full(result, "acquisition_eigenvalue", (R, K), np.complex128)
             at_err = _full(result, "acquisition_eig_error", (R, K), np.float64)
+            match = _full(result, "eig_match_epoch", (R, K), np.int64)
             for j in range(K):
                 if a[j] < 0 or not len(sel):
                     continue
@@ -209,11 +218,14 @@ class TrackingExperiment(Experiment):
                 z = closest_eigenvalue(lam[c], task.omegas[j])
                 at_ckpt[run.index, j], at_eig[run.index, j] = int(ckpts[sel[c]]), z
                 at_err[run.index, j] = abs(z.imag - task.omegas[j]) / task.omegas[j]
+                within = eig_within(lam[c:], task.omegas[j], float(settings["eig_tolerance"]))
+                match[run.index, j] = int(ckpts[sel[c + np.argmax(within)]]) if within.any() else -1
             rows.append(_run_numbers(ds, run, result, task))
         result.numbers["tracking"] = {
             "frequencies": task.frequencies.tolist(), "omegas": task.omegas.round(4).tolist(),
             "thresholds": thresholds.round(4).tolist(), "human": HUMAN_ACQUISITION.tolist(),
             "acquisition_window": int(settings["acquisition_window"]),
+            "eig_tolerance": float(settings["eig_tolerance"]),
             "interference_window": int(settings["interference_window"]), "runs": rows}
 
     def summary_lines(self, numbers: dict) -> list[str]:
@@ -238,6 +250,14 @@ def _eig_w(W) -> np.ndarray:
     return lam
 
 
+def eig_within(eigenvalues, omega: float, tolerance: float) -> np.ndarray:
+    """Per row of `eigenvalues (n, N)`: whether an eigenvalue's imaginary part is within `tolerance * omega`
+    of `omega`."""
+    lam = np.asarray(eigenvalues)
+    with np.errstate(invalid="ignore"):
+        return np.any(np.abs(lam.imag - omega) <= tolerance * omega, axis=-1)
+
+
 def closest_eigenvalue(eigenvalues, omega: float) -> complex:
     """The eigenvalue (upper half plane) whose imaginary part is closest to `omega` (NaN if none)."""
     lam = np.asarray(eigenvalues)
@@ -260,6 +280,7 @@ def _run_numbers(ds, run, result, task) -> dict:
                                           for z in result.get("acquisition_eigenvalue")[i]],
            "eig_rel_error": [None if not np.isfinite(e) else round(float(e), 4)
                              for e in result.get("acquisition_eig_error")[i]],
+           "eig_match_epochs": result.get("eig_match_epoch")[i].tolist(),
            "final_train_loss": float(ds.train_loss.values[i, run.epochs - 1]),
            "final_test_loss": float(ds.test_loss.values[i, run.epochs - 1])}
     rise = result.get("interference_rise")[i]
@@ -305,6 +326,10 @@ def _summary_lines(numbers: dict) -> list[str]:
         eig = ", ".join(f"{_fmt_eig(z)} ({'-' if e is None else f'{100 * e:.1f}%'})"
                         for z, e in zip(r["eigenvalues_at_acquisition"], r["eig_rel_error"]))
         lines.append(f"         eig(W) nearest omega_j at acquisition: {eig}")
+        if "eig_match_epochs" in r:
+            match = ", ".join(str(e) for e in r["eig_match_epochs"])
+            lines.append(f"         first checkpoint from acquisition with eig(W) within {100 * t.get('eig_tolerance', 0.1):.0f}% "
+                         f"of omega_j: [{match}]")
         if r["interference"]:
             inter = ", ".join(f"w{x['frequency'] + 1} at w{x['later'] + 1}: {x['rise']:+.4f} ({100 * x['relative']:+.1f}%, "
                               f"epoch {x['epoch']})" for x in r["interference"])
