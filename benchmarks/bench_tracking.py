@@ -100,7 +100,8 @@ def experiment(seeds: str, keep: str | None = None) -> dict:
         runs = loopdyn.open_run(store).sizes["run"] // 2
     closed_end = max(t for t, prog in stamps if prog["phase"] == 0)
     return {"seeds": seeds, "runs": runs, "total_s": round(total, 1), "closed_s": round(closed_end - t0, 1),
-            "open_s": round(t0 + total - closed_end, 1), "epochs": cfg.epochs}
+            "open_s": round(t0 + total - closed_end, 1), "epochs": cfg.epochs,
+            "open_epochs": int(cfg.table["open_epochs"])}
 
 
 def cpu_model() -> str:
@@ -145,9 +146,10 @@ def main() -> None:
                 print(out.stderr[-2000:])
                 continue
             r = json.loads(out.stdout.strip().splitlines()[-1])
-            per = 1e3 / (r["runs"] * r["epochs"])
+            closed_ms = 1e3 * r["closed_s"] / (r["runs"] * r["epochs"])
+            open_ms = 1e3 * r["open_s"] / (r["runs"] * max(r["open_epochs"], 1))
             print(f"{seeds:>8} {r['runs']:>5} {r['total_s']:>8} {r['closed_s']:>9} {r['open_s']:>7} "
-                  f"{r['closed_s'] * per:>20.2f} {r['open_s'] * per:>18.2f}", flush=True)
+                  f"{closed_ms:>20.2f} {open_ms:>18.2f}", flush=True)
         return
     print(f"# {cpu_model()}, {os.cpu_count()} cores; {args.devices} host devices for ensembles")
     print(f"{'phase':>6} {'strategy':>8} {'runs':>5} {'devices':>7} {'compile s':>9} {'ms/run-epoch':>13} "
