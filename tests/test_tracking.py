@@ -417,6 +417,7 @@ def test_a_short_closed_loop_run_acquires_omega1_then_omega2(tmp_path):
     assert np.array_equal(m[0, 0], m[0, -1]) and np.array_equal(m[0, 0], m[1, 0])
     rows, meta = run_table(store)
     assert rows[0]["acquisition_epochs"][:2] == [int(a[0]), int(a[1])]
+    assert rows[0]["eig_match_epochs"][:2] == ds.eig_match_epoch.values[0, :2].tolist()
     assert "acquisition" in format_table(rows, meta)
     figs = loopdyn.figures("tracking", store, tmp_path / "fig")
     assert {p.name for p in figs} == {"fig_6.png", "fig_6.pdf"}

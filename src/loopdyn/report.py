@@ -51,6 +51,8 @@ def run_table(store) -> tuple[list[dict], dict]:
                 row[name] = None if v < 0 else v
         if "acquisition_epoch" in run:  # the tracking experiment's analysis
             row["acquisition_epochs"] = [None if int(v) < 0 else int(v) for v in run["acquisition_epoch"].values]
+        if "eig_match_epoch" in run:
+            row["eig_match_epochs"] = [None if int(v) < 0 else int(v) for v in run["eig_match_epoch"].values]
         if "spectral_radius" in ds:
             s = int(stabilisation_epoch(run.spectral_radius.values))
             row["stabilisation_epoch"] = None if s < 0 else s
