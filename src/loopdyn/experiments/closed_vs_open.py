@@ -24,7 +24,6 @@ from matplotlib.lines import Line2D
 from .. import config as cfg_mod
 from ..analysis import UNSTABLE_OSCILLATORY, Stages, detect_stages_gains, lqr_gain, stability_boundaries, stability_region
 from ..errors import ConfigError, StoreError
-from ..plants import plant_from_config
 from ..plots import (
     CLOSED_BLUE,
     GAIN_AXES,
@@ -87,7 +86,7 @@ class ClosedVsOpen(Experiment):
                              "'loopdyn train --resume STORE'")
         closed_open_pairs(ds)
         cfg = cfg_mod.from_dict(ds.attrs["config"], source="<store>")
-        if not plant_from_config(cfg.plant).is_double_integrator:
+        if not cfg.plant.is_double_integrator:
             raise StoreError(f"Fig 2's gain space and stability map are those of the double integrator "
                              f"(A = [[1, 1], [0, 1]], B = [0, 1]^T); this store's plant is {cfg.plant.kind!r}")
         return {"fig_1c": figure_1c(ds), "fig_2": figure_2(ds)}
@@ -326,7 +325,7 @@ def figure_2(ds) -> Figure:
     pairs = closed_open_pairs(ds)
     test, _, _ = _loss_labels(ds)
     cfg = cfg_mod.from_dict(ds.attrs["config"], source="<store>")
-    plant = plant_from_config(cfg.plant)
+    plant = cfg.plant
     R = training_cost_lqr_weights(cfg, plant.n_states)
     K, _ = lqr_gain(plant.A, plant.B, np.eye(plant.n_states), R)
     lqr = (K, f"LQR, Q = I, R = {R:g}")

@@ -41,7 +41,6 @@ from ..errors import ConfigError, StoreError
 from ..plots import CLOSED_BLUE, OPEN_RED, label_panels
 from ..store import read_analysis
 from ..system import rollout
-from ..tasks import task_from_config
 from ..training import build_problem
 from ._base import Experiment, Reproduce, register
 
@@ -186,7 +185,7 @@ class TrackingExperiment(Experiment):
         if "probe_loss" not in ds:
             return
         settings = cfg_mod.from_dict(ds.attrs["config"], source=str(ds.attrs.get("config_source"))).table
-        task = task_from_config(runs[0].cfg.task, runs[0].plant)
+        task = runs[0].cfg.task.bind(runs[0].plant)
         amps = np.array([c[2] for c in task.components])
         thresholds = settings["acquisition_fraction"] * amps**2 / 2
         _put(result, "acquisition_threshold", thresholds)
