@@ -40,7 +40,7 @@ def _cfg(**changes):
 def _setup(cfg, scale=1.0, seed=0):
     """Problem, full parameters (trained part scaled by `scale`) and constants of a fresh run."""
     problem = build_problem(cfg)
-    hyper = HyperParams(**{k: jnp.asarray(cfg.get(key), problem.dtype) for k, key in _config.HYPERPARAMETERS.items()})
+    hyper = HyperParams(**{k: jnp.asarray(cfg.hyper(k), problem.dtype) for k in _config.HYPERPARAMETERS})
     state, consts = init_run(problem, seed, hyper)
     trained = jax.tree.map(lambda a: scale * a, state.params)
     return problem, trained, consts
@@ -244,8 +244,7 @@ def test_a_separate_evaluation_equals_the_epochs_own():
     cfg = _cfg(**{"train.mode": "open_loop_teacher", "teacher.store": "x", "agent.trainable": ["m", "W", "z"]})
     problem = build_problem(cfg)
     assert problem.separable_evaluation and not build_problem(_cfg()).separable_evaluation
-    hyper = HyperParams(**{k: jnp.asarray([cfg.get(key)] * 2, problem.dtype)
-                           for k, key in _config.HYPERPARAMETERS.items()})
+    hyper = HyperParams(**{k: jnp.asarray([cfg.hyper(k)] * 2, problem.dtype) for k in _config.HYPERPARAMETERS})
     states0, consts0 = jax.vmap(lambda seed, h: init_run(problem, seed, h))(jnp.asarray([0, 1]), hyper)
     chunk = jax.jit(make_chunk(problem, None))
     evaluation = make_evaluation(problem, None, batch=3)
@@ -288,7 +287,7 @@ def test_the_probe_of_a_perfect_tracker_is_its_prediction_error_and_near_zero():
     cfg = _cfg()
     problem = build_problem(cfg)
     task = problem.task
-    hyper = HyperParams(**{k: jnp.asarray(cfg.get(key), jnp.float64) for k, key in _config.HYPERPARAMETERS.items()})
+    hyper = HyperParams(**{k: jnp.asarray(cfg.hyper(k), jnp.float64) for k in _config.HYPERPARAMETERS})
     refs = np.asarray(task.probe_episode(jnp.float64).exo)
     evaluate = jax.jit(problem.evaluate)
     for j, (f, _, _) in enumerate(task.components):
@@ -369,7 +368,7 @@ def test_eig_within_tolerance_per_checkpoint():
     ({"task.freqs_x": [0.1, 0.1]}, "task.freqs_x"),
     ({"task.freqs_x": "fast"}, "task.freqs_x"),
     ({"task.beta": 0.1}, "task.beta"),
-    ({"plant.kind": "double_integrator", "plant.dt": 1.0, "plant.n_observed": 1}, "task.kind"),
+    ({"plant.kind": "integrator", "plant.order": 2, "plant.dt": 1.0, "plant.n_observed": 1}, "task.kind"),
 ])
 def test_bad_tracking_settings_are_one_line_errors(changes, key):
     with pytest.raises(ConfigError) as e:

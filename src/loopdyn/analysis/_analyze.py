@@ -6,7 +6,7 @@ What is written (see :data:`VARIABLES` for each array's dimensions and meaning):
 
 - per run: `stage1_end`, `stage2_end`, `stabilisation_epoch` (epochs of the run's own phase, `-1` = none);
 - linear agents, per run and epoch: `dominant_eigenvalue`, `lambda3` (from the stored `eigenvalues` of $P$);
-- nonlinear agents, per run and checkpoint: `jacobian_eigenvalues`, `jacobian_spectral_radius`,
+- nonlinear loops (a nonlinear agent, or a nonlinear plant linearised at the origin), per run and checkpoint: `jacobian_eigenvalues`, `jacobian_spectral_radius`,
   `jacobian_dominant_eigenvalue`, `jacobian_lambda3` — the spectrum of the Jacobian $J(0)$ of the joint map
   at the origin (:mod:`loopdyn.system`; $\phi'(0)$: tanh 1, relu ½);
 - rank-1 linear agents on the double integrator, per run and epoch: `lambda3_approx`, `modulus_sq_approx`,
@@ -189,7 +189,7 @@ def _linear_spectra(ds, runs, result: Analysis) -> None:
 
 
 def _nonlinear_spectra(ds, runs, result: Analysis) -> None:
-    nonlinear = [r for r in runs if not r.spec.linear]
+    nonlinear = [r for r in runs if not (r.spec.linear and r.plant.linear)]
     if not nonlinear:
         return
     R, C = ds.sizes["run"], ds.sizes["checkpoint"]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._load import replace
-from ._schema import HYPER_DEFAULTS, HYPERPARAMETERS, Config
+from ._schema import HYPERPARAMETERS, Config
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class RunGroup:
 
     @property
     def hyper(self) -> dict[str, tuple[float, ...]]:
-        return {name: tuple(float(r.get(key, self.cfg.get(key, HYPER_DEFAULTS.get(name)))) for r in self.runs)
+        return {name: tuple(float(r.get(key, self.cfg.hyper(name))) for r in self.runs)
                 for name, key in HYPERPARAMETERS.items()}
 
 

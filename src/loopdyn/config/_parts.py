@@ -112,10 +112,10 @@ class Family:
 
     def _check_class(self, obj: Any, kind: str) -> type:
         if not (isinstance(obj, type) and issubclass(obj, self.interface)):
-            what = obj.__name__ if isinstance(obj, type) else type(obj).__name__
-            raise ConfigError(f"{self.section}.kind = {kind!r} names {what}, which is not a "
-                              f"{self.interface.__module__.split('.')[0]} {self.interface.__name__} (a subclass of "
-                              f"{import_path(self.interface)}); name a {self.section} class")
+            what = f"the class {obj.__name__}" if isinstance(obj, type) else f"a {type(obj).__name__}"
+            public = f"{self.interface.__module__.split('._')[0]}.{self.interface.__name__}"
+            raise ConfigError(f"{self.section}.kind = {kind!r} names {what}, not a subclass of {public}; name a "
+                              f"{self.section} class (docs/extending.md)")
         return obj
 
     def resolve(self, kind: str) -> type:

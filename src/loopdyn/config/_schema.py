@@ -120,6 +120,11 @@ class Config:
         section, key = dotted.split(".")
         return getattr(getattr(self, section), key, *default)
 
+    def hyper(self, name: str) -> Any:
+        """The value of the vmapped hyper-parameter `name` (:data:`HYPERPARAMETERS`), its neutral value
+        (:data:`HYPER_DEFAULTS`) where the configured part has no such parameter."""
+        return self.get(HYPERPARAMETERS[name], *([HYPER_DEFAULTS[name]] if name in HYPER_DEFAULTS else []))
+
     @property
     def table(self) -> dict[str, Any]:
         """The experiment's table (e.g. `[stages]`) with its defaults applied."""

@@ -39,8 +39,8 @@ def _open_source(store: str, path_self: Path, src: str, what: str, phase: int = 
 
 
 def _describe(plant) -> str:
-    return (f"{plant.kind!r} ({plant.n_states} states, {plant.n_observed} observed, {plant.n_controls} controls, "
-            f"dt = {plant.dt:g})")
+    settings = ", ".join(f"{k} = {v!r}" for k, v in cfg_mod.part_to_dict(plant).items() if k not in ("kind", "noise", "clamp"))
+    return f"{plant.kind!r} ({settings}; {plant.n_states} states, {plant.n_observed} observed, {plant.n_controls} controls)"
 
 
 def _check_architecture(cfg, ds, path, src, what):

@@ -220,7 +220,7 @@ def _over_runner(cfg_json: str, source: str):
     epoch = make_epoch(problem, test_x0)  # the trainer's own epoch: same loss, clipping, optimiser, keys
 
     def one(over, seed):
-        hyper = HyperParams(**{name: jnp.asarray(cfg.get(key), problem.dtype) for name, key in cfg_mod.HYPERPARAMETERS.items()})
+        hyper = HyperParams(**{name: jnp.asarray(cfg.hyper(name), problem.dtype) for name in cfg_mod.HYPERPARAMETERS})
         state, consts = init_run(problem, seed, hyper._replace(over=over.astype(problem.dtype)))
         epochs = jnp.arange(SIGMA_TRAJ_EPOCHS + 1, dtype=jnp.int32)
         _, rec = jax.lax.scan(lambda s, e: epoch(s, consts, e), state, epochs)

@@ -74,6 +74,17 @@ class Plant(Part):
         """Whether this is the double integrator of spec §1.1 (`A = [[1, 1], [0, 1]]`, `B = e_2`, `C = e_1^T`)."""
         return False
 
+    def linearisation(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        r"""`(A, B, C)` of the plant linearised at the origin, float64: $A = \partial f/\partial x$,
+        $B = \partial f/\partial u$ at $(x, u) = (0, 0)$ and $C = \partial g/\partial x$ at 0 (`jax.jacfwd`). The
+        origin must be an equilibrium ($f(0, 0) = 0$) for the loop's Jacobian at 0 to describe it."""
+        x0 = jnp.zeros((1, self.n_states), jnp.float64)
+        u0 = jnp.zeros((1, self.n_controls), jnp.float64)
+        A = jax.jacfwd(lambda x: self.dynamics(x[None], u0)[0])(x0[0])
+        B = jax.jacfwd(lambda u: self.dynamics(x0, u[None])[0])(u0[0])
+        C = jax.jacfwd(lambda x: self.observe(x[None])[0])(x0[0])
+        return np.asarray(A), np.asarray(B), np.asarray(C)
+
 
 class LinearPlant(Plant):
     r"""A linear plant $x' = A x + B u + w$, $y = C x$: a subclass gives `matrices() -> (A (k, k), B (k, m), C (c, k))`."""
@@ -83,6 +94,9 @@ class LinearPlant(Plant):
     @abc.abstractmethod
     def matrices(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`(A, B, C)` as float64 numpy arrays."""
+
+    def linearisation(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.matrices()
 
     @property
     def A(self) -> np.ndarray:

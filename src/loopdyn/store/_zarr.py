@@ -28,8 +28,12 @@ import zarr
 from ..errors import StoreError
 from . import _files
 
-FORMAT = "loopdyn-store-2"
+FORMAT = "loopdyn-store-3"
 FORMATS_REFUSED = {"loopdyn-store-1": "loopdyn 0.1"}
+FORMATS_MIGRATED = ("loopdyn-store-2",)
+"""Formats read by migrating their attributes: loopdyn 0.2 stored every part table with the keys of every kind
+(`[plant]` with `order` for the double integrator, `[task]` with `freqs_x` for regulation); read back, each
+table keeps the keys of its own kind (:func:`_migrate_configs`). Arrays and layout are unchanged."""
 
 
 @contextlib.contextmanager
@@ -114,7 +118,7 @@ def open_group(path: Path, mode: str = "r+") -> zarr.Group:
     if fmt in FORMATS_REFUSED:
         raise StoreError(f"{path}: written by {FORMATS_REFUSED[fmt]} (store format {fmt}); this loopdyn reads {FORMAT} — "
                          f"train it again (its arrays stay readable with xarray.open_zarr)")
-    if fmt != FORMAT:
+    if fmt != FORMAT and fmt not in FORMATS_MIGRATED:
         raise StoreError(f"{path}: a Zarr group but not a loopdyn store (attrs['loopdyn_format'] is {fmt!r}, not {FORMAT!r})")
     return group
 
@@ -124,6 +128,26 @@ def _decode_attrs(attrs: dict) -> dict:
     for key in ("config", "versions", "phases", "run_coords"):
         if isinstance(out.get(key), str):
             out[key] = json.loads(out[key])
+    if out.get("loopdyn_format") in FORMATS_MIGRATED:
+        out = _migrate_configs(out)
+    return out
+
+
+def _migrate_configs(attrs: dict) -> dict:
+    """The stored configurations of a loopdyn 0.2 store with each part table reduced to its kind's keys."""
+    from .. import config as cfg_mod  # the part families (shipped parts only: 0.2 knew no others)
+
+    def migrate(d):
+        if not isinstance(d, dict):
+            return d
+        try:
+            return cfg_mod.to_dict(cfg_mod.from_dict(d, source="<store>", phase=True, lenient=True))
+        except cfg_mod.ConfigError:
+            return d  # left as stored: the reader that needs it names the problem
+    out = dict(attrs)
+    out["config"] = migrate(out.get("config"))
+    if isinstance(out.get("phases"), list):
+        out["phases"] = [[label, migrate(d)] for label, d in out["phases"]]
     return out
 
 

@@ -13,7 +13,10 @@ $$J(s) = \begin{pmatrix} A & B z^\top \\ \alpha D\, m C A & (1-\alpha) I + \alph
 At the fixed point $s = 0$ every unit has the same slope $D = \phi'(0)\, I$, and $J(0)$ is the joint matrix
 $P$ with $m \to \phi'(0)\, m$ and $W \to \phi'(0)\, W$ — for a linear agent $J(0) = P$ exactly. Its
 spectrum decides the local stability of the origin of the closed loop: it is the nonlinear agent's
-counterpart of the spectrum of $P$ that the stage analysis follows.
+counterpart of the spectrum of $P$ that the stage analysis follows. A nonlinear plant enters through its
+linearisation at the origin ($A = \partial f/\partial x$, $B = \partial f/\partial u$, $C = \partial g/\partial x$,
+:meth:`loopdyn.plants.Plant.linearisation`), so the same formula is $J(0)$ of any loop whose origin is an
+equilibrium.
 
 Slopes $\phi'(0)$ (:data:`ACTIVATION_SLOPES`): `linear` 1, `tanh` 1, and `relu` ½. ReLU has no derivative
 at 0 (one-sided slopes 0 and 1, and JAX's convention is 0, which would cut the agent out of the loop).
@@ -90,7 +93,9 @@ def jacobian_spectra(spec, plant, params: AgentParams, g=0.0, *, slope: float | 
     r"""Spectra of $J(0)$ for a batch of parameter sets (e.g. every checkpoint of a run), float64.
 
     **Arguments:**
-    - `spec`: the `AgentSpec` (full-rank or low-rank, any activation and leak); `plant`: a `LinearPlant`;
+    - `spec`: the `AgentSpec` (full-rank or low-rank, any activation and leak); `plant`: a
+      :class:`loopdyn.plants.Plant`, linearised at the origin (:meth:`~loopdyn.plants.Plant.linearisation`;
+      a linear plant's own matrices), which must be an equilibrium of the plant;
     - `params`: `AgentParams` whose arrays share leading batch axes `L` (e.g. `(checkpoint,)`) before the
       parameter shapes; parameters without them (frozen ones) are broadcast;
     - `g`: gain of the random part $J$; `slope`: $\phi'(0)$ (default :func:`activation_slope`);
@@ -104,7 +109,7 @@ def jacobian_spectra(spec, plant, params: AgentParams, g=0.0, *, slope: float | 
     flat = {k: np.broadcast_to(np.asarray(v, np.float64), lead + np.shape(v)[-2:]).reshape((-1,) + np.shape(v)[-2:])
             for k, v in present.items()}
     n = int(np.prod(lead)) if lead else 1
-    A, B, C = (jnp.asarray(M, jnp.float64) for M in (plant.A, plant.B, plant.C))
+    A, B, C = (jnp.asarray(M, jnp.float64) for M in plant.linearisation())
     size = min(block, n)
     out = []
     for lo in range(0, n, size):

@@ -18,6 +18,7 @@ class Task(Part):
     """A task: the episodes an agent is trained and tested on, and their losses."""
 
     T: int = param(50, doc="episode length (steps in the loss)", check=POSITIVE)
+    test_seed: int = param(12345, doc="seed of the task's fixed test episodes", check=NON_NEGATIVE)
 
     modes = ("closed_loop", "open_loop_noise", "open_loop_teacher", "open_loop_gain")
     """The training modes (`train.mode`) this task can be trained in."""
