@@ -106,3 +106,29 @@ def test_the_plant_is_stepped_in_one_place():
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "step":
                 callers.append(module)
     assert set(callers) == {"loopdyn.system._rollout"}, callers
+
+
+def _code_strings(path: Path):
+    """The string constants of a file that are not docstrings."""
+    tree = ast.parse(path.read_text())
+    docstrings = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                docstrings.add(id(first.value))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            yield node.value, node.lineno
+
+
+def test_the_configuration_layer_knows_no_part_by_name():
+    """Every plant, task, agent, loss term and experiment is found through its family (entry points, import
+    paths): none of their names is written in the code of loopdyn.config."""
+    from loopdyn.config import FAMILIES
+
+    names = {n for fam in FAMILIES.values() for n in fam.names()}
+    assert {"double_integrator", "tracking", "rnn", "closed-vs-open"} <= names
+    found = [f"{path.relative_to(ROOT)}:{line}: {value!r}" for path in sorted((SRC / "config").glob("*.py"))
+             for value, line in _code_strings(path) if value in names]
+    assert not found, found

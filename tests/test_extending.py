@@ -398,5 +398,11 @@ def test_user_part_classes_can_be_passed_from_python(tmp_path):
                                                                                      "noise": 0.0, "clamp": 0.0}
         ds = loopdyn.open_run(loopdyn.train(cfg, tmp_path / "leaky.zarr", progress=False))
         assert np.all(np.isfinite(ds.train_loss.values)) and "eigenvalues" not in ds
+        # a part object replaces a configured one, checked with the rest of the configuration
+        assert cfg_mod.with_parts(cfg, plant=Leaky(dt=0.5)).plant.dt == 0.5
+        with pytest.raises(ConfigError, match="is not a Plant"):
+            cfg_mod.with_parts(cfg, plant=cfg.task)
+        with pytest.raises(ConfigError, match="plant.dt = -1.0 must be > 0"):
+            cfg_mod.from_dict({"plant": {"kind": "test-leaky", "dt": -1.0}}, source="x.toml")
     finally:
         cfg_mod.family("plant").registered.pop("test-leaky")

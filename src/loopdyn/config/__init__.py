@@ -24,6 +24,7 @@ from ._load import parse_seeds as parse_seeds
 from ._load import replace as replace
 from ._load import shipped as shipped
 from ._load import to_dict as to_dict
+from ._load import with_parts as with_parts
 from ._load import with_values as with_values
 from ._parts import FAMILIES as FAMILIES
 from ._parts import Family as Family

@@ -122,7 +122,7 @@ def _experiment(source: str, tables: dict) -> tuple[str, tuple, str]:
     name = tables.get("experiment")
     if name is None:  # inferred from the table present (stores written before the key existed)
         present = [n for n in experiment_names() if ":" not in n and n.replace("-", "_") in tables]
-        name = present[0] if present else "ensemble"
+        name = present[0] if present else family("experiment").default
     try:
         exp = experiment_of(name)
     except ConfigError as e:
@@ -247,6 +247,22 @@ def replace(cfg: Config, values: dict[str, Any]) -> Config:
             kv = {_field_name(obj, k): v for k, v in kv.items()}
         new[s] = dataclasses.replace(obj, **kv)
     return dataclasses.replace(cfg, **new)
+
+
+def with_parts(cfg: Config, **parts: Any) -> Config:
+    """A copy with parts replaced by part objects (`plant=`, `task=`, `agent=`, `loss=` a tuple of loss terms),
+    checked together with the rest of the configuration (:meth:`Part.check`)."""
+    for section, part in parts.items():
+        if section not in (*PART_SECTIONS, "loss"):
+            raise ConfigError(f"with_parts: {section!r} is not a part; give plant=, task=, agent= or loss=")
+        fam = family(section)
+        for p in (part if section == "loss" else (part,)):
+            if not isinstance(p, fam.interface):
+                raise ConfigError(f"with_parts: {section} = {p!r} is not a {fam.interface.__name__}")
+    new = dataclasses.replace(cfg, **{k: (tuple(v) if k == "loss" else v) for k, v in parts.items()})
+    for group_values in _static_combinations(new):
+        _check_consistency(replace(new, group_values) if group_values else new)
+    return new
 
 
 def with_values(cfg: Config, values: dict[str, Any], **top: Any) -> Config:

@@ -98,7 +98,7 @@ class Config:
     """A whole experiment: the tables above, seeds x sweep = the ensemble (:mod:`loopdyn.config`)."""
 
     name: str = "experiment"
-    experiment: str = "ensemble"
+    experiment: str = ""  # the experiment's name (from_dict fills in its family's default)
     description: str = ""
     epochs: int = 1000
     seeds: tuple[int, ...] = (0,)
