@@ -34,6 +34,7 @@ SHORT = {
     "pendulum": (["epochs=30", "task.batch=32", "task.test_batch=16", "record.chunk=10"], 10),
     "velocity_penalty": (["epochs=30", "record.chunk=10"], None),
     "curriculum": (["curriculum.phase_epochs=[10, 10, 10]", "record.chunk=5"], 15),
+    "dale_rnn": (["epochs=30", "record.chunk=10"], 10),
 }
 
 
@@ -79,7 +80,7 @@ def user_stores(tmp_path_factory):
     stores["velocity_penalty"] = out / "velocity-penalty.zarr"
     for s in stores.values():
         assert s.is_dir()
-    for name in ("oscillator", "pendulum", "curriculum"):
+    for name in ("oscillator", "pendulum", "curriculum", "dale_rnn"):
         assert not json.loads((stores[name] / "progress.json").read_text())["complete"], name
     text = _python(f"""
         from typer.testing import CliRunner
@@ -205,6 +206,24 @@ def test_user_experiment_continues_each_phase_from_the_last(user_stores):
             cur = np.nonzero((phase == phases[p][0]) & (ds.seed.values == seed))[0][0]
             # the first record of a phase is its start: the last parameters of the phase before
             np.testing.assert_array_equal(ds.U.values[cur, 0], ds.U.values[prev, 9])
+
+
+def test_user_controller_records_the_spectrum_of_its_own_joint_matrix(user_stores):
+    """The Dale's-law RNN steps W_eff = |W| diag(s): its recorded spectra are those of the joint matrix built
+    in numpy from the stored W, and its first units are excitatory, the rest inhibitory."""
+    ds = loopdyn.open_run(user_stores[0]["dale_rnn"])
+    agent = ds.attrs["config"]["agent"]
+    N, n_e = agent["N"], round(agent["excitatory"] * agent["N"])
+    s = np.where(np.arange(N) < n_e, 1.0, -1.0)
+    A, B, C = np.array([[1.0, 1.0], [0.0, 1.0]]), np.array([[0.0], [1.0]]), np.array([[1.0, 0.0]])
+    assert np.all(ds.W.values[:, 0] >= 0)  # initialised with non-negative magnitudes
+    for run in range(ds.sizes["run"]):
+        for e in (0, ds.sizes["epoch"] - 1):
+            m, W, z = (ds[k].values[run, e].astype(np.float64) for k in ("m", "W", "z"))
+            W_eff = np.abs(W) * s[None, :]
+            P = np.block([[A, B @ z.T], [m @ C @ A, W_eff + m @ C @ B @ z.T]])
+            lam = np.sort_complex(np.linalg.eigvals(P))
+            np.testing.assert_allclose(np.sort_complex(ds.eigenvalues.values[run, e]), lam, rtol=1e-4, atol=1e-5)
 
 
 # ------------------------------------------------------------------------------------------ in-process checks

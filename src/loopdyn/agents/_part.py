@@ -58,6 +58,26 @@ class RNN(Agent):
         return self.activation == "linear"
 
     @property
+    def custom(self) -> bool:
+        """Whether a subclass initialises or steps the network its own way (then the RNN-specific shortcuts,
+        the reduced span{m, U} rollout and the closed-form joint matrix, are not used: loopdyn takes the
+        joint matrix of the subclass's core by automatic differentiation)."""
+        return type(self).initial_parameters is not RNN.initial_parameters or type(self).core is not RNN.core
+
+    def initial_parameters(self, spec, key, *, g=0.0, over=math.nan, dtype=None):
+        """The initial `AgentParams` (fields `m, z` and `W` or `U, V`); override to initialise otherwise."""
+        from ._rnn import rnn_init_params
+
+        return rnn_init_params(spec, key, g=g, over=over, dtype=dtype)
+
+    def core(self, spec, params, g=0.0):
+        """The :class:`loopdyn.agents.Core` that steps the network; override to step it otherwise (e.g. with a
+        sign-constrained W). Written in `jax.numpy`; `params` may carry leading batch axes only through `vmap`."""
+        from ._rnn import rnn_core
+
+        return rnn_core(spec, params, g)
+
+    @property
     def dense_checkpoints(self) -> bool:
         return self.N <= 100 or self.representation == "overlaps"
 
@@ -87,6 +107,9 @@ class RNN(Agent):
             raise InvalidParameter("agent.over", "sets sigma_zm only for init = 'lowrank' with rank = 1; remove it or "
                                    "change the agent")
         if self.representation == "overlaps":
+            if self.custom:
+                raise InvalidParameter("agent.representation", f"= 'overlaps' trains the RNN's own Gram matrix; "
+                                       f"agent.kind = {self.kind!r} steps its own core: use representation = 'vectors'")
             if cfg.train.optimizer != "sgd":
                 raise InvalidParameter("train.optimizer", f"= {cfg.train.optimizer!r} cannot train agent.representation "
                                        "= 'overlaps': the Gram-matrix reduction holds for rotation-invariant updates "

@@ -49,6 +49,8 @@ class AgentSpec:
     - `representation`: `vectors` (the N-dimensional parameters) or `overlaps` (a linear low-rank agent
       trained exactly through the Gram matrix of its vectors, spec §7; `trainable` then says which
       vectors the gradient moves).
+    - `part`: a user's subclass of :class:`loopdyn.agents.RNN` that initialises or steps the parameters
+      its own way (:meth:`~loopdyn.agents.RNN.initial_parameters`, :meth:`~loopdyn.agents.RNN.core`), else `None`.
     """
 
     N: int
@@ -61,6 +63,7 @@ class AgentSpec:
     trainable: tuple[str, ...] = ("z", "U", "V")
     random: bool = False
     representation: str = "vectors"
+    part: Any = None
 
     @property
     def linear(self) -> bool:
@@ -68,8 +71,10 @@ class AgentSpec:
 
     @property
     def reduced(self) -> bool:
-        """Whether the hidden state can be simulated in span{m, U} (dimension n_in + rank < N)."""
-        return self.linear and self.rank > 0 and not self.random and self.n_in + self.rank < self.N
+        """Whether the hidden state can be simulated in span{m, U} (dimension n_in + rank < N); never for an
+        agent part that steps its own core (`part`)."""
+        return (self.part is None and self.linear and self.rank > 0 and not self.random
+                and self.n_in + self.rank < self.N)
 
     @property
     def hidden_dim(self) -> int:
@@ -97,11 +102,22 @@ def spec_from_config(cfg, n_in: int, n_out: int, random: bool) -> AgentSpec:
     """The `AgentSpec` of a configuration's `[agent]` table, for a plant with `n_in` outputs and `n_out` inputs."""
     a = cfg.agent
     return AgentSpec(a.N, a.rank, a.activation, a.alpha, a.init, n_in, n_out, tuple(a.trainable), random,
-                     a.representation)
+                     a.representation, a if a.custom else None)
 
 
 def init_params(spec: AgentSpec, key, *, g=0.0, over=jnp.nan, dtype=jnp.float32) -> AgentParams:
     r"""Initial parameters; the same key gives the same weights whatever the training mode.
+
+    An agent part of one's own (`spec.part`) initialises them with its
+    :meth:`~loopdyn.agents.RNN.initial_parameters`; the schemes below are :func:`rnn_init_params`.
+    """
+    if spec.part is not None:
+        return spec.part.initial_parameters(spec, key, g=g, over=over, dtype=dtype)
+    return rnn_init_params(spec, key, g=g, over=over, dtype=dtype)
+
+
+def rnn_init_params(spec: AgentSpec, key, *, g=0.0, over=jnp.nan, dtype=jnp.float32) -> AgentParams:
+    r"""The RNN's initial parameters (the schemes of `spec.init`).
 
     `lowrank` (spec §2.2): `m, z ~ U(-1/sqrt N, 1/sqrt N)`, `U, V ~ N(0, 1/N)`, `J ~ N(0, 1/N)`.
     `rnn` (spec §2.1): `m, z ~ N(0, 1/N^2)`, `W = g J`. `uniform` (spec §2.1, the tracking network):
@@ -178,7 +194,15 @@ def reduced_basis(params: AgentParams):
 
 def make_core(spec: AgentSpec, params: AgentParams, g=0.0) -> Core:
     """The core of an agent: its overlaps when given as a Gram matrix, the reduced strategy when `spec.reduced`
-    (module docstring), else neurons."""
+    (module docstring), else neurons; an agent part of one's own (`spec.part`) builds its own
+    (:meth:`~loopdyn.agents.RNN.core`)."""
+    if spec.part is not None:
+        return spec.part.core(spec, params, g)
+    return rnn_core(spec, params, g)
+
+
+def rnn_core(spec: AgentSpec, params: AgentParams, g=0.0) -> Core:
+    """The RNN's own core (:func:`make_core` without an agent part)."""
     if params.G is not None:
         from ._overlaps import gram_core, gram_layout
 

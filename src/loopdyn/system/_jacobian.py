@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..agents import AgentParams, connectivity, make_core
-from ._joint import joint_matrix, spectrum
+from ._joint import joint_matrix, spectrum, step_jacobian_at_origin
 from ._rollout import rollout
 
 ACTIVATION_SLOPES = {"linear": 1.0, "tanh": 1.0, "relu": 0.5}
@@ -116,7 +116,11 @@ def jacobian_spectra(spec, plant, params: AgentParams, g=0.0, *, slope: float | 
         # Pad the last block to the common size so that every call reuses one compilation.
         idx = np.minimum(np.arange(lo, lo + size), n - 1)
         chunk = AgentParams(**{k: jnp.asarray(v[idx]) for k, v in flat.items()})
-        lam = spectrum(np.asarray(_batched_jacobians(spec, slope, A, B, C, chunk, jnp.asarray(g, jnp.float64))))
+        if spec.part is not None:
+            J = _custom_jacobians(spec, plant, chunk, jnp.asarray(g, jnp.float64))
+        else:
+            J = _batched_jacobians(spec, slope, A, B, C, chunk, jnp.asarray(g, jnp.float64))
+        lam = spectrum(np.asarray(J))
         out.append(lam[: min(size, n - lo)])
     lam = np.concatenate(out, axis=0)
     return lam.reshape(lead + lam.shape[-1:])
@@ -128,3 +132,8 @@ def _batched_jacobians(spec, slope, A, B, C, params, g):
         return jacobian_at_origin(A, B, C, q.m, connectivity(spec, q, g), q.z, spec.alpha, slope)
 
     return jax.vmap(one)(params)
+
+
+def _custom_jacobians(spec, plant, params, g):
+    """$J(0)$ of an agent part that steps its own core, by `jax.jacfwd` through one step of the loop."""
+    return jax.jit(jax.vmap(lambda q: step_jacobian_at_origin(spec, plant, q, g)))(params)

@@ -28,7 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..agents import RANK1_INDEX, AgentParams, connectivity, gram_layout, gram_readout, reduced_basis
+from ..agents import RANK1_INDEX, AgentParams, connectivity, gram_layout, gram_readout, make_core, reduced_basis
+from ._rollout import rollout
 
 OVERLAP_NAMES = ("sigma_zm", "sigma_zu", "sigma_vm", "sigma_vu")
 """Order of the four visible overlaps whenever they are stacked along a last axis of size 4."""
@@ -88,13 +89,30 @@ def overlap_joint_matrix(A, B, C, zq, vq, alpha=1.0):
 
 def agent_joint_matrix(spec, plant, params, g=0.0):
     """The joint matrix an agent is simulated with: in overlap coordinates for a Gram matrix, reduced for a
-    reduced agent, else full (linear agents)."""
+    reduced agent, else full (linear agents). An agent part that steps its own core (`spec.part`): the
+    Jacobian of one step of the loop at the origin, by `jax.jacfwd` through the rollout (exact for a linear loop)."""
+    if spec.part is not None:
+        return step_jacobian_at_origin(spec, plant, params, g)
     if params.G is not None:
         zq, vq = gram_readout(jnp.asarray(params.G), gram_layout(spec))
         return overlap_joint_matrix(plant.A, plant.B, plant.C, zq, vq, spec.alpha)
     if spec.reduced:
         return reduced_joint_matrix(plant.A, plant.B, plant.C, params.m, params.U, params.V, params.z, spec.alpha)
     return joint_matrix(plant.A, plant.B, plant.C, params.m, connectivity(spec, params, g), params.z, spec.alpha)
+
+
+def step_jacobian_at_origin(spec, plant, params, g=0.0):
+    r"""$\partial s_{t+1} / \partial s_t$ at $s = 0$ for one noise-free step of the loop (delayed timing of
+    :func:`loopdyn.system.rollout`), `(k + d, k + d)` with `d` the core's state size."""
+    core = make_core(spec, params, g)
+    k = plant.n_states
+    dtype = jax.tree.leaves(params)[0].dtype
+
+    def F(s):
+        traj = rollout(core, plant, s[None, :k], 1, h0=s[None, k:], emit=("x_next", "h_next"))
+        return jnp.concatenate([traj.x_next[0, 0], traj.h_next[0, 0]])
+
+    return jax.jacfwd(F)(jnp.zeros(k + core.hidden_dim, dtype))
 
 
 def overlaps(m, z, U, V):
