@@ -121,15 +121,17 @@ class ClosedVsOpen(Experiment):
 
 # ------------------------------------------------------------------------------------------ data access
 def closed_open_pairs(ds) -> list[tuple[int, int, int]]:
-    """`(seed, closed run, open run)` for every seed that has a run of each phase, in seed order.
+    """`(seed, closed run, open run)` for every seed (and swept values) with a run of each phase, in seed order.
 
     **Raises:** `StoreError` if the store holds no such pair (not a closed-vs-open store).
     """
     phases = [str(m) for m in ds["phase"].values]
     seeds = [int(s) for s in ds["seed"].values]
-    closed = {s: i for i, (s, m) in enumerate(zip(seeds, phases)) if m == "closed"}
-    opened = {s: i for i, (s, m) in enumerate(zip(seeds, phases)) if m == "open"}
-    pairs = [(s, closed[s], opened[s]) for s in sorted(closed) if s in opened]
+    # both phases expand the same seeds x sweep in the same order: the k-th run of a seed in one phase is
+    # the k-th of that seed in the other (the same swept values)
+    closed = {s: [i for i, (t, m) in enumerate(zip(seeds, phases)) if t == s and m == "closed"] for s in set(seeds)}
+    opened = {s: [i for i, (t, m) in enumerate(zip(seeds, phases)) if t == s and m == "open"] for s in set(seeds)}
+    pairs = [(s, c, o) for s in sorted(closed) for c, o in zip(closed[s], opened[s])]
     if not pairs:
         raise StoreError(f"not a store of the closed-vs-open experiment: no seed has both a 'closed' and an 'open' run "
                          f"(phases: {sorted(set(phases))})")

@@ -154,9 +154,9 @@ class Stages(Experiment):
     def phases(self, cfg):
         t = cfg.table
         t_cont = self.variant(cfg, {"start.store": "self", "start.epoch": str(t["T_start_epoch"])},
-                              sweep={"task.T": list(t["T_values"])}, epochs=t["T_epochs"])
+                              sweep={**dict(cfg.sweep), "task.T": list(t["T_values"])}, epochs=t["T_epochs"])
         b_cont = self.variant(cfg, {"start.store": "self", "start.epoch": str(t["beta_start"])},
-                              sweep={"task.beta": list(t["beta_values"])}, epochs=t["beta_epochs"])
+                              sweep={**dict(cfg.sweep), "task.beta": list(t["beta_values"])}, epochs=t["beta_epochs"])
         return [(cfg, "closed"), (t_cont, "T-continuation"), (b_cont, "beta-continuation")]
 
     def analyse(self, ds, runs, result) -> None:
