@@ -21,8 +21,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .. import config as cfg_mod
-from ..analysis import UNSTABLE_OSCILLATORY, Stages, detect_stages_gains, lqr_gain, stability_boundaries, stability_region
+from ..analysis import (UNSTABLE_OSCILLATORY, Stages, detect_stages_gains, lqr_gain, rebound_peak, stability_boundaries,
+                        stability_region, store_config)
 from ..errors import ConfigError, StoreError
 from ..plants import plant_from_config
 from ..plots import (
@@ -86,7 +86,7 @@ class ClosedVsOpen(Experiment):
             raise StoreError("the closed-vs-open figures need a complete store (both phases); continue it with "
                              "'loopdyn train --resume STORE'")
         closed_open_pairs(ds)
-        cfg = cfg_mod.from_dict(ds.attrs["config"], source="<store>")
+        cfg = store_config(ds)
         if not plant_from_config(cfg.plant).is_double_integrator:
             raise StoreError(f"Fig 2's gain space and stability map are those of the double integrator "
                              f"(A = [[1, 1], [0, 1]], B = [0, 1]^T); this store's plant is {cfg.plant.kind!r}")
@@ -94,8 +94,6 @@ class ClosedVsOpen(Experiment):
 
 
     def captions(self, ds) -> dict:
-        from .ablations import rebound_peak  # the ablations module builds on this one
-
         one_c, two = [], []
         for seed, c, o in closed_open_pairs(ds):
             closed, open_ = ds.isel(run=c), ds.isel(run=o)
@@ -327,7 +325,7 @@ def figure_2(ds) -> Figure:
     """Fig 2: one row per seed; (a) test losses, (b) gain space, (c) zoom on stages 1-2."""
     pairs = closed_open_pairs(ds)
     test, _, _ = _loss_labels(ds)
-    cfg = cfg_mod.from_dict(ds.attrs["config"], source="<store>")
+    cfg = store_config(ds)
     plant = plant_from_config(cfg.plant)
     R = training_cost_lqr_weights(cfg, plant.n_states)
     K, _ = lqr_gain(plant.A, plant.B, np.eye(plant.n_states), R)

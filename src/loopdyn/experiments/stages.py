@@ -26,13 +26,13 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from .. import config as cfg_mod
-from ..agents import AgentParams, gram_matrix, make_core
-from ..analysis import (NONE, checkpoint_params, complex_pair, dominant_pair, effective_exact, n_eig, overlaps_of,
-                        third_eigenvalue)
+from ..agents import AgentParams, gram_matrix
+from ..analysis import (NONE, checkpoint_params, closed_loop_trajectory, complex_pair, dominant_pair, effective_exact, n_eig,
+                        overlaps_of, store_config, third_eigenvalue, zigzag)
 from ..errors import ConfigError, StoreError
 from ..plots import CLOSED_BLUE, OPEN_RED, STAGE_COLORS, label_panels, unit_circle
 from ..store import read_analysis
-from ..system import OVERLAP_NAMES, effective_matrix, rollout, spectrum
+from ..system import OVERLAP_NAMES, effective_matrix, spectrum
 from ..theory import (geometric_sum_loss, optimise_surrogate, simulated_stage1_loss, train_effective_model,
                       train_overlap_model)
 from ..training import HyperParams, build_problem, init_run, make_epoch
@@ -162,7 +162,7 @@ class Stages(Experiment):
     def analyse(self, ds, runs, result) -> None:
         if not all(effective_exact(r) for r in runs):
             return
-        settings = cfg_mod.from_dict(ds.attrs["config"], source=str(ds.attrs.get("config_source"))).table
+        settings = store_config(ds).table
         closed = next(r for r in runs if r.phase == "closed")
         _stage1_theory(closed, result)
         _sigma_trajectories(closed, result)
@@ -445,8 +445,6 @@ def _departs(r: dict, name: str) -> str:
 
 def _captions(ds) -> dict:
     """The measured numbers behind each figure's claim (report captions)."""
-    from .ablations import zigzag  # the ablations module builds on this one
-
     numbers = read_analysis(ds)["numbers"]
     r = _closed_run(ds)
     s1, s2, n = _stages(ds, r)
@@ -529,25 +527,6 @@ def _stages(ds, run: int) -> tuple[int, int, int]:
     s2 = n if s2 < 0 else s2
     s1 = s2 if s1 < 0 else s1
     return s1, s2, n
-
-
-def closed_loop_trajectory(ds, run: int, epoch: int, steps: int, x0=(1.0, -1.0)) -> np.ndarray:
-    """States `(steps, k)` of the model of `run` at `epoch` from `x0`, $h_0 = 0$: a float64
-    :func:`loopdyn.system.rollout` of its parameters (the trajectory $P^t s_0$, spec §4.1)."""
-    from ..agents import AgentParams
-
-    phases = {label: cfg for label, cfg in ds.attrs["phases"]}
-    cfg = cfg_mod.from_dict(phases[str(ds["phase"].values[run])], source="<store>", phase=True)
-    problem = build_problem(cfg)
-    params = {}
-    for name in problem.spec.parameter_names:
-        var = ds[name].isel(run=run)
-        if "checkpoint" in var.dims:
-            var = var.sel(checkpoint=epoch)
-        params[name] = jnp.asarray(np.asarray(var.values, np.float64))
-    core = make_core(problem.spec, AgentParams(**params), float(ds["g"].values[run]))
-    traj = rollout(core, problem.plant, jnp.asarray([x0], jnp.float64), steps, emit=("x",))
-    return np.asarray(traj.x[:, 0])
 
 
 # ------------------------------------------------------------------------------------------ panels

@@ -34,15 +34,12 @@ import numpy as np
 import scipy.linalg
 from matplotlib.figure import Figure
 
-from .. import config as cfg_mod
 from ..agents import AgentParams, make_core
-from ..analysis import acquisition_epochs, checkpoint_params, complex_pair, interference, store_runs
+from ..analysis import acquisition_epochs, checkpoint_params, complex_pair, interference, store_config, store_runs
 from ..errors import ConfigError, StoreError
 from ..plots import CLOSED_BLUE, OPEN_RED, label_panels
 from ..store import read_analysis
 from ..system import rollout
-from ..tasks import task_from_config
-from ..training import build_problem
 from ._base import Experiment, Reproduce, register
 
 PHASES = ("closed", "open")
@@ -185,8 +182,8 @@ class TrackingExperiment(Experiment):
     def analyse(self, ds, runs, result) -> None:
         if "probe_loss" not in ds:
             return
-        settings = cfg_mod.from_dict(ds.attrs["config"], source=str(ds.attrs.get("config_source"))).table
-        task = task_from_config(runs[0].cfg.task, runs[0].plant)
+        settings = store_config(ds).table
+        task = runs[0].task
         amps = np.array([c[2] for c in task.components])
         thresholds = settings["acquisition_fraction"] * amps**2 / 2
         _put(result, "acquisition_threshold", thresholds)
@@ -359,7 +356,7 @@ class _Model:
     def __init__(self, ds, run: int):
         self.ds, self.run = ds, run
         self.info = next(r for r in store_runs(ds) if r.index == run)
-        self.problem = build_problem(self.info.cfg)
+        self.problem = self.info.problem
         self.task = self.problem.task
 
     def params(self, epoch: int) -> tuple[int, AgentParams]:

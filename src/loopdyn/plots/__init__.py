@@ -1,6 +1,14 @@
 """Figure building blocks shared by the experiments: style, stage shading, gain-plane panels, the
 training overview. Each experiment composes its own figures (:mod:`loopdyn.experiments`)."""
 
+from ._ablations import condition_colors as condition_colors
+from ._ablations import condition_epochs as condition_epochs
+from ._ablations import condition_runs as condition_runs
+from ._ablations import first_run as first_run
+from ._ablations import gains_panel as gains_panel
+from ._ablations import loss_bands_panel as loss_bands_panel
+from ._ablations import no_nan_warning as no_nan_warning
+from ._ablations import strip_panel as strip_panel
 from ._gains import GAIN_AXES as GAIN_AXES
 from ._gains import LANDSCAPE_LABEL as LANDSCAPE_LABEL
 from ._gains import boundaries as boundaries
