@@ -23,6 +23,9 @@ from ._runs import phase_runs as phase_runs
 from ._runs import store_config as store_config
 from ._runs import store_phases as store_phases
 from ._runs import store_runs as store_runs
+from ._closed_open import closed_open_pairs as closed_open_pairs
+from ._closed_open import closed_stages as closed_stages
+from ._closed_open import training_cost_lqr_weights as training_cost_lqr_weights
 from ._gains import STABLE as STABLE
 from ._gains import UNSTABLE_OSCILLATORY as UNSTABLE_OSCILLATORY
 from ._gains import UNSTABLE_REAL as UNSTABLE_REAL
