@@ -66,3 +66,21 @@ def test_a_later_phase_continues_the_run_with_the_same_seed_and_swept_values(nam
         for row, v in zip(rows, gr.values):
             source = dict(first)[row]
             assert (source["seed"], source["train.lr"]) == (v["seed"], v["train.lr"]), (gr.label, row, v)
+
+
+def test_the_reported_closed_vs_open_toml_with_a_sweep_loads(tmp_path):
+    """The config of the bug report: `experiment = "closed-vs-open"` with `[sweep] "train.lr" = [...]`."""
+    path = tmp_path / "cvo.toml"
+    path.write_text('experiment = "closed-vs-open"\nseeds = [0]\n\n[sweep]\n"train.lr" = [0.003, 0.01, 0.03]\n')
+    cfg = loopdyn.load_config(path)
+    assert [(label, dict(c.sweep)) for c, label in get("closed-vs-open").phases(cfg)] == [
+        ("closed", {"train.lr": (0.003, 0.01, 0.03)}), ("open", {"train.lr": (0.003, 0.01, 0.03)})]
+
+
+def test_closed_vs_open_pairs_each_closed_run_with_the_student_of_the_same_seed_and_sweep():
+    xr = pytest.importorskip("xarray")
+    from loopdyn.analysis import closed_open_pairs
+
+    # seeds x lr = (0, 1) x (a, b), seeds fastest, in both phases
+    ds = xr.Dataset(coords={"seed": ("run", [0, 1, 0, 1] * 2), "phase": ("run", ["closed"] * 4 + ["open"] * 4)})
+    assert closed_open_pairs(ds) == [(0, 0, 4), (0, 2, 6), (1, 1, 5), (1, 3, 7)]

@@ -26,10 +26,12 @@ def closed_open_pairs(ds) -> list[tuple[int, int, int]]:
                          f"(phases: {sorted(set(phases))})")
     return pairs
 
+
 def closed_stages(closed_run) -> Stages:
     """Stage boundaries of a closed run from its gain path (:func:`loopdyn.analysis.detect_stages_gains`)."""
     g = np.asarray(closed_run["gains"].values, dtype=np.float64)  # (epoch, control, state): k1, k2 of u = K x
     return detect_stages_gains(g[:, 0, 0], g[:, 0, 1])
+
 
 def training_cost_lqr_weights(cfg, n_states: int) -> float:
     r"""$R$ of the training cost written per sample as $\sum_t \|x_t\|^2 + R\,u_t^2$ (i.e. $Q = I$).

@@ -39,6 +39,7 @@ SHORT: dict[str, str] = {
     "peak_rise": "rise of the test loss at its peak over its running minimum",
 }
 
+
 METRIC_VARIABLES: dict[str, str] = {
     "final_train_loss": "training loss at the last epoch of the run's phase (NaN: diverged)",
     "final_test_loss": "closed-loop test loss at the last epoch of the run's phase (NaN: diverged)",
@@ -55,6 +56,7 @@ METRIC_VARIABLES: dict[str, str] = {
     "peak_epoch": "epoch of peak_test_loss",
     "peak_rise": "peak_test_loss / the smallest test loss before the peak (1 = never rises again)",
 }
+
 
 def spread(values, *, epochs: bool = False) -> dict:
     """Median and interquartile range of `values` over the runs where the quantity exists.
@@ -74,6 +76,7 @@ def spread(values, *, epochs: bool = False) -> dict:
         q25, med, q75 = np.percentile(v, [25, 50, 75])
         out.update(median=float(med), q25=float(q25), q75=float(q75))
     return out
+
 
 def zigzag(path) -> float:
     r"""Zig-zag of a path over epochs: the fraction of consecutive increments that change sign.
@@ -96,6 +99,7 @@ def zigzag(path) -> float:
         return float("nan")
     return float(np.mean(s[1:] != s[:-1]))
 
+
 def fmt_spread(s: dict, fmt: str = "{:.0f}", epochs: bool = False) -> str:
     if s["median"] is None:
         return "never" if epochs and s["n"] else "-"
@@ -103,6 +107,7 @@ def fmt_spread(s: dict, fmt: str = "{:.0f}", epochs: bool = False) -> str:
     if s["n_valid"] < s["n"]:
         body += f" ({s['n_valid']}/{s['n']})"
     return body
+
 
 def rebound_peak(loss) -> tuple[int, float, float] | None:
     """`(epoch, loss, rise)` of the largest rebound of a loss curve: the epoch where the loss stands highest
@@ -120,13 +125,16 @@ def rebound_peak(loss) -> tuple[int, float, float] | None:
     e = int(np.argmax(rise))
     return e, float(y[e]), float(rise[e])
 
+
 def gain_names(m: int, k: int) -> list[str]:
     """`k1, k2, ...` for one control, `k11, k12, ...` (control, state) for several."""
     return [f"k{j + 1}" for j in range(k)] if m == 1 else [f"k{i + 1}{j + 1}" for i in range(m) for j in range(k)]
 
+
 def _value(v) -> str:
     v = v.item() if hasattr(v, "item") else v
     return f"{v:g}" if isinstance(v, float) else str(v)
+
 
 def conditions_of(ds, exclude: tuple[str, ...] = (BASE,)) -> list[tuple[str, list[int]]]:
     """The conditions of a store, in phase order: `(label, run indices)` per phase and, inside a phase, per
@@ -146,16 +154,19 @@ def conditions_of(ds, exclude: tuple[str, ...] = (BASE,)) -> list[tuple[str, lis
             out.setdefault(key, []).append(i)
     return list(out.items())
 
+
 def epochs_of(ds, indices) -> int:
     """The epochs of the phase of the runs `indices` (one phase)."""
     phase = str(ds["phase"].values[indices[0]])
     return next(int(d["epochs"]) for label, d in ds.attrs["phases"] if label == phase)
+
 
 def _stage_window(result, i: int, n: int) -> tuple[int, int] | None:
     s1, s2 = int(result.get("stage1_end")[i]), int(result.get("stage2_end")[i])
     if s1 == NONE:
         return None
     return s1, (n if s2 == NONE else s2)
+
 
 def run_metrics(ds, runs, result) -> None:
     """The per-run numbers of every ablation (:data:`VARIABLES`), added to `result`'s arrays."""
@@ -194,6 +205,7 @@ def run_metrics(ds, runs, result) -> None:
         result.put(name, values, ("run",), METRIC_VARIABLES[name])
     result.put("final_gains", gains_final, ("run", "control", "state"), METRIC_VARIABLES["final_gains"])
 
+
 def _dominant_path(result, run, ckpts) -> np.ndarray | None:
     """$\\lambda_1$ per epoch of the run's phase: from P (linear), or from J(0) when every epoch is a checkpoint."""
     n = run.epochs
@@ -202,6 +214,7 @@ def _dominant_path(result, run, ckpts) -> np.ndarray | None:
     if "jacobian_dominant_eigenvalue" in result.arrays and len(ckpts) >= n and np.array_equal(ckpts[:n], np.arange(n)):
         return result.get("jacobian_dominant_eigenvalue")[run.index, :n]
     return None
+
 
 def condition_statistics(ds, arrays: dict[str, np.ndarray], extra: tuple[str, ...] = (),
                          exclude: tuple[str, ...] = (BASE,)) -> list[dict]:
@@ -224,6 +237,7 @@ def condition_statistics(ds, arrays: dict[str, np.ndarray], extra: tuple[str, ..
                      "metrics": metrics})
     return rows
 
+
 def store_statistics(ds) -> list[dict]:
     """:func:`condition_statistics` of any store (from :func:`loopdyn.open_run`, analysed or not): the stage
     epochs where the analysis has them, and final losses and gains at each run's last epoch."""
@@ -238,6 +252,7 @@ def store_statistics(ds) -> list[dict]:
     if "gains" in ds:  # tasks without effective gains (tracking, the impulse task) record none
         arrays["final_gains"] = ds.gains.values[rows, last]
     return condition_statistics(ds, arrays, exclude=())
+
 
 def statistics_lines(name: str, numbers: dict) -> list[str]:
     """The per-condition table of an ablation's analysis summary: median [IQR] (k/n when not all runs count)."""

@@ -11,14 +11,18 @@ from matplotlib import colormaps
 
 from ..analysis import conditions_of, epochs_of, stability_boundaries
 
+
 def condition_colors(n: int):
     return colormaps["viridis"](np.linspace(0.0, 0.85, max(n, 1)))
+
 
 def condition_runs(ds, label: str) -> list[int]:
     return dict(conditions_of(ds))[label]
 
+
 def condition_epochs(ds, label: str) -> int:
     return epochs_of(ds, condition_runs(ds, label))
+
 
 def loss_bands_panel(ds, ax, rows, colors, var: str = "test_loss") -> None:
     """Median (line) and IQR (band) over seeds of a loss per epoch, one colour per condition, log-log."""
@@ -35,12 +39,14 @@ def loss_bands_panel(ds, ax, rows, colors, var: str = "test_loss") -> None:
     ax.set(xlabel="epoch + 1 (of the condition's phase)", ylabel=f"{what} (median, IQR)")
     ax.legend(fontsize=6)
 
+
 @contextlib.contextmanager
 def no_nan_warning():
     """Quantiles over epochs where every run is NaN (all diverged) are NaN: no warning for the plot."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         yield
+
 
 def gains_panel(ds, ax, rows, colors) -> None:
     """Final effective gains of every run, $(k_1, k_2)$, one colour per condition, medians as crosses;
@@ -62,6 +68,7 @@ def gains_panel(ds, ax, rows, colors) -> None:
     ax.set(xlabel=r"final $k_1$", ylabel=r"final $k_2$", title="final gains; crosses: medians")
     ax.legend(fontsize=6)
 
+
 def _tick(label: str, s: dict | None, epochs: bool) -> str:
     """A strip's tick label: the condition, then median, [IQR] and (k/n) on lines of their own."""
     if not s or s["median"] is None:
@@ -69,6 +76,7 @@ def _tick(label: str, s: dict | None, epochs: bool) -> str:
     fmt = (lambda v: f"{v:.0f}") if epochs else (lambda v: f"{v:.3g}")
     text = f"{label}\n{fmt(s['median'])}\n[{fmt(s['q25'])}, {fmt(s['q75'])}]"
     return text + (f"\n({s['n_valid']}/{s['n']})" if s["n_valid"] < s["n"] else "")
+
 
 def strip_panel(ds, ax, rows, name: str, colors, title: str) -> None:
     """Every run's value (jittered dot) per condition, median and IQR as a bar; the tick labels give the
@@ -91,6 +99,7 @@ def strip_panel(ds, ax, rows, name: str, colors, title: str) -> None:
     ax.set_xticks(range(len(rows)), ticks, fontsize=5.5)
     ax.set_xlim(-0.6, len(rows) - 0.4)
     ax.set_title(title, fontsize=7)
+
 
 def first_run(ds, label: str) -> int:
     return condition_runs(ds, label)[0]

@@ -17,6 +17,7 @@ from ._style import CLOSED_BLUE, OPEN_RED, STAGE1_MARK, STAGE2_MARK, label_panel
 GAIN_BOX = (-1.2, 0.6)  # k1 and k2 range of Fig 2b (spec §4.6)
 ZOOM_K1, ZOOM_K2 = (-0.06, 0.02), (-0.06, 0.04)  # Fig 2c
 
+
 def loss_pair_panel(ax, run, stages: Stages, color: str, title: str, test_label: str, train_label: str) -> None:
     """Fig 1c: one run's closed-loop test loss (left axis, `color`) and training loss (right axis,
     dashed black) over `epoch + 1`, log-log, both axes on the same range; the closed run's stages shaded."""
@@ -37,6 +38,7 @@ def loss_pair_panel(ax, run, stages: Stages, color: str, title: str, test_label:
     ax2.set_ylabel(train_label, fontsize=7)
     ax.tick_params(axis="y", colors=color)
     ax.set_title(title, fontsize=8)
+
 
 def test_loss_panel(ax, closed, open_, stages: Stages, test_label: str) -> None:
     """Fig 2a: closed-loop test loss of the closed (blue) and open (red) run, log-log; silver marker at
@@ -63,6 +65,7 @@ def test_loss_panel(ax, closed, open_, stages: Stages, test_label: str) -> None:
     ax.set(xlabel="epoch + 1", ylabel=test_label)
     ax.yaxis.label.set_fontsize(7)
     ax.legend(fontsize=6, loc="lower left")
+
 
 def gain_space_panel(ax, closed, open_, stages: Stages, lqr: tuple[np.ndarray, str] | None = None,
                      grid: int = 200):
@@ -102,6 +105,7 @@ def gain_space_panel(ax, closed, open_, stages: Stages, lqr: tuple[np.ndarray, s
     ax.legend(fontsize=6, loc="upper right")
     return cs
 
+
 def _both_paths(ax, closed, open_, stages: Stages, **style):
     """Draw both gain paths, the stage markers of the closed run and its start; return the paths."""
     c1, c2 = gain_path(closed)
@@ -111,6 +115,7 @@ def _both_paths(ax, closed, open_, stages: Stages, **style):
     stage_points(ax, c1, c2, stages)
     ax.plot(c1[0], c2[0], "o", ms=6, color="w", mec="k", zorder=7)
     return (c1, c2), (o1, o2)
+
 
 def gain_zoom_panel(ax, closed, open_, stages: Stages, grid: int = 120):
     r"""Fig 2c: zoom on stages 1 and 2, $k_1 \in [-0.06, 0.02]$, $k_2 \in [-0.06, 0.04]$; one dot per
@@ -133,18 +138,23 @@ def gain_zoom_panel(ax, closed, open_, stages: Stages, grid: int = 120):
     ax.set_ylabel(GAIN_AXES[1], fontsize=7)
     return cs
 
+
 TEST_LABELS = {"sum_t": r"test loss $\sum_{t<T}\langle\|x_t\|^2\rangle_b$",
                "mean_xv": r"test loss $\langle\|x_t\|^2\rangle_{t,b}$"}
+
 
 TRAIN_LABELS = {"sum": r"train loss $\sum_t [\langle x_{t,i}^2\rangle_{b,i} + \beta\sum_b u_t^2]$",
                 "mean": r"train loss $\langle x_{t,i}^2\rangle_{t,i,b} + \beta\langle\sum_t u_t^2\rangle_b$"}
 
+
 IMITATION_LABEL = r"imitation loss $\sum_t\langle(u^S_t - u^T_t)^2\rangle_b$"
+
 
 def _loss_labels(ds) -> tuple[str, str, str]:
     """Short axis labels (mathtext) of the test, training and imitation losses of a store."""
     cfg = ds.attrs["config"]
     return TEST_LABELS[cfg["task"]["test_loss"]], TRAIN_LABELS[cfg["task"]["loss"]], IMITATION_LABEL
+
 
 def _definitions(ds, extra: str = "") -> str:
     """One caption line with the exact loss definitions recorded in the store."""
@@ -155,6 +165,7 @@ def _definitions(ds, extra: str = "") -> str:
     return (f"Closed-loop test loss {test} over a fixed batch of {t['test_batch']} x0 ~ U(-{t['x0_range']:g}, "
             f"{t['x0_range']:g})^2, T = {t['T']}.  Closed run trained on {train} (reg = {t['beta']:g}).  "
             f"Open run trained on the imitation loss {imitation}.{extra}")
+
 
 def figure_1c(ds) -> Figure:
     """Fig 1c: one row per seed; closed run (left), open run (right)."""
@@ -174,6 +185,7 @@ def figure_1c(ds) -> Figure:
     fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=7)
     fig.suptitle(_definitions(ds), fontsize=6, wrap=True)
     return fig
+
 
 def figure_2(ds) -> Figure:
     """Fig 2: one row per seed; (a) test losses, (b) gain space, (c) zoom on stages 1-2."""

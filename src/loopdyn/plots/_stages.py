@@ -24,14 +24,17 @@ def closed_run(ds) -> int:
         raise StoreError("not a store of the stages experiment (no run of phase 'closed')")
     return phases.index("closed")
 
+
 def _runs(ds, phase: str) -> list[int]:
     return [i for i, m in enumerate(ds["phase"].values) if str(m) == phase]
+
 
 def _phase_epochs(ds, phase: str) -> int:
     for label, cfg in ds.attrs.get("phases", []):
         if label == phase:
             return int(cfg["epochs"])
     return ds.sizes["epoch"]
+
 
 def run_stages(ds, run: int) -> tuple[int, int, int]:
     """`(stage1_end, stage2_end, n_epochs)` of a run, `-1` replaced by the natural edge."""
@@ -40,6 +43,7 @@ def run_stages(ds, run: int) -> tuple[int, int, int]:
     s2 = n if s2 < 0 else s2
     s1 = s2 if s1 < 0 else s1
     return s1, s2, n
+
 
 def loss_panel(ds, ax, highlight: int) -> None:
     """Closed-run test loss, log-log, with the three stages shaded and `highlight` (1, 2 or 3) emphasised."""
@@ -60,6 +64,7 @@ def loss_panel(ds, ax, highlight: int) -> None:
     ax.set(xlabel="epoch + 1", ylabel=r"test loss $\langle x^2 + v^2\rangle$", xlim=(1, n + 1))
     ax.set_ylim(min(np.nanmin(y) / 3, 0.1), np.nanmax(y) * 20)
 
+
 def trajectory_panel(ds, ax, epoch: int, steps: int, horizon: int | None) -> None:
     """Position of the closed run's model at `epoch` from $(x, v) = (1, -1)$; red line at the horizon T."""
     r = closed_run(ds)
@@ -70,6 +75,7 @@ def trajectory_panel(ds, ax, epoch: int, steps: int, horizon: int | None) -> Non
         ax.axvline(horizon, color=THEORY_RED, ls="--", lw=1.0, label=f"T = {horizon}")
         ax.legend(fontsize=7, loc="upper left")
     ax.set(xlabel="time step t", ylabel="position x", title=f"model of epoch {epoch}")
+
 
 def eigenvalue_transition_panel(ds, ax) -> None:
     """Fig 3c: spectra of P around the real-to-complex transition of the dominant pair (end of stage 1)."""
@@ -89,6 +95,7 @@ def eigenvalue_transition_panel(ds, ax) -> None:
            title=f"eig(P), epochs {epochs[0]}-{epochs[-1]}; edged: {s1}")
     ax.figure.colorbar(ScalarMappable(norm, cmap), ax=ax, label="epoch", fraction=0.05)
 
+
 def stage1_theory_panel(ds, ax) -> None:
     """Fig 3d: $\\log\\mathcal L$ against $\\sigma_{zm}$, geometric-sum theory (dashed) vs simulation (solid)."""
     s = ds.stage1_sigma.values
@@ -98,6 +105,7 @@ def stage1_theory_panel(ds, ax) -> None:
     ax.set(xlabel=r"$\sigma_{zm}$", ylabel=r"$\log \mathcal{L}$", title="Theoretical")
     ax.legend(fontsize=7)
 
+
 def sigma_trajectories_panel(ds, ax) -> None:
     """Fig 3e: $\\sigma_{zm}$ against epoch from 10 initial values in $[-0.2, 0.2]$."""
     starts = ds.sigma_traj_start.values
@@ -106,6 +114,7 @@ def sigma_trajectories_panel(ds, ax) -> None:
         ax.plot(ds.sigma_traj_epoch.values, traj, color=cmap(norm(s)), lw=1.2)
     ax.axhline(0, color="k", lw=0.6)
     ax.set(xlabel="epoch", ylabel=r"$\sigma_{zm}$", title="Empirical")
+
 
 def stage2_eigenvalue_panel(ds, ax) -> None:
     """Fig 4c: the dominant eigenvalue through stage 2 (zig-zag), stabilisation epoch edged."""
@@ -124,6 +133,7 @@ def stage2_eigenvalue_panel(ds, ax) -> None:
     ax.set(xlim=(lam.real.min() - pad_x, max(lam.real.max(), 1.0) + pad_x), ylim=(lam.imag.min() - pad_y, lam.imag.max() + pad_y),
            xlabel=r"Re $\lambda_1$", ylabel=r"Im $\lambda_1$", title=f"$\\lambda_1$, epochs {epochs[0]}-{epochs[-1]}; edged: {s2}")
     ax.figure.colorbar(ScalarMappable(norm, cmap), ax=ax, label="epoch", fraction=0.05)
+
 
 def surrogate_panel(ds, ax) -> None:
     """Fig 4d: dominant root along the surrogate optimisation, coloured by α; start (red dot) from the
@@ -147,8 +157,10 @@ def surrogate_panel(ds, ax) -> None:
            title=rf"Theoretical (surrogate, $T$ = {int(_surrogate_T(ds))})")
     ax.legend(fontsize=6, loc="upper left")
 
+
 def _surrogate_T(ds) -> int:
     return int(read_analysis(ds)["numbers"]["surrogate"]["T"])
+
 
 def horizon_panel(ds, ax) -> None:
     """Fig 4e: dominant eigenvalue of the T-continuation runs (from `T_start_epoch`), coloured by T, each
@@ -174,6 +186,7 @@ def horizon_panel(ds, ax) -> None:
            xlabel=r"Re $\lambda_1$", ylabel=r"Im $\lambda_1$", title="Empirical (episode length T)")
     ax.legend(fontsize=6, loc="upper right", ncol=1)
 
+
 def stage3_eigenvalue_panel(ds, ax) -> None:
     """Fig 5c: spectra of P through stage 3 — the stabilisation epoch (faint), the pair every 40th epoch, λ3
     every 4th epoch for 50 epochs, the final spectrum (edged)."""
@@ -193,6 +206,7 @@ def stage3_eigenvalue_panel(ds, ax) -> None:
     ax.set(xlim=(-0.3, 1.2), ylim=(-1.05, 1.05), xlabel=r"Re $\lambda$", ylabel=r"Im $\lambda$",
            title=rf"eig(P), epochs {s2}-{n - 1}; squares: $\lambda_3$")
     ax.figure.colorbar(ScalarMappable(norm, cmap), ax=ax, label="epoch", fraction=0.05)
+
 
 def effective_panel(ds, ax) -> None:
     """Fig 5d: β-continuation training losses, full model (solid, coloured), the paper's 4-D effective model
@@ -217,6 +231,7 @@ def effective_panel(ds, ax) -> None:
     start = int(ds.start_epoch.values[runs[0]])
     ax.set(xlabel="epoch + 1", ylabel="training loss", title=f"Theoretical & Empirical (from epoch {start})")
     ax.legend(fontsize=7)
+
 
 def stage2_theory_panels(ds, axes) -> None:
     """Supplement: $|\\lambda_1|^2$ and $\\lambda_3$ against their approximations (spec §4.4) and the angle
@@ -245,9 +260,11 @@ def stage2_theory_panels(ds, axes) -> None:
         if ax is not axes[2]:
             ax.legend(fontsize=7)
 
+
 def _figure(ncols: int, width: float = 3.3, height: float = 3.0) -> tuple[Figure, list]:
     fig = Figure(figsize=(width * ncols, height), layout="constrained")
     return fig, [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
+
 
 def figure_3(ds) -> Figure:
     r"""Fig 3 — stage 1: a loss, b trajectory of the stage-1-end model (300 steps), c spectra at the
@@ -265,6 +282,7 @@ def figure_3(ds) -> Figure:
     fig.suptitle("Stage 1: negative-position policy", fontsize=10)
     return fig
 
+
 def figure_4(ds) -> Figure:
     """Fig 4 — stage 2: a loss, b trajectory just after stabilisation (300 steps), c zig-zag of the
     dominant eigenvalue, d surrogate α sweep, e T-continuation."""
@@ -281,6 +299,7 @@ def figure_4(ds) -> Figure:
     fig.suptitle("Stage 2: building a world model", fontsize=10)
     return fig
 
+
 def figure_5(ds) -> Figure:
     """Fig 5 — stage 3: a loss, b trajectory of the final model (50 steps), c spectra through stage 3,
     d β-continuation of the full and effective models."""
@@ -294,6 +313,7 @@ def figure_5(ds) -> Figure:
     label_panels(ax)
     fig.suptitle("Stage 3: policy refinement", fontsize=10)
     return fig
+
 
 def figure_stage2_theory(ds) -> Figure:
     """Supplement to Fig 4: the stage-2 approximations of spec §4.4 along the closed run."""

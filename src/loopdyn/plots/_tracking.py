@@ -28,6 +28,7 @@ def _phase_runs(ds) -> list[tuple[int, int, int | None]]:
         raise StoreError(f"not a store of the tracking experiment: no 'closed' run (phases: {sorted(set(phases))})")
     return [(s, closed[s], opened.get(s)) for s in sorted(closed)]
 
+
 class _Model:
     """A run of a store, able to simulate its network of any checkpoint on the task's episodes."""
 
@@ -52,13 +53,17 @@ class _Model:
                        exo=episode.exo.astype(jnp.float64), timing=self.task.timing, emit=("x_next",))
         return np.asarray(traj.x_next[..., list(self.task.positions)])
 
+
 def _analysis(ds) -> dict:
     return read_analysis(ds)["numbers"]["tracking"]
 
+
 W_COLORS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c")
+
 
 def _w_color(j: int) -> str:
     return W_COLORS[j % len(W_COLORS)]
+
 
 def example_panel(ax, model: _Model, epoch: int, samples=(48, 126)) -> None:
     """Fig 6a: the closed-loop path of the network of `epoch` (dashed) on a reference (thick black),
@@ -74,6 +79,7 @@ def example_panel(ax, model: _Model, epoch: int, samples=(48, 126)) -> None:
     ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xlabel="x", ylabel="y", aspect="equal",
            title=f"tracking, epoch {ck}, t = {lo * model.task.dt:g}-{(hi - 1) * model.task.dt:g} s")
     ax.legend(fontsize=6, loc="upper right")
+
 
 def loss_panel(ax, ds, seeds) -> None:
     """Fig 6b: closed-loop loss of the closed runs (their training loss: the closed loop on the epoch's
@@ -100,6 +106,7 @@ def loss_panel(ax, ds, seeds) -> None:
            (f" (+{len(seeds) - 1} seeds, faint)" if len(seeds) > 1 else ""))
     ax.legend(fontsize=6, loc="lower left")
 
+
 def probe_panels(axes, model: _Model, acquisitions) -> None:
     """Fig 6c: each frequency's probe (its axis, reference dashed) with the network of its acquisition."""
     probe = model.task.probe_episode(jnp.float64)
@@ -123,6 +130,7 @@ def probe_panels(axes, model: _Model, acquisitions) -> None:
             ax.set_xticklabels([])
     axes[-1].set_xlabel("time [s]", fontsize=7)
 
+
 def eigenvalue_panel(ax, ds, run: int) -> None:
     """Fig 6d: eig(W) at the checkpoints of the acquisition epochs (edged: the eigenvalue nearest each
     $\\omega_j$), a line at every $\\omega_j$."""
@@ -139,6 +147,7 @@ def eigenvalue_panel(ax, ds, run: int) -> None:
         ax.scatter([z.real], [z.imag], s=40, facecolor="none", edgecolor="k", lw=1.1, zorder=5)
     ax.set(xlim=(-2, 2), ylim=(-1, 3), xlabel=r"Re $\lambda$", ylabel=r"Im $\lambda$", title="eig(W) at the acquisitions")
     ax.legend(fontsize=6, loc="upper left")
+
 
 def interference_panel(ax, ds, run: int, first: int = 0, later: int = 1) -> None:
     """Fig 6e: around the acquisition of frequency `later`, its probe loss (left axis) and that of the
@@ -167,6 +176,7 @@ def interference_panel(ax, ds, run: int, first: int = 0, later: int = 1) -> None
     rise = float(ds.interference_rise.values[run, first, later])
     ax.set(xlabel="epoch", title=rf"interference: $\omega_{first + 1}$ rises by {rise:+.3f} as $\omega_{later + 1}$ is learned")
 
+
 def acquisition_time_panel(ax, ds, seeds) -> None:
     """Fig 6f: acquisition epochs / closed-phase epochs per frequency (dots: seeds, line: mean) against the
     human data."""
@@ -185,8 +195,10 @@ def acquisition_time_panel(ax, ds, seeds) -> None:
            title="acquisition time / training length")
     ax.legend(fontsize=7)
 
+
 def _phase_epochs(ds, label: str) -> int:
     return next(int(d["epochs"]) for lab, d in ds.attrs["phases"] if lab == label)
+
 
 def figure_6(ds) -> Figure:
     """Fig 6: (a) tracking example, (b) closed vs open loss with the acquisitions, (c) probes at the

@@ -95,7 +95,9 @@ class Ablation(Experiment):
         fig.suptitle(f"{self.description} — {n} seeds per condition; dots: runs, bars: median and IQR", fontsize=9)
         return fig
 
+
 PARAMETERS = ("m", "z", "U", "V", "W", "J")
+
 
 def in_memory(ds):
     """`ds` with every array but the parameter checkpoints loaded (figures index the arrays run by run; a
@@ -104,6 +106,7 @@ def in_memory(ds):
         if name not in PARAMETERS:
             ds[name].load()
     return ds
+
 
 def ablation_numbers(ds) -> dict:
     try:
