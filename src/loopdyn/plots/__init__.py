@@ -1,5 +1,6 @@
-"""Figure building blocks shared by the experiments: style, stage shading, gain-plane panels, the
-training overview. Each experiment composes its own figures (:mod:`loopdyn.experiments`)."""
+"""Figures: style, stage shading, gain-plane panels, the training overview, and every experiment's panels and
+figures (`figure_1c`, `figure_2`, `figure_3`-`figure_5`, `figure_6`, `figure_memory`, the ablations' panels),
+drawn from stores; the experiments (:mod:`loopdyn.experiments`) choose which to draw."""
 
 from ._ablations import condition_colors as condition_colors
 from ._ablations import condition_epochs as condition_epochs
@@ -18,6 +19,7 @@ from ._gains import gain_path as gain_path
 from ._gains import landscape as landscape
 from ._gains import path as path
 from ._gains import stage_points as stage_points
+from ._invisible_memory import figure_memory as figure_memory
 from ._stages import closed_run as closed_run
 from ._stages import figure_3 as figure_3
 from ._stages import figure_4 as figure_4
@@ -34,5 +36,5 @@ from ._style import log_limits as log_limits
 from ._style import save_figures as save_figures
 from ._style import shade_stages as shade_stages
 from ._style import unit_circle as unit_circle
-from ._training import training_figure as training_figure
 from ._tracking import figure_6 as figure_6
+from ._training import training_figure as training_figure
