@@ -20,6 +20,11 @@ from ._overlaps import gram_step as gram_step
 from ._overlaps import gram_velocity as gram_velocity
 from ._overlaps import represent as represent
 from ._params import AgentParams as AgentParams
+from ._part import AGENTS as AGENTS
+from ._part import PARAMETER_NAMES as PARAMETER_NAMES
+from ._part import REPRESENTATIONS as REPRESENTATIONS
+from ._part import RNN as RNN
+from ._part import Agent as Agent
 from ._params import combine as combine
 from ._params import partition as partition
 from ._rnn import ACTIVATIONS as ACTIVATIONS

@@ -1,9 +1,11 @@
 """Configuration: TOML in, frozen validated dataclasses out (the bottom layer of loopdyn).
 
 Every error is a :class:`ConfigError` whose message is one line naming the file, the key, the bad value
-and what is allowed. Experiments declare their own table with :func:`register_experiment`.
+and what is allowed. The model's parts (plant, task, agent, loss terms, experiment) are found by their
+`kind` through the families of :mod:`loopdyn.config._parts`; this layer knows none of them by name.
 """
 
+from ..errors import ConfigError as ConfigError
 from ._ensemble import Resources as Resources
 from ._ensemble import RunGroup as RunGroup
 from ._ensemble import checkpoint_epochs as checkpoint_epochs
@@ -11,29 +13,36 @@ from ._ensemble import estimate_resources as estimate_resources
 from ._ensemble import groups as groups
 from ._ensemble import n_runs as n_runs
 from ._ensemble import runs as runs
-from ._load import ExperimentTable as ExperimentTable
 from ._load import check_single_phase_sources as check_single_phase_sources
 from ._load import experiment_names as experiment_names
+from ._load import experiment_of as experiment_of
+from ._load import experiment_table as experiment_table
 from ._load import from_dict as from_dict
 from ._load import from_toml_text as from_toml_text
 from ._load import load as load
 from ._load import parse_seeds as parse_seeds
-from ._load import plant_sizes as plant_sizes
-from ._load import register_experiment as register_experiment
 from ._load import replace as replace
 from ._load import shipped as shipped
 from ._load import to_dict as to_dict
 from ._load import with_values as with_values
+from ._parts import FAMILIES as FAMILIES
+from ._parts import Family as Family
+from ._parts import InvalidParameter as InvalidParameter
+from ._parts import Part as Part
+from ._parts import build_part as build_part
+from ._parts import declare_family as declare_family
+from ._parts import family as family
+from ._parts import param as param
+from ._parts import parameters as parameters
+from ._parts import part_to_dict as part_to_dict
+from ._schema import HYPER_DEFAULTS as HYPER_DEFAULTS
 from ._schema import HYPERPARAMETERS as HYPERPARAMETERS
-from ._schema import PARAMETER_NAMES as PARAMETER_NAMES
-from ._schema import PLANT_KINDS as PLANT_KINDS
-from ._schema import REPRESENTATIONS as REPRESENTATIONS
+from ._schema import NON_NEGATIVE as NON_NEGATIVE
+from ._schema import PART_SECTIONS as PART_SECTIONS
+from ._schema import POSITIVE as POSITIVE
 from ._schema import SECTIONS as SECTIONS
 from ._schema import TRAINING_MODES as TRAINING_MODES
-from ._schema import AgentConfig as AgentConfig
+from ._schema import UNIT_INTERVAL as UNIT_INTERVAL
 from ._schema import Config as Config
-from ..errors import ConfigError as ConfigError
-from ._schema import PlantConfig as PlantConfig
 from ._schema import RecordConfig as RecordConfig
-from ._schema import TaskConfig as TaskConfig
 from ._schema import TrainConfig as TrainConfig

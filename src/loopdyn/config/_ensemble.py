@@ -9,8 +9,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ._load import plant_sizes, replace
-from ._schema import HYPERPARAMETERS, Config
+from ._load import replace
+from ._schema import HYPER_DEFAULTS, HYPERPARAMETERS, Config
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class RunGroup:
 
     @property
     def hyper(self) -> dict[str, tuple[float, ...]]:
-        return {name: tuple(float(r.get(key, self.cfg.get(key))) for r in self.runs)
+        return {name: tuple(float(r.get(key, self.cfg.get(key, HYPER_DEFAULTS.get(name)))) for r in self.runs)
                 for name, key in HYPERPARAMETERS.items()}
 
 
@@ -51,6 +51,12 @@ def groups(cfg: Config) -> list[RunGroup]:
     return out
 
 
+def _group_combinations(cfg: Config) -> list[dict[str, Any]]:
+    """The values of the swept keys that split runs into compiled groups (not the vmapped hyper-parameters)."""
+    static = [(k, v) for k, v in cfg.sweep if k not in HYPERPARAMETERS.values()]
+    return [dict(zip([k for k, _ in static], combo)) for combo in itertools.product(*[v for _, v in static])]
+
+
 def n_runs(cfg: Config) -> int:
     return len(cfg.seeds) * math.prod(len(v) for _, v in cfg.sweep)
 
@@ -72,38 +78,32 @@ def estimate_resources(cfg: Config) -> Resources:
     per run, a few times). Disk: the store's per-epoch arrays and its parameter checkpoints.
     """
     R = n_runs(cfg)
-    values = dict(cfg.sweep)
-    N = max([cfg.agent.N, *values.get("agent.N", ())])
-    rank = max([cfg.agent.rank, *values.get("agent.rank", ())])
-    T = max([cfg.task.T, *values.get("task.T", ())])
-    batch = max([cfg.task.batch, *values.get("task.batch", ())])
-    k, m, c = plant_sizes(cfg.plant)
     size = 8 if cfg.dtype == "float64" else 4
-    shapes = {"m": N * c, "z": N * m, "W": N * N, "U": N * rank, "V": N * rank}
-    every = sum(shapes[p] for p in (("m", "z", "U", "V") if rank else ("m", "z", "W"))) + (N * N if rank and cfg.agent.g else 0)
-    trained = sum(shapes[p] for p in cfg.agent.trainable)
-    if cfg.agent.representation == "overlaps":  # one Gram matrix of m, z, U, V
-        every = trained = (c + m + 2 * rank) ** 2
-    linear = cfg.agent.activation == "linear"
-    hidden = (c + rank) if (linear and rank and not cfg.agent.g and c + rank < N) else N
-    n_eig = k + hidden if linear else 0
-    chunk = min(cfg.record.chunk, cfg.epochs)
-    per_epoch = 2 * size + k * m * 8 + n_eig * 24 + 4 * 8 + (k * k + k * m) * 8
     opt = 2 if cfg.train.optimizer == "adam" else 0
-    parts = {
-        "parameters and optimiser state": R * (every + trained * opt) * size * 2,
-        "records of one chunk": R * chunk * (trained * size + per_epoch) * 3,
-        "activations for back-propagation": R * T * batch * (hidden + k) * size * 4,
-    }
-    n_ckpt = _checkpoint_count(cfg, N)
-    disk = R * cfg.epochs * per_epoch + R * n_ckpt * trained * size + R * every * size
+    chunk = min(cfg.record.chunk, cfg.epochs)
+    parts = {"parameters and optimiser state": 0.0, "records of one chunk": 0.0, "activations for back-propagation": 0.0}
+    disk = 0.0
+    combos = _group_combinations(cfg)
+    for values in combos:  # each compiled group's share of the runs, sized by its own parts
+        c = replace(cfg, values) if values else cfg
+        share = R / len(combos)
+        plant, agent = c.plant, c.agent
+        k, m = plant.n_states, plant.n_controls
+        hidden, every, trained = agent.footprint(plant.n_observed + getattr(c.task.bind(plant, 1.0), "n_exo", 0), m)
+        T, batch = c.task.T, getattr(c.task, "batch", 1)
+        n_eig = k + hidden if agent.linear and plant.linear else 0
+        per_epoch = 2 * size + k * m * 8 + n_eig * 24 + 4 * 8 + (k * k + k * m) * 8
+        parts["parameters and optimiser state"] += share * (every + trained * opt) * size * 2
+        parts["records of one chunk"] += share * chunk * (trained * size + per_epoch) * 3
+        parts["activations for back-propagation"] += share * T * batch * (hidden + k) * size * 4
+        disk += share * (cfg.epochs * per_epoch + _checkpoint_count(c) * trained * size + every * size)
     return Resources(sum(parts.values()), disk, parts)
 
 
-def _checkpoint_count(cfg: Config, n_max: int) -> int:
+def _checkpoint_count(cfg: Config) -> int:
     ck, E = cfg.record.checkpoint, cfg.epochs
     if ck == "auto":
-        ck = "every" if n_max <= 100 or cfg.agent.representation == "overlaps" else "log"
+        ck = "every" if cfg.agent.dense_checkpoints else "log"
     if ck == "every":
         return E
     if ck == "log":
@@ -113,14 +113,15 @@ def _checkpoint_count(cfg: Config, n_max: int) -> int:
 
 def checkpoint_epochs(cfg: Config):
     """Epochs whose parameters are stored (`record.checkpoint`): `every` epoch, `log`-spaced (`record.n_log`
-    points, first and last included), `every:K`, or `auto` (every epoch for N <= 100 or the overlap
-    representation, else log)."""
+    points, first and last included), `every:K`, or `auto` (every epoch when every group's agent is small —
+    :attr:`loopdyn.agents.Agent.dense_checkpoints`, e.g. an RNN of N <= 100 or in the overlap representation —
+    else log)."""
     import numpy as np
 
     E, ck = cfg.epochs, cfg.record.checkpoint
-    n_max = max([cfg.agent.N] + [v for k, vals in cfg.sweep if k == "agent.N" for v in vals])
-    if ck == "auto":  # a Gram matrix is small whatever N
-        ck = "every" if n_max <= 100 or cfg.agent.representation == "overlaps" else "log"
+    if ck == "auto":
+        dense = all((replace(cfg, v) if v else cfg).agent.dense_checkpoints for v in _group_combinations(cfg))
+        ck = "every" if dense else "log"
     if ck == "every":
         return np.arange(E)
     if ck == "log":

@@ -1,58 +1,45 @@
-"""TOML in, a validated :class:`~loopdyn.config.Config` out; every error one line naming file, key and fix."""
+"""TOML in, a validated :class:`~loopdyn.config.Config` out; every error one line naming file, key and fix.
+
+This layer knows no plant, task, agent or experiment by name: each `[plant]`, `[task]`, `[agent]` and
+`[[loss]]` table names a part by its `kind` and the part validates its own parameters
+(:mod:`loopdyn.config._parts`); the experiment (`experiment = ...`) is a part too, whose class declares
+its own table (`defaults`) and checks (`validate`).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import re
 import tomllib
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import ConfigError
-from ._schema import SECTIONS, TOP_KEYS, Config
+from ._parts import InvalidParameter, build_part, coerce, family, parameters, part_to_dict
+from ._schema import HYPERPARAMETERS, PART_SECTIONS, SECTIONS, TOP_KEYS, Config
 
 
 def _err(source: str, key: str, msg: str) -> ConfigError:
     return ConfigError(f"{source}: {key} {msg}")
 
 
-# ------------------------------------------------------------------------------------------ experiment tables
-@dataclass(frozen=True)
-class ExperimentTable:
-    """The keys an experiment reads from its own table, and the checks it needs at load time.
-
-    - `name`: the experiment's name (`loopdyn train NAME`, `experiment = "NAME"`); its table is
-      `[name_with_underscores]`.
-    - `defaults`: key -> default value; a value given in the file must have the default's type.
-    - `validate(cfg)`: raises :class:`ConfigError` for values that are wrong together with the rest of
-      the configuration (e.g. a continuation epoch beyond the first phase).
-    """
-
-    name: str
-    defaults: dict[str, Any]
-    validate: Callable[[Config], None] | None = None
-
-    @property
-    def table(self) -> str:
-        return self.name.replace("-", "_")
+# ------------------------------------------------------------------------------------------ experiments
+def experiment_of(name: str):
+    """The experiment `name` (a registered name or an import path), an instance of its class."""
+    cls = family("experiment").resolve(name)
+    return cls()
 
 
-_EXPERIMENTS: dict[str, ExperimentTable] = {}
-
-
-def register_experiment(name: str, defaults: dict[str, Any] | None = None,
-                        validate: Callable[[Config], None] | None = None) -> ExperimentTable:
-    """Declare an experiment's table to the configuration parser (done by each experiment module)."""
-    entry = ExperimentTable(name, dict(defaults or {}), validate)
-    _EXPERIMENTS[name] = entry
-    return entry
+def experiment_table(name: str) -> str:
+    """The name of an experiment's own table: its `name` with underscores (`[closed_vs_open]`)."""
+    return experiment_of(name).name.replace("-", "_")
 
 
 def experiment_names() -> list[str]:
-    return sorted(_EXPERIMENTS)
+    return family("experiment").names()
 
 
 def check_single_phase_sources(cfg: Config) -> None:
@@ -63,58 +50,12 @@ def check_single_phase_sources(cfg: Config) -> None:
                        f"= {cfg.experiment!r} has a single phase; give the path of a store")
 
 
-register_experiment("ensemble", {}, check_single_phase_sources)
-
-
 # ------------------------------------------------------------------------------------------ values
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _coerce(source: str, dotted: str, value: Any, fld: dataclasses.Field) -> Any:
-    t = str(fld.type)
-    if t == "bool":
-        if not isinstance(value, bool):
-            raise _err(source, dotted, f"= {value!r} must be true or false")
-        return value
-    if t == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _err(source, dotted, f"= {value!r} must be an integer")
-    elif t == "float":
-        if not _is_number(value):
-            raise _err(source, dotted, f"= {value!r} must be a number")
-        value = float(value)
-        if math.isinf(value) or (math.isnan(value) and dotted != "agent.over"):
-            raise _err(source, dotted, f"= {value!r} must be a finite number")
-    elif t == "str":
-        if not isinstance(value, str):
-            raise _err(source, dotted, f"= {value!r} must be a string")
-    elif t.startswith("tuple[tuple"):
-        ok = isinstance(value, (list, tuple)) and all(
-            isinstance(r, (list, tuple)) and r and all(_is_number(v) and math.isfinite(v) for v in r) for r in value)
-        if not ok or len({len(r) for r in value}) > 1:
-            raise _err(source, dotted, f"= {value!r} must be a matrix: a list of equally long lists of finite numbers")
-        value = tuple(tuple(float(v) for v in r) for r in value)
-    elif t.startswith("tuple[float"):
-        if not isinstance(value, (list, tuple)) or not all(_is_number(v) and math.isfinite(v) for v in value):
-            raise _err(source, dotted, f"= {value!r} must be a list of finite numbers")
-        value = tuple(float(v) for v in value)
-    elif t.startswith("tuple"):
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise _err(source, dotted, f"= {value!r} must be a list of strings")
-        value = tuple(value)
-    choices = fld.metadata.get("choices")
-    if choices and value not in choices:
-        raise _err(source, dotted, f"= {value!r} is not allowed; choose one of {', '.join(choices)}")
-    check = fld.metadata.get("check")
-    if check and not (isinstance(value, float) and math.isnan(value)) and not check[1](value):
-        raise _err(source, dotted, f"= {value!r} must be {check[0]}")
-    return value
 
 
 def _build_section(source: str, name: str, table: Any) -> Any:
@@ -125,7 +66,7 @@ def _build_section(source: str, name: str, table: Any) -> Any:
     for key in table:
         if key not in fields:
             raise _err(source, f"{name}.{key}", f"is not a known key; allowed: {', '.join(fields)}")
-    return cls(**{k: _coerce(source, f"{name}.{k}", v, fields[k]) for k, v in table.items()})
+    return cls(**{k: coerce(source, f"{name}.{k}", v, fields[k]) for k, v in table.items()})
 
 
 def parse_seeds(value: Any, source: str = "<seeds>") -> tuple[int, ...]:
@@ -165,7 +106,7 @@ def _table_value(source: str, key: str, value: Any, default: Any) -> Any:
         return isinstance(v, type(d))
 
     if isinstance(default, list):
-        ok = isinstance(value, list) and value and (not default or all(same_kind(v, default[0]) for v in value))
+        ok = isinstance(value, (list, tuple)) and value and (not default or all(same_kind(v, default[0]) for v in value))
         if not ok:
             kind = type(default[0]).__name__ if default else "value"
             raise _err(source, key, f"= {value!r} must be a non-empty list of {'numbers' if kind == 'float' else kind + 's'}")
@@ -176,43 +117,75 @@ def _table_value(source: str, key: str, value: Any, default: Any) -> Any:
     return float(value) if isinstance(default, float) else value
 
 
-def _experiment(source: str, tables: dict) -> tuple[str, tuple]:
+def _experiment(source: str, tables: dict) -> tuple[str, tuple, str]:
+    """`(name, its table's settings, its table's name)` of the configuration's experiment."""
     name = tables.get("experiment")
     if name is None:  # inferred from the table present (stores written before the key existed)
-        present = [e.name for e in _EXPERIMENTS.values() if e.defaults and e.table in tables]
+        present = [n for n in experiment_names() if ":" not in n and n.replace("-", "_") in tables]
         name = present[0] if present else "ensemble"
-    if not isinstance(name, str) or name not in _EXPERIMENTS:
-        raise _err(source, "experiment", f"= {name!r} is not a known experiment; choose one of {', '.join(experiment_names())}")
-    entry = _EXPERIMENTS[name]
-    for other in _EXPERIMENTS.values():
-        if other is not entry and other.defaults and other.table in tables:
-            raise _err(source, f"[{other.table}]", f"belongs to experiment {other.name!r}, not to experiment = {name!r}")
-    table = tables.get(entry.table, {})
+    try:
+        exp = experiment_of(name)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {str(e).replace('experiment.kind', 'experiment', 1)}") from None
+    table_name = exp.name.replace("-", "_")
+    defaults = dict(exp.defaults)
+    table = tables.get(table_name, {})
     if not isinstance(table, dict):
-        raise _err(source, entry.table, f"= {table!r} must be a table of the {name} experiment's settings")
-    unknown = [k for k in table if k not in entry.defaults]
+        raise _err(source, table_name, f"= {table!r} must be a table of the {name} experiment's settings")
+    unknown = [k for k in table if k not in defaults]
     if unknown:
-        allowed = ", ".join(entry.defaults) or "(none)"
-        raise _err(source, f"{entry.table}.{unknown[0]}", f"is not a known key; allowed: {allowed}")
-    values = {k: _table_value(source, f"{entry.table}.{k}", v, entry.defaults[k]) for k, v in table.items()}
-    return name, tuple({**entry.defaults, **values}.items())
+        allowed = ", ".join(defaults) or "(none)"
+        raise _err(source, f"{table_name}.{unknown[0]}", f"is not a known key; allowed: {allowed}")
+    values = {k: _table_value(source, f"{table_name}.{k}", v, defaults[k]) for k, v in table.items()}
+    return name, tuple({**defaults, **values}.items()), table_name
 
 
-def from_dict(tables: dict[str, Any], *, source: str = "<inline>", phase: bool = False) -> Config:
+def _build_parts(source: str, tables: dict, lenient: bool) -> dict[str, Any]:
+    out = {section: build_part(source, section, tables.get(section, {}), lenient=lenient) for section in PART_SECTIONS}
+    terms = tables.get("loss", [])
+    if not isinstance(terms, list) or not all(isinstance(t, dict) for t in terms):
+        raise _err(source, "loss", f"= {terms!r} must be a list of tables ([[loss]] kind = ..., weight = ...)")
+    out["loss"] = tuple(build_part(source, "loss", t, lenient=lenient, where=f"loss[{i}]") for i, t in enumerate(terms))
+    return out
+
+
+def _sweep_field(source: str, cfg_tables: dict[str, Any], dotted: str):
+    """The field a swept dotted key names (in a fixed table or in the configured part)."""
+    if "." not in dotted:
+        raise _err(source, f"sweep.{dotted}", "must name a key as 'section.key', e.g. \"train.lr\"")
+    section, key = dotted.split(".", 1)
+    if section in SECTIONS:
+        fields = {f.name: f for f in dataclasses.fields(SECTIONS[section])}
+    elif section in PART_SECTIONS:
+        part = cfg_tables[section]
+        if key == "kind":
+            raise _err(source, f"sweep.{dotted}", f"cannot be swept: runs of different {section} kinds belong in "
+                       f"separate phases or stores")
+        fields = parameters(type(part))
+    else:
+        raise _err(source, f"sweep.{dotted}", f"must name a key of {', '.join([*PART_SECTIONS, *SECTIONS])}")
+    if key not in fields:
+        raise _err(source, f"sweep.{dotted}", f"is not a known key; allowed in [{section}]: {', '.join(fields)}")
+    return fields[key]
+
+
+def from_dict(tables: dict[str, Any], *, source: str = "<inline>", phase: bool = False, lenient: bool = False) -> Config:
     """Validate a nested dict (as read from TOML) into a :class:`Config`.
 
     `phase=True` for the configuration of one of an experiment's phases (built by the experiment, e.g. a
     continuation that starts from an earlier phase): the experiment's own checks, which concern the
-    configuration the user wrote, are skipped."""
+    configuration the user wrote, are skipped. `lenient=True` for configurations read back from stores of
+    the previous format, whose part tables carry the keys of every kind: keys the part lacks are dropped."""
     if not isinstance(tables, dict):
         raise ConfigError(f"{source}: a configuration must be a table, got {type(tables).__name__}")
     tables = {k: (dict(v) if isinstance(v, dict) else v) for k, v in tables.items()}
-    known_tables = {e.table for e in _EXPERIMENTS.values() if e.defaults}
+    experiment, settings, table_name = _experiment(source, tables)
     for key in tables:
-        if key not in SECTIONS and key not in TOP_KEYS and key not in known_tables:
-            allowed = ", ".join([*TOP_KEYS, *SECTIONS, *sorted(known_tables)])
+        if key not in SECTIONS and key not in PART_SECTIONS and key not in TOP_KEYS and key != table_name:
+            allowed = ", ".join([*TOP_KEYS, *PART_SECTIONS, *SECTIONS, table_name])
             raise _err(source, key, f"is not a known key or table; allowed: {allowed}")
     sections = {name: _build_section(source, name, tables.get(name, {})) for name in SECTIONS}
+    parts = _build_parts(source, tables, lenient)
     epochs = tables.get("epochs", 1000)
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0:
         raise _err(source, "epochs", f"= {epochs!r} must be a positive integer")
@@ -228,44 +201,37 @@ def from_dict(tables: dict[str, Any], *, source: str = "<inline>", phase: bool =
     description = tables.get("description", "")
     if not isinstance(description, str):
         raise _err(source, "description", f"= {description!r} must be a string")
-    experiment, settings = _experiment(source, tables)
 
     sweep_table = tables.get("sweep", {})
     if not isinstance(sweep_table, dict):
         raise _err(source, "[sweep]", "must be a table of dotted keys to lists")
     sweep = []
     for dotted, values in sweep_table.items():
-        if "." not in dotted or dotted.split(".")[0] not in SECTIONS:
-            raise _err(source, f"sweep.{dotted}", "must name a key as 'section.key', e.g. \"train.lr\"")
-        section, key = dotted.split(".", 1)
-        fields = {f.name: f for f in dataclasses.fields(SECTIONS[section])}
-        if key not in fields:
-            raise _err(source, f"sweep.{dotted}", f"is not a known key; allowed in [{section}]: {', '.join(fields)}")
-        if not isinstance(values, list) or not values:
+        fld = _sweep_field(source, parts, dotted)
+        if not isinstance(values, (list, tuple)) or not values:
             raise _err(source, f"sweep.{dotted}", "must be a non-empty list of values")
-        checked = tuple(_coerce(source, f"sweep.{dotted}", v, fields[key]) for v in values)
+        checked = tuple(coerce(source, f"sweep.{dotted}", v, fld) for v in values)
         if len(set(map(repr, checked))) != len(checked):
             raise _err(source, f"sweep.{dotted}", f"= {list(values)!r} lists a value twice")
         sweep.append((dotted, checked))
 
     cfg = Config(name=name, experiment=experiment, description=description, epochs=epochs, seeds=seeds, dtype=dtype,
-                 sweep=tuple(sweep), settings=settings, source=source, **sections)
-    _check_consistency(cfg)
+                 sweep=tuple(sweep), settings=settings, source=source, **sections, **parts)
     for group_values in _static_combinations(cfg):
-        if group_values:
-            _check_consistency(replace(cfg, group_values))
-    validate = _EXPERIMENTS[experiment].validate
-    if validate is not None and not phase:
-        validate(cfg)
+        _check_consistency(replace(cfg, group_values) if group_values else cfg)
+    if not phase:
+        experiment_of(experiment).validate(cfg)
     return cfg
 
 
 def _static_combinations(cfg: Config) -> list[dict[str, Any]]:
-    import itertools
-
     static = [(k, v) for k, v in cfg.sweep]
     keys = [k for k, _ in static]
     return [dict(zip(keys, combo)) for combo in itertools.product(*[v for _, v in static])] if static else [{}]
+
+
+def _field_name(part, key: str) -> str:
+    return parameters(type(part))[key].name
 
 
 def replace(cfg: Config, values: dict[str, Any]) -> Config:
@@ -274,7 +240,13 @@ def replace(cfg: Config, values: dict[str, Any]) -> Config:
     for dotted, v in values.items():
         s, k = dotted.split(".")
         by_section.setdefault(s, {})[k] = v
-    return dataclasses.replace(cfg, **{s: dataclasses.replace(getattr(cfg, s), **kv) for s, kv in by_section.items()})
+    new = {}
+    for s, kv in by_section.items():
+        obj = getattr(cfg, s)
+        if s in PART_SECTIONS:
+            kv = {_field_name(obj, k): v for k, v in kv.items()}
+        new[s] = dataclasses.replace(obj, **kv)
+    return dataclasses.replace(cfg, **new)
 
 
 def with_values(cfg: Config, values: dict[str, Any], **top: Any) -> Config:
@@ -295,114 +267,42 @@ def to_dict(cfg: Config) -> dict[str, Any]:
     """The configuration as nested plain data (TOML/JSON-ready); `from_dict(to_dict(c))` equals `c`."""
     out: dict[str, Any] = {"name": cfg.name, "experiment": cfg.experiment, "description": cfg.description,
                            "epochs": cfg.epochs, "seeds": list(cfg.seeds), "dtype": cfg.dtype}
+    for section in PART_SECTIONS:
+        out[section] = part_to_dict(getattr(cfg, section))
+    if cfg.loss:
+        out["loss"] = [part_to_dict(t) for t in cfg.loss]
     for section in SECTIONS:
         out[section] = {k: ([list(r) for r in v] if k == "K" else list(v) if isinstance(v, tuple) else v)
                         for k, v in dataclasses.asdict(getattr(cfg, section)).items()}
     if cfg.sweep:
         out["sweep"] = {k: list(v) for k, v in cfg.sweep}
     if cfg.settings:
-        out[_EXPERIMENTS[cfg.experiment].table] = dict(cfg.settings)
+        out[experiment_table(cfg.experiment)] = dict(cfg.settings)
     return out
 
 
 def _check_consistency(cfg: Config) -> None:
-    s, a, p = cfg.source, cfg.agent, cfg.plant
-    if a.rank > a.N:
-        raise _err(s, "agent.rank", f"= {a.rank} must be <= agent.N = {a.N} (0 means full rank)")
-    if not a.trainable:
-        raise _err(s, "agent.trainable", "= [] trains nothing; name at least one of the parameters to train")
-    allowed = ("m", "U", "V", "z") if a.rank else ("m", "W", "z")
-    bad = [t for t in a.trainable if t not in allowed]
-    if bad:
-        raise _err(s, "agent.trainable", f"= {list(a.trainable)!r} contains {bad[0]!r}; with rank = {a.rank} choose from {', '.join(allowed)}")
-    if len(set(a.trainable)) != len(a.trainable):
-        raise _err(s, "agent.trainable", f"= {list(a.trainable)!r} names a parameter twice")
-    if p.kind == "double_integrator" and (p.order, p.dt, p.n_controls, p.n_observed) != (2, 1.0, 1, 1):
-        raise _err(s, "plant.kind", "= 'double_integrator' fixes order = 2, dt = 1, n_controls = 1, n_observed = 1; use kind = 'integrator' to change them")
-    if p.kind == "integrator" and p.n_observed > p.order:
-        raise _err(s, "plant.n_observed", f"= {p.n_observed} must be <= plant.order = {p.order}")
-    if p.kind == "point_mass_2d" and p.n_observed not in (2, 4):
-        raise _err(s, "plant.n_observed", f"= {p.n_observed} must be 2 (positions) or 4 (full state) for point_mass_2d")
-    if not math.isnan(a.over) and (a.init != "lowrank" or a.rank != 1):
-        raise _err(s, "agent.over", "sets sigma_zm only for init = 'lowrank' with rank = 1; remove it or change the agent")
+    """The checks of values that are wrong together: each part's own (:meth:`Part.check`), then those of the
+    fixed tables, which know the parts only through their interfaces (sizes)."""
+    s = cfg.source
+    try:
+        for part in (cfg.plant, cfg.task, cfg.agent, *cfg.loss):
+            part.check(cfg)
+    except InvalidParameter as e:
+        raise _err(s, e.key, e.message) from None
     mode, t = cfg.train.mode, cfg.teacher
     if mode == "open_loop_gain":
-        k, m = plant_sizes(p)[:2]
+        k, m = cfg.plant.n_states, cfg.plant.n_controls
         if not t.K or len(t.K) != m or len(t.K[0]) != k:
             raise _err(s, "teacher.K", f"must be a {m} x {k} matrix (controls x states) for mode = 'open_loop_gain'")
     elif mode.startswith("open_loop") and mode != "open_loop_target" and not t.store:
         raise _err(s, "teacher.store", f"is required for mode = {mode!r}: the store of the teacher run")
-    _check_overlaps_and_objective(cfg)
     e = cfg.start.epoch
     if not (e in ("last", "stabilisation") or e.isdigit()):
         raise _err(s, "start.epoch", f"= {e!r} is not allowed; use an integer >= 0, 'last' or 'stabilisation'")
     ck = cfg.record.checkpoint
     if ck not in ("auto", "every", "log") and not (ck.startswith("every:") and ck[6:].isdigit() and int(ck[6:]) > 0):
         raise _err(s, "record.checkpoint", f"= {ck!r} is not allowed; choose auto, every, log or every:K with K > 0")
-    if cfg.task.kind == "tracking":
-        _check_tracking(cfg)
-
-
-def _check_tracking(cfg: Config) -> None:
-    """The tracking task's keys (spec §1.3): frequencies positive, below the plant's Nyquist frequency and
-    distinct per axis, one positive amplitude per frequency, the 2-D point mass, no control penalty."""
-    s, t, p = cfg.source, cfg.task, cfg.plant
-    if p.kind != "point_mass_2d":
-        raise _err(s, "task.kind", f"= 'tracking' needs plant.kind = 'point_mass_2d' (got {p.kind!r})")
-    if not t.freqs_x and not t.freqs_y:
-        raise _err(s, "task.freqs_x", "and task.freqs_y are both empty; give the reference at least one frequency")
-    nyquist = 0.5 / p.dt
-    for axis in ("x", "y"):
-        freqs, amps = getattr(t, f"freqs_{axis}"), getattr(t, f"amps_{axis}")
-        for f in freqs:
-            if f <= 0:
-                raise _err(s, f"task.freqs_{axis}", f"= {list(freqs)!r} contains {f:g}; frequencies must be > 0 Hz")
-            if f >= nyquist:
-                raise _err(s, f"task.freqs_{axis}", f"= {list(freqs)!r} contains {f:g} Hz, not below the Nyquist "
-                           f"frequency 1/(2 plant.dt) = {nyquist:g} Hz; lower it or the plant's dt")
-        if len(set(freqs)) != len(freqs):
-            raise _err(s, f"task.freqs_{axis}", f"= {list(freqs)!r} lists a frequency twice")
-        if len(amps) != len(freqs):
-            raise _err(s, f"task.amps_{axis}", f"= {list(amps)!r} must give one amplitude per frequency of "
-                       f"task.freqs_{axis} ({len(freqs)})")
-        if any(a <= 0 for a in amps):
-            raise _err(s, f"task.amps_{axis}", f"= {list(amps)!r} must be > 0")
-    if t.beta != 0:
-        raise _err(s, "task.beta", f"= {t.beta:g}; the tracking loss has no control penalty, set it to 0")
-    if cfg.train.mode == "open_loop_gain":
-        raise _err(s, "train.mode", "= 'open_loop_gain' is for regulation; a tracking teacher is an RNN (open_loop_teacher)")
-
-
-# ---- overlap representation, expected objective, impulse task (spec §7) ----
-def _check_overlaps_and_objective(cfg: Config) -> None:
-    s, a, t, mode = cfg.source, cfg.agent, cfg.task, cfg.train.mode
-    if a.representation == "overlaps":
-        if cfg.train.optimizer != "sgd":
-            raise _err(s, "train.optimizer", f"= {cfg.train.optimizer!r} cannot train agent.representation = 'overlaps': "
-                       "the Gram-matrix reduction holds for rotation-invariant updates (SGD, clipped or not) only; use "
-                       "optimizer = 'sgd' or representation = 'vectors'")
-        if a.activation != "linear" or a.rank == 0 or a.g > 0:
-            raise _err(s, "agent.representation", "= 'overlaps' needs a linear low-rank agent with g = 0 (activation = "
-                       "'linear', rank >= 1); use representation = 'vectors'")
-    if (t.kind == "impulse") != (mode == "open_loop_target"):
-        raise _err(s, "task.kind", f"= {t.kind!r} and train.mode = {mode!r} do not go together: the impulse task is "
-                   "trained with mode = 'open_loop_target' and that mode needs kind = 'impulse'")
-    if t.objective == "expected":
-        if a.activation != "linear" or cfg.plant.noise > 0 or cfg.plant.clamp > 0:
-            raise _err(s, "task.objective", "= 'expected' has a closed form for linear, noise- and clamp-free loops "
-                       "only (activation = 'linear', plant.noise = 0, plant.clamp = 0); use objective = 'sampled'")
-        if t.kind != "regulation" or mode == "open_loop_noise":
-            raise _err(s, "task.objective", f"= 'expected' averages over initial states, which mode {mode!r} with "
-                       f"task.kind = {t.kind!r} has none of; use objective = 'sampled'")
-
-
-def plant_sizes(p) -> tuple[int, int, int]:
-    """`(states k, controls m, observed c)` of a plant configuration."""
-    if p.kind == "double_integrator":
-        return 2, 1, 1
-    if p.kind == "point_mass_2d":
-        return 4, 2, p.n_observed
-    return p.order, p.n_controls, p.n_observed
 
 
 # ------------------------------------------------------------------------------------------ files
@@ -435,7 +335,13 @@ def _apply_override(tables: dict, item: str) -> None:
         tables[key] = value
         return
     section, sub = key.split(".", 1)
-    known = set(SECTIONS) | {"sweep"} | {e.table for e in _EXPERIMENTS.values() if e.defaults}
+    known = set(SECTIONS) | set(PART_SECTIONS) | {"sweep"}
+    experiment = tables.get("experiment")
+    if isinstance(experiment, str):
+        try:
+            known.add(experiment_table(experiment))
+        except ConfigError:
+            pass  # reported by from_dict, naming the file
     if section not in known:
         raise ConfigError(f"--set {key}: unknown table {section!r}; allowed: {', '.join(sorted(known))}")
     target = tables.setdefault(section, {})

@@ -88,20 +88,30 @@ class Experiment:
         return cfg_mod.from_dict(d, source=cfg.source, phase=True)
 
 
+EXPERIMENTS = cfg_mod.declare_family("experiment", Experiment, "loopdyn.experiments", default="ensemble")
+"""The experiment family: `experiment = NAME` names a registered experiment, one announced through the
+`loopdyn.experiments` entry points, or a user's class by import path (`package.module:Class`)."""
+
+
 def register(cls: type[Experiment]) -> type[Experiment]:
-    """Class decorator: register an experiment and declare its config table to :mod:`loopdyn.config`."""
+    """Class decorator: make an experiment known by its `name` in this process (shipped experiments; a
+    package announces its own through the `loopdyn.experiments` entry points, a script names it by import path)."""
     exp = cls()
     REGISTRY[exp.name] = exp
-    cfg_mod.register_experiment(exp.name, dict(exp.defaults), exp.validate)
+    EXPERIMENTS.register(exp.name, cls)
     return cls
 
 
 def get(name: str) -> Experiment:
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise ConfigError(f"{name!r} is not an experiment; known: {', '.join(sorted(REGISTRY))}") from None
+    """The experiment `name`: a registered name, an entry point or an import path (`package.module:Class`)."""
+    if name not in REGISTRY:
+        try:
+            cls = EXPERIMENTS.resolve(name)
+        except ConfigError as e:
+            raise ConfigError(str(e).replace("experiment.kind = ", "experiment ", 1)) from None
+        REGISTRY[name] = cls()
+    return REGISTRY[name]
 
 
 def names() -> list[str]:
-    return sorted(REGISTRY)
+    return EXPERIMENTS.names()

@@ -12,7 +12,6 @@ from .. import config as cfg_mod
 from ..agents import AgentParams
 from ..analysis import stabilisation_epoch
 from ..errors import ConfigError, StoreError
-from ..plants import plant_from_config
 from ..store import raw_dataset, read_progress
 from ..training import Sources
 
@@ -39,35 +38,26 @@ def _open_source(store: str, path_self: Path, src: str, what: str, phase: int = 
     return path, ds, own, done
 
 
-def _plant_matrices(plant_cfg):
-    plant = plant_from_config(plant_cfg)
-    return plant.A, plant.B, plant.C, plant.dt
-
-
-def _describe(plant_cfg) -> str:
-    A, B, C, dt = _plant_matrices(plant_cfg)
-    name = repr(plant_cfg.kind) + (f" of order {plant_cfg.order}" if plant_cfg.kind == "integrator" else "")
-    return f"{name} ({A.shape[0]} states, {C.shape[0]} observed, {B.shape[1]} controls, dt = {dt:g})"
+def _describe(plant) -> str:
+    return (f"{plant.kind!r} ({plant.n_states} states, {plant.n_observed} observed, {plant.n_controls} controls, "
+            f"dt = {plant.dt:g})")
 
 
 def _check_architecture(cfg, ds, path, src, what):
     tcfg = ds.attrs.get("config")
-    known = {f.name for f in dataclasses.fields(cfg_mod.PlantConfig)}
-    if (not isinstance(tcfg, dict) or not isinstance(tcfg.get("agent"), dict) or not isinstance(tcfg.get("plant"), dict)
-            or tcfg["plant"].get("kind") not in cfg_mod.PLANT_KINDS):
-        raise ConfigError(f"{src}: {what}.store = {str(path)!r} does not hold a controller of a linear plant "
-                          f"(no agent and linear-plant configuration in the store)")
+    if not isinstance(tcfg, dict) or not isinstance(tcfg.get("agent"), dict) or not isinstance(tcfg.get("plant"), dict):
+        raise ConfigError(f"{src}: {what}.store = {str(path)!r} does not hold a controller of a plant "
+                          f"(no agent and plant configuration in the store)")
     for key in ARCHITECTURE:
         if tcfg["agent"].get(key) != getattr(cfg.agent, key):
             raise ConfigError(f"{src}: {what}.store = {str(path)!r} has agent.{key} = {tcfg['agent'].get(key)!r} but this run "
                               f"has {getattr(cfg.agent, key)!r}; {what} and student need the same architecture")
     try:
-        tplant = cfg_mod.PlantConfig(**{k: v for k, v in tcfg["plant"].items() if k in known})
-        theirs = _plant_matrices(tplant)
-    except (TypeError, ValueError, IndexError) as e:
+        tplant = cfg_mod.build_part(str(path), "plant", tcfg["plant"], lenient=True)
+    except ConfigError as e:
         raise ConfigError(f"{src}: {what}.store = {str(path)!r} has an unreadable plant configuration ({e})") from e
-    ours = _plant_matrices(cfg.plant)
-    if not all(np.shape(a) == np.shape(b) and np.allclose(a, b) for a, b in zip(theirs, ours)):
+    same = dataclasses.replace(cfg.plant, noise=tplant.noise, clamp=tplant.clamp)  # the same plant, noise aside
+    if type(tplant) is not type(cfg.plant) or tplant != same:
         raise ConfigError(f"{src}: {what}.store = {str(path)!r} controls plant {_describe(tplant)}, not this run's "
                           f"{_describe(cfg.plant)}; the {what} must be a controller of the same plant")
 

@@ -21,7 +21,6 @@ import numpy as np
 
 from ..analysis import UNSTABLE_OSCILLATORY, closed_open_pairs, closed_stages, rebound_peak, stability_region, store_config
 from ..errors import ConfigError, StoreError
-from ..plants import plant_from_config
 from ..plots import figure_1c, figure_2, gain_path
 from ._base import Experiment, Reproduce, register
 
@@ -67,7 +66,7 @@ class ClosedVsOpen(Experiment):
                              "'loopdyn train --resume STORE'")
         closed_open_pairs(ds)
         cfg = store_config(ds)
-        if not plant_from_config(cfg.plant).is_double_integrator:
+        if not cfg.plant.is_double_integrator:
             raise StoreError(f"Fig 2's gain space and stability map are those of the double integrator "
                              f"(A = [[1, 1], [0, 1]], B = [0, 1]^T); this store's plant is {cfg.plant.kind!r}")
         return {"fig_1c": figure_1c(ds), "fig_2": figure_2(ds)}

@@ -1,7 +1,15 @@
-"""Linear plants `x' = A x + B u + w`, `y = C x` (spec §1.1-1.2)."""
+"""Plants: the interface every plant implements (:class:`Plant`; linear ones :class:`LinearPlant`) and the
+linear plants loopdyn ships (spec §1.1-1.2). A plant of one's own is one file: a subclass named in a
+configuration as `[plant] kind = "package.module:Class"` (docs/extending.md)."""
 
-from ._linear import LinearPlant as LinearPlant
+from ._base import PLANTS as PLANTS
+from ._base import LinearPlant as LinearPlant
+from ._base import Plant as Plant
+from ._linear import DoubleIntegrator as DoubleIntegrator
+from ._linear import Integrator as Integrator
+from ._linear import Linear as Linear
+from ._linear import PointMass2D as PointMass2D
 from ._linear import double_integrator as double_integrator
 from ._linear import integrator as integrator
+from ._linear import linear as linear
 from ._linear import point_mass_2d as point_mass_2d
-from ._linear import plant_from_config as plant_from_config

@@ -9,7 +9,6 @@ from matplotlib.lines import Line2D
 
 from ..analysis import (Stages, closed_open_pairs, closed_stages, lqr_gain, stability_boundaries, store_config,
                         training_cost_lqr_weights)
-from ..plants import plant_from_config
 from ._gains import GAIN_AXES, LANDSCAPE_LABEL, boundaries, gain_path, landscape, path, stage_points
 from ._style import CLOSED_BLUE, OPEN_RED, STAGE1_MARK, STAGE2_MARK, label_panels, log_limits, shade_stages
 
@@ -192,7 +191,7 @@ def figure_2(ds) -> Figure:
     pairs = closed_open_pairs(ds)
     test, _, _ = _loss_labels(ds)
     cfg = store_config(ds)
-    plant = plant_from_config(cfg.plant)
+    plant = cfg.plant
     R = training_cost_lqr_weights(cfg, plant.n_states)
     K, _ = lqr_gain(plant.A, plant.B, np.eye(plant.n_states), R)
     lqr = (K, f"LQR, Q = I, R = {R:g}")

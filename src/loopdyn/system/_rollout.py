@@ -58,7 +58,7 @@ def rollout(core, plant, x0=None, T: int | None = None, *, h0=None, exo=None, ob
     r"""Step plant and agent together for `T` steps (module docstring).
 
     **Arguments:**
-    - `core`: a :class:`loopdyn.agents.Core`; `plant`: a :class:`loopdyn.plants.LinearPlant`, or `None`
+    - `core`: a :class:`loopdyn.agents.Core`; `plant`: a :class:`loopdyn.plants.Plant`, or `None`
       for an agent driven by `exo` alone;
     - `x0`: initial plant states `(batch, k)`; `T`: number of steps (default: `exo.shape[0]`);
     - `h0`: initial agent states `(batch, d)` (default 0);
@@ -86,7 +86,8 @@ def rollout(core, plant, x0=None, T: int | None = None, *, h0=None, exo=None, ob
         if exo is None:
             raise ValueError("give T or exo")
         T = exo.shape[0]
-    if renormalise and (key is not None or (plant is not None and plant.clamp > 0) or exo is not None):
+    if renormalise and (key is not None or (plant is not None and (plant.clamp > 0 or not plant.linear))
+                        or exo is not None):
         raise ValueError("renormalise needs a linear loop without noise, clamp or exogenous input")
     if core.dtype is not None:  # e.g. the reduced strategy computes in float64
         x0 = x0.astype(core.dtype)
@@ -94,7 +95,7 @@ def rollout(core, plant, x0=None, T: int | None = None, *, h0=None, exo=None, ob
         h0 = None if h0 is None else h0.astype(core.dtype)
     batch, dtype = x0.shape[0], x0.dtype
     h0 = jnp.zeros((batch, core.hidden_dim), dtype) if h0 is None else h0
-    y0 = x0 @ jnp.asarray(plant.C, dtype).T if plant is not None else x0
+    y0 = plant.observe(x0) if plant is not None else x0
     keys = jax.random.split(key, T) if key is not None else None
 
     def agent_input(x, y, e):

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
+from ..config import NON_NEGATIVE, POSITIVE, param
+from ._base import Task
 from ._episode import Episode, WithoutProbes
 
 
@@ -83,6 +85,16 @@ class ImpulseTarget(WithoutProbes):
         return Episode(test_set)
 
 
-def impulse_from_config(task_cfg, plant, alpha: float) -> ImpulseTarget:
-    """The impulse task of a `[task]` table with `kind = "impulse"` (dt = the agent's leak `alpha`)."""
-    return ImpulseTarget(plant.n_states, task_cfg.T, float(alpha), task_cfg.decay, task_cfg.target_noise)
+class ImpulseTask(Task):
+    """The open-loop impulse response (module docstring): `[task] kind = "impulse"`, trained with
+    `train.mode = "open_loop_target"`; its time step is the agent's leak."""
+
+    T: int = param(400, doc="steps of the response (t_max = T agent.alpha, in units of tau)", check=POSITIVE)
+    decay: float = param(0.2, doc="target exp(-decay t), t in units of tau (dt = agent.alpha)", check=NON_NEGATIVE)
+    target_noise: float = param(0.0, doc="std of Gaussian noise added to the target at every step, fresh each epoch",
+                                check=NON_NEGATIVE)
+
+    modes = ("open_loop_target",)
+
+    def bind(self, plant, agent_alpha: float = 1.0) -> ImpulseTarget:
+        return ImpulseTarget(plant.n_states, self.T, float(agent_alpha), self.decay, self.target_noise)

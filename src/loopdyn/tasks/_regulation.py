@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
+from ..config import NON_NEGATIVE, POSITIVE, InvalidParameter, param
+from ._base import Task
 from ._episode import Episode, WithoutProbes
 
 TEST_LOSS_LABELS = {
@@ -152,7 +154,39 @@ class Regulation(WithoutProbes):
         return self.dt * jnp.sum(jnp.mean((u_student - u_teacher) ** 2, axis=tuple(range(1, u_student.ndim))))
 
 
-def regulation_from_config(task_cfg, plant) -> Regulation:
-    return Regulation(plant.n_states, task_cfg.T, task_cfg.batch, task_cfg.x0_range, task_cfg.loss,
-                      task_cfg.test_batch, task_cfg.test_loss, plant.dt, objective=task_cfg.objective,
-                      x0_distribution=task_cfg.x0_distribution)
+class RegulationTask(Task):
+    """Regulation to the origin (module docstring): `[task] kind = "regulation"`."""
+
+    T: int = param(50, doc="episode length (steps in the loss)", check=POSITIVE)
+    batch: int = param(100, doc="initial states per epoch", check=POSITIVE)
+    x0_range: float = param(2.0, doc="initial states are U(-a, a) (or N(0, a^2)) per state coordinate, a = x0_range",
+                            check=POSITIVE)
+    loss: str = param("mean", doc="loss convention: 'mean' (mean_{t,i,b} x^2 + beta mean_b sum_t u^2, the linear "
+                                  "theory model) or 'sum' (dt sum_t [mean_{b,i} x^2 + beta sum_b u^2], the full RNN)",
+                      choices=("mean", "sum"))
+    beta: float = param(0.0, doc="control penalty (beta for 'mean', reg_U for 'sum')", check=NON_NEGATIVE)
+    test_batch: int = param(100, doc="fixed test initial states", check=POSITIVE)
+    test_loss: str = param("mean_xv", doc="closed-loop test metric: 'mean_xv' = mean_{t,b} ||x_t||^2, 'sum_t' = "
+                                          "sum_t mean_b ||x_t||^2", choices=("mean_xv", "sum_t"))
+    test_seed: int = param(12345, doc="seed of the fixed test set", check=NON_NEGATIVE)
+    objective: str = param("sampled", doc="training loss: on a fresh sampled batch ('sampled') or its expectation "
+                                          "over the initial states in closed form ('expected', linear noise-free loops)",
+                           choices=("sampled", "expected"))
+    x0_distribution: str = param("uniform", doc="initial states U(-a, a) ('uniform') or N(0, a^2) ('gaussian') per "
+                                                "coordinate, a = x0_range", choices=("uniform", "gaussian"))
+
+    def bind(self, plant, agent_alpha: float = 1.0) -> Regulation:
+        return Regulation(plant.n_states, self.T, self.batch, self.x0_range, self.loss, self.test_batch,
+                          self.test_loss, plant.dt, objective=self.objective, x0_distribution=self.x0_distribution)
+
+    def check(self, cfg) -> None:
+        super().check(cfg)
+        if self.objective == "expected":
+            p, a = cfg.plant, cfg.agent
+            if not (p.linear and a.linear) or cfg.get("plant.noise", 0.0) > 0 or cfg.get("plant.clamp", 0.0) > 0:
+                raise InvalidParameter("task.objective", "= 'expected' has a closed form for linear, noise- and "
+                                       "clamp-free loops only (a linear plant and agent, plant.noise = 0, plant.clamp = "
+                                       "0); use objective = 'sampled'")
+            if cfg.train.mode == "open_loop_noise":
+                raise InvalidParameter("task.objective", "= 'expected' averages over initial states, which mode "
+                                       "'open_loop_noise' has none of; use objective = 'sampled'")

@@ -34,6 +34,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..config import NON_NEGATIVE, POSITIVE, InvalidParameter, param
+from ._base import Task
 from ._episode import Episode
 
 AXES = ("x", "y")
@@ -235,8 +237,54 @@ class Tracking:
                 "frequency_axis": (("frequency",), self.axes)}
 
 
-def tracking_from_config(task_cfg, plant) -> Tracking:
-    return Tracking(tuple(task_cfg.freqs_x), tuple(task_cfg.freqs_y), tuple(task_cfg.amps_x), tuple(task_cfg.amps_y),
-                    task_cfg.T, plant.dt, task_cfg.ramp, task_cfg.batch, task_cfg.test_batch, task_cfg.test_seed,
-                    (0, 2), plant.n_states, plant.n_controls)
+class TrackingTask(Task):
+    """Tracking a sum of sinusoids (module docstring): `[task] kind = "tracking"`, with a plant that declares
+    the state coordinates of its two positions (`positions`, as the 2-D point mass does)."""
 
+    T: int = param(50, doc="samples per episode (duration T plant.dt)", check=POSITIVE)
+    batch: int = param(100, doc="random-phase references per training epoch", check=POSITIVE)
+    test_batch: int = param(100, doc="random-phase references per test evaluation", check=POSITIVE)
+    test_seed: int = param(12345, doc="seed of the probe phases", check=NON_NEGATIVE)
+    freqs_x: tuple[float, ...] = param((0.1, 0.3), doc="frequencies (Hz) of the x reference")
+    freqs_y: tuple[float, ...] = param((0.2, 0.4), doc="frequencies (Hz) of the y reference")
+    amps_x: tuple[float, ...] = param((2.31, 2.31), doc="amplitudes of the x components (one per frequency)")
+    amps_y: tuple[float, ...] = param((2.31, 2.31), doc="amplitudes of the y components (one per frequency)")
+    ramp: float = param(1.0, doc="the reference is ramped in linearly over this many seconds; 0 = off",
+                        check=NON_NEGATIVE)
+
+    modes = ("closed_loop", "open_loop_noise", "open_loop_teacher")
+
+    def bind(self, plant, agent_alpha: float = 1.0) -> Tracking:
+        return Tracking(tuple(self.freqs_x), tuple(self.freqs_y), tuple(self.amps_x), tuple(self.amps_y), self.T,
+                        plant.dt, self.ramp, self.batch, self.test_batch, self.test_seed, tuple(plant.positions),
+                        plant.n_states, plant.n_controls)
+
+    def check(self, cfg) -> None:
+        """Frequencies positive, below the plant's Nyquist frequency and distinct per axis, one positive
+        amplitude per frequency, a plant with two positions (spec §1.3)."""
+        super().check(cfg)
+        p = cfg.plant
+        if len(getattr(p, "positions", ())) != 2:
+            raise InvalidParameter("task.kind", f"= 'tracking' needs a plant with two position coordinates "
+                                   f"(`positions`, e.g. plant.kind = 'point_mass_2d'); got {p.kind!r}")
+        if not self.freqs_x and not self.freqs_y:
+            raise InvalidParameter("task.freqs_x", "and task.freqs_y are both empty; give the reference at least one "
+                                   "frequency")
+        nyquist = 0.5 / p.dt
+        for axis in ("x", "y"):
+            freqs, amps = getattr(self, f"freqs_{axis}"), getattr(self, f"amps_{axis}")
+            for f in freqs:
+                if f <= 0:
+                    raise InvalidParameter(f"task.freqs_{axis}", f"= {list(freqs)!r} contains {f:g}; frequencies "
+                                           f"must be > 0 Hz")
+                if f >= nyquist:
+                    raise InvalidParameter(f"task.freqs_{axis}", f"= {list(freqs)!r} contains {f:g} Hz, not below the "
+                                           f"Nyquist frequency 1/(2 plant.dt) = {nyquist:g} Hz; lower it or the "
+                                           f"plant's dt")
+            if len(set(freqs)) != len(freqs):
+                raise InvalidParameter(f"task.freqs_{axis}", f"= {list(freqs)!r} lists a frequency twice")
+            if len(amps) != len(freqs):
+                raise InvalidParameter(f"task.amps_{axis}", f"= {list(amps)!r} must give one amplitude per frequency "
+                                       f"of task.freqs_{axis} ({len(freqs)})")
+            if any(a <= 0 for a in amps):
+                raise InvalidParameter(f"task.amps_{axis}", f"= {list(amps)!r} must be > 0")

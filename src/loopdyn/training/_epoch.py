@@ -25,9 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..agents import AgentSpec, combine, gram_layout, init_params, make_core, partition, represent, spec_from_config
-from ..plants import LinearPlant, plant_from_config
+from ..plants import Plant
 from ..system import gain_moments, rollout
-from ..tasks import concat_episodes, task_from_config
+from ..tasks import concat_episodes
 from . import _superpose
 from ._modes import MODES, ClosedLoop
 from ..optim import descend, init_optimizer, make_optimizer
@@ -54,7 +54,7 @@ class Problem:
     """
 
     spec: AgentSpec
-    plant: LinearPlant
+    plant: Plant
     task: Any
     mode: Any = field(default_factory=ClosedLoop)
     optimizer: str = "sgd"
@@ -66,6 +66,12 @@ class Problem:
     gain_window: int = 1
     strategy: str = "auto"
     run_axis: str | tuple[str, ...] | None = None
+    terms: tuple = ()  # further loss terms of the closed-loop training loss (loopdyn.tasks.LossTerm)
+
+    @property
+    def linear_loop(self) -> bool:
+        """Whether plant and agent both declare themselves linear (what every shortcut below needs)."""
+        return self.plant.linear and self.spec.linear
 
     @property
     def compress_batch(self) -> bool:
@@ -74,8 +80,8 @@ class Problem:
         every loss term, the test metric and the gain moments are quadratic forms of the initial states, so they
         depend on the batch only through its second moment. Exact to round-off; an epoch then costs O(k), not
         O(batch) (linearity: the batch is a superposition of k basis episodes)."""
-        return (self.spec.linear and not self.noisy and self.plant.clamp == 0
-                and hasattr(self.task, "second_moment_batch"))
+        return (self.linear_loop and not self.noisy and self.plant.clamp == 0
+                and hasattr(self.task, "second_moment_batch") and all(t.quadratic for t in self.terms))
 
     @functools.cached_property
     def transform(self):
@@ -87,7 +93,8 @@ class Problem:
     @property
     def superposed(self) -> bool:
         """Whether losses are computed by superposition of basis episodes (linear agent, no process noise)."""
-        return self.strategy == "auto" and self.task.superposable and self.spec.linear and not self.noisy
+        return (self.strategy == "auto" and self.task.superposable and self.linear_loop and not self.noisy
+                and not self.terms)
 
     @property
     def runs_per_block(self) -> int | None:
@@ -119,7 +126,7 @@ class Problem:
     def joint_spectra(self) -> bool:
         """Whether the trainer records the spectrum of the joint matrix P every epoch: linear agents on
         tasks with the delayed timing that P describes (spec §4.1)."""
-        return self.spec.linear and self.task.timing == "delayed"
+        return self.linear_loop and self.task.timing == "delayed"
 
     @property
     def records_gains(self) -> bool:
@@ -159,13 +166,13 @@ class Problem:
 
 def build_problem(cfg) -> Problem:
     """The static problem of a configuration without sweep (a group's configuration)."""
-    plant = plant_from_config(cfg.plant)
-    task = task_from_config(cfg.task, plant, cfg.agent.alpha)
+    plant = cfg.plant
+    task = cfg.task.bind(plant, getattr(cfg.agent, "alpha", 1.0))
     random = cfg.agent.rank > 0 and cfg.agent.g > 0
     spec = spec_from_config(cfg, plant.n_observed + task.n_exo, plant.n_controls, random)
     return Problem(spec, plant, task, MODES[cfg.train.mode], cfg.train.optimizer, cfg.train.clip_eps,
-                   cfg.train.skip_first_update, cfg.plant.noise > 0, DTYPES[cfg.dtype], cfg.train.diverge_above,
-                   cfg.record.gain_window)
+                   cfg.train.skip_first_update, plant.noise > 0, DTYPES[cfg.dtype], cfg.train.diverge_above,
+                   cfg.record.gain_window, terms=tuple(cfg.loss))
 
 
 def init_run(problem: Problem, seed, hyper: HyperParams) -> tuple[RunState, RunConstants]:

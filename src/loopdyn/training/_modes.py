@@ -79,11 +79,14 @@ class ClosedLoop:
             return loss, LossAux(basis=basis)
         traj = rollout(make_core(problem.spec, params, hp.g), problem.plant, episode.x0, task.T, exo=episode.exo,
                        timing=task.timing, key=k_w if problem.noisy else None, noise=hp.noise,
-                       emit=tuple(dict.fromkeys(task.emit + (("x", "u") if task.gains else ()))))
+                       emit=tuple(dict.fromkeys(task.emit + (("x", "u") if task.gains or problem.terms else ()))))
         moments = None
         if task.gains:  # sums over the `batch` states the episodes stand for (k states when compressed)
             moments = jax.tree.map(lambda a: a * (task.batch / episode.batch), gain_moments(traj.x, traj.u))
-        return task.episode_loss(traj, episode, hp.beta), LossAux(moments=moments)
+        loss = task.episode_loss(traj, episode, hp.beta)
+        for term in problem.terms:  # further loss terms (quadratic forms when the batch is compressed)
+            loss = loss + term(traj.x, traj.u)
+        return loss, LossAux(moments=moments)
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,7 @@ def _teacher_driven_loss(problem, params, consts, key, teacher_core, observe, dr
     def plain():
         drive = rollout(teacher_core, problem.plant, episode.x0, task.T, exo=episode.exo, observe=observe,
                         timing=task.timing, key=k_w if problem.noisy else None, noise=hp.noise, emit=("u", "inputs"))
-        seen = drive.inputs if observe == "output" else drive.inputs @ jnp.asarray(problem.plant.C, problem.dtype).T
+        seen = drive.inputs if observe == "output" else problem.plant.observe(drive.inputs)
         student = rollout(make_core(problem.spec, params, hp.g), None, exo=lax.stop_gradient(seen), timing=task.timing,
                           emit=("u",))
         return task.imitation_loss(student.u, lax.stop_gradient(drive.u))
