@@ -1,5 +1,7 @@
-"""Analyses of recorded learning trajectories (spec §4): stages, stability map, LQR, acquisition and
-interference of learning curves, and `analyze`, which writes a store's analysis group."""
+"""Analyses of recorded learning trajectories (spec §4): the one reader of a store's runs (`store_runs`, each
+run's resolved configuration and problem; `load_agent`, a trained controller), stages, stability map, LQR,
+acquisition and interference of learning curves, statistics over seeds per condition (spec §6), and
+`analyze`, which writes a store's analysis group."""
 
 from ._acquisition import NEVER as NEVER
 from ._acquisition import Interference as Interference
@@ -14,7 +16,7 @@ from ._analyze import effective_exact as effective_exact
 from ._analyze import n_eig as n_eig
 from ._analyze import overlaps_of as overlaps_of
 from ._analyze import summary_lines as summary_lines
-from ._runs import Agent as Agent
+from ._runs import TrainedAgent as TrainedAgent
 from ._runs import Run as Run
 from ._runs import checkpoint_params as checkpoint_params
 from ._runs import closed_loop_trajectory as closed_loop_trajectory

@@ -26,7 +26,7 @@ import numpy as np
 from .. import config as cfg_mod
 from ..agents import AgentParams, AgentSpec, Core, make_core
 from ..errors import StoreError
-from ..plants import LinearPlant
+from ..plants import Plant
 from ..store import open_run
 from ..system import rollout
 from ..training import Problem, build_problem
@@ -56,7 +56,7 @@ class Run:
         return self.problem.spec
 
     @property
-    def plant(self) -> LinearPlant:
+    def plant(self) -> Plant:
         return self.problem.plant
 
     @property
@@ -127,7 +127,7 @@ def checkpoint_params(ds, run: Run, sel) -> AgentParams:
 
 
 @dataclass(frozen=True)
-class Agent:
+class TrainedAgent:
     """A trained controller read from a store: `core` (a :class:`loopdyn.agents.Core`, ready for
     :func:`loopdyn.system.rollout` with `run.plant`), the `params` it was built from (float64) and the `run`
     (:class:`Run`: resolved configuration, plant, task, spec) at checkpoint `epoch`."""
@@ -142,7 +142,7 @@ class Agent:
         return self.run.spec
 
     @property
-    def plant(self) -> LinearPlant:
+    def plant(self) -> Plant:
         return self.run.plant
 
     @property
@@ -154,14 +154,14 @@ def _dataset(store):
     return open_run(Path(store)) if isinstance(store, (str, Path)) else store
 
 
-def load_agent(store, run: int, epoch: int | None = None) -> Agent:
+def load_agent(store, run: int, epoch: int | None = None) -> TrainedAgent:
     r"""The controller of run `run` of a store at checkpoint `epoch`, ready for :func:`loopdyn.system.rollout`.
 
     **Arguments:** `store`: a store's path, or the dataset of :func:`loopdyn.open_run`; `run`: index along the
     store's `run` axis; `epoch`: an epoch whose parameters are stored (`ds.checkpoint`; default the last
     one) — the parameters that produced `train_loss[epoch]` and `test_loss[epoch]`.
 
-    **Returns:** an :class:`Agent` (`core`, `params`, `run`, `epoch`). Example, the test episodes:
+    **Returns:** a :class:`TrainedAgent` (`core`, `params`, `run`, `epoch`). Example, the test episodes:
 
     ```python
     agent = loopdyn.load_agent("stages.zarr", 0, 40)
@@ -186,7 +186,7 @@ def load_agent(store, run: int, epoch: int | None = None) -> Agent:
                          f"(record.checkpoint sets which epochs are stored)")
     params = checkpoint_params(ds, r, ckpts.index(epoch))
     core = make_core(r.spec, AgentParams(**{k: jnp.asarray(v) for k, v in params.present().items()}), r.g)
-    return Agent(core, params, r, int(epoch))
+    return TrainedAgent(core, params, r, int(epoch))
 
 
 def closed_loop_trajectory(ds, run: int, epoch: int, steps: int, x0=(1.0, -1.0)) -> np.ndarray:
