@@ -84,3 +84,14 @@ def test_closed_vs_open_pairs_each_closed_run_with_the_student_of_the_same_seed_
     # seeds x lr = (0, 1) x (a, b), seeds fastest, in both phases
     ds = xr.Dataset(coords={"seed": ("run", [0, 1, 0, 1] * 2), "phase": ("run", ["closed"] * 4 + ["open"] * 4)})
     assert closed_open_pairs(ds) == [(0, 0, 4), (0, 2, 6), (1, 1, 5), (1, 3, 7)]
+
+
+def test_a_continuation_without_a_matching_source_run_is_a_one_line_error():
+    from loopdyn.config import ConfigError
+
+    cfg = _load("stages", "seeds=[0]", "sweep.task.T=[30]")  # the T-continuation sweeps its own T values
+    groups = make_groups(get("stages").phases(cfg))
+    t_cont = next(gr for gr in groups if gr.label == "T-continuation")
+    with pytest.raises(ConfigError) as e:
+        _rows(t_cont, groups, None, True, -1, "self", cfg.source, "start")
+    assert "no run of phase 0 has" in str(e.value) and "task.T = " in str(e.value) and "\n" not in str(e.value)

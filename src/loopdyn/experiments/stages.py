@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import config as cfg_mod
 from ..agents import AgentParams, gram_matrix
+from ..analysis import closed_loop_trajectory as closed_loop_trajectory  # in loopdyn.analysis; kept for old imports
 from ..analysis import (NONE, checkpoint_params, complex_pair, dominant_pair, effective_exact, n_eig,
                         overlaps_of, store_config, third_eigenvalue, zigzag)
 from ..errors import ConfigError, StoreError

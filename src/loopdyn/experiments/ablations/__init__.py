@@ -34,3 +34,7 @@ from .control_penalty import ControlPenalty as ControlPenalty
 from .episode_length import EpisodeLength as EpisodeLength
 from .optimizer import Optimizer as Optimizer
 from .time_step import TimeStep as TimeStep
+from ...analysis import rebound_peak as rebound_peak  # statistics live in loopdyn.analysis; kept for old imports
+from ...analysis import spread as spread
+from ...analysis import store_statistics as store_statistics
+from ...analysis import zigzag as zigzag
