@@ -94,3 +94,17 @@ def test_a_swept_lr_and_clip_reach_every_theory_run_of_the_stages_analysis(tmp_p
     assert seen[0] == ("_over_runner", closed[0].cfg.train.lr, 0.5) == ("_over_runner", 0.003, 0.5)
     assert sorted(seen[1:]) == [("train_effective_model", 0.003, 0.5), ("train_effective_model", 0.02, 0.5),
                                 ("train_overlap_model", 0.003, 0.5), ("train_overlap_model", 0.02, 0.5)]
+
+
+def test_the_loaded_agent_of_the_overlap_representation_keeps_its_whole_gram_matrix(tmp_path):
+    # N = 3 neurons, a 4 x 4 Gram matrix of m, z, u, v: nothing of it is cut to N
+    cfg = loopdyn.load_config("linear-rank1", ["epochs=5", "agent.N=3", "task.batch=16", "record.chunk=5",
+                                               'agent.representation="overlaps"'], "0")
+    path = loopdyn.train(cfg, tmp_path / "gram.zarr", progress=False)
+    agent = loopdyn.load_agent(path, 0, 4)
+    assert agent.params.G.shape == (4, 4)
+    task = agent.task
+    x0 = jnp.asarray(task.test_set(jax.random.PRNGKey(agent.run.cfg.task.test_seed), agent.run.problem.dtype), jnp.float64)
+    traj = rollout(agent.core, agent.plant, x0, task.T, timing=task.timing, emit=task.emit)
+    np.testing.assert_allclose(float(task.episode_metric(traj, Episode(x0))),
+                               loopdyn.open_run(path).test_loss.values[0, 4], rtol=1e-5)

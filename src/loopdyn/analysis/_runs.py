@@ -119,6 +119,9 @@ def checkpoint_params(ds, run: Run, sel) -> AgentParams:
         if "checkpoint" in var.dims:
             var = var.isel(checkpoint=sel)
         a = np.asarray(var.values, np.float64)
+        if name == "G":  # a Gram matrix (the overlap representation) has no neuron axis
+            out[name] = a
+            continue
         a = a[..., :N, :N] if name in ("W", "J") else a[..., :N, :]
         if name in ("U", "V"):
             a = a[..., : run.spec.rank]
