@@ -6,8 +6,8 @@ import pytest
 
 import loopdyn
 from loopdyn.config import ConfigError
-from loopdyn.experiments import REGISTRY, get, spread, zigzag
-from loopdyn.experiments.ablations import rebound_peak
+from loopdyn.analysis import rebound_peak, spread, zigzag
+from loopdyn.experiments import REGISTRY, get
 
 ABLATIONS = ("ablation-T", "ablation-optimizer", "ablation-activation", "ablation-time", "ablation-beta",
              "closed-vs-open-seeds")

@@ -15,8 +15,8 @@ import loopdyn
 from _helpers import closed_loop
 from loopdyn.agents import AgentParams, AgentSpec, connectivity, init_params, make_core
 from loopdyn.analysis import VARIABLES as GENERIC_VARIABLES
+from loopdyn.analysis import closed_loop_trajectory
 from loopdyn.experiments.stages import VARIABLES as STAGES_VARIABLES
-from loopdyn.experiments.stages import closed_loop_trajectory
 from loopdyn.plants import double_integrator, integrator
 from loopdyn.system import activation_slope, jacobian_at_origin, jacobian_spectra, joint_jacobian, joint_matrix, joint_step
 

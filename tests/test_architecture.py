@@ -98,6 +98,54 @@ def test_no_import_cycle_between_parts():
             visit(node, [])
 
 
+def _file_graph() -> dict[str, set[str]]:
+    """`module -> modules of the same package it imports` (imports inside functions included); a package's
+    `__init__` is its public surface, not a file of it, and is left out."""
+    modules = dict(_modules())
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        if path.name == "__init__.py":
+            continue
+        package = module.rsplit(".", 1)[0]
+        for target, name, _ in _imports(module, path):
+            if not target:
+                continue
+            there = f"{target}.{name}" if name and f"{target}.{name}" in modules else target
+            if (there != module and there in modules and modules[there].name != "__init__.py"
+                    and there.rsplit(".", 1)[0] == package):
+                graph.setdefault(module, set()).add(there)
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle through each strongly connected part of `graph` that has one."""
+    found, state = [], {}
+
+    def visit(node, stack):
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                found.append(stack[stack.index(nxt):] + [nxt] if nxt in stack else [node, nxt])
+            elif nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    return found
+
+
+def test_the_cycle_finder_finds_cycles():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
+    assert _cycles({"a": {"b", "c"}, "b": {"c"}}) == []
+
+
+def test_no_import_cycle_between_the_files_of_a_package():
+    cycles = _cycles(_file_graph())
+    assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
 def test_the_plant_is_stepped_in_one_place():
     """Every simulation goes through loopdyn.system.rollout: no other module calls a plant's `step`."""
     callers = []

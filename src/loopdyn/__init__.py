@@ -15,6 +15,9 @@ import jax as _jax
 _jax.config.update("jax_enable_x64", True)
 
 from . import experiments as _experiments  # noqa: E402  (registers the experiments' config tables)
+from .analysis import load_agent as load_agent  # noqa: E402
+from .analysis import store_runs as store_runs  # noqa: E402
+from .analysis import TrainedAgent as TrainedAgent  # noqa: E402
 from .config import Config as Config  # noqa: E402
 from .config import from_dict as config_from_dict  # noqa: E402
 from .config import load as load_config  # noqa: E402
@@ -33,5 +36,6 @@ try:
 except _metadata.PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
-__all__ = ["Config", "ConfigError", "Interrupted", "StoreError", "analyze", "check_store", "config_from_dict",
-           "figures", "load_config", "open_run", "resume", "train", "__version__"]
+__all__ = ["Config", "ConfigError", "Interrupted", "StoreError", "TrainedAgent", "analyze", "check_store",
+           "config_from_dict", "figures", "load_agent", "load_config", "open_run", "resume", "store_runs", "train",
+           "__version__"]

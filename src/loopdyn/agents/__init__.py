@@ -1,6 +1,10 @@
 """RNN controllers: discrete and leaky, linear/tanh/relu, full or low rank (spec §2); linear low-rank agents
 in their overlaps (the Gram matrix and its exact gradient step, spec §7)."""
 
+from ._core import Core as Core
+from ._core import effective_core as effective_core
+from ._core import gain_core as gain_core
+from ._core import overlap_core as overlap_core
 from ._overlaps import GRAM_BLOCKS as GRAM_BLOCKS
 from ._overlaps import RANK1_INDEX as RANK1_INDEX
 from ._overlaps import GramLayout as GramLayout
@@ -25,12 +29,8 @@ from ._params import combine as combine
 from ._params import partition as partition
 from ._rnn import ACTIVATIONS as ACTIVATIONS
 from ._rnn import AgentSpec as AgentSpec
-from ._rnn import Core as Core
 from ._rnn import connectivity as connectivity
-from ._rnn import effective_core as effective_core
-from ._rnn import gain_core as gain_core
 from ._rnn import init_params as init_params
 from ._rnn import make_core as make_core
-from ._rnn import overlap_core as overlap_core
 from ._rnn import reduced_basis as reduced_basis
 from ._rnn import spec_from_config as spec_from_config

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._params import AgentParams
-from ._rnn import Core, overlap_core
+from ._core import Core, overlap_core
 
 GRAM_BLOCKS = ("m", "z", "U", "V")
 """Order of the vector blocks along the axes of a Gram matrix."""

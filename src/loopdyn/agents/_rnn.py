@@ -28,11 +28,11 @@ matrix as parameters (:mod:`loopdyn.agents._overlaps`); its core is :func:`overl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 
+from ._core import Core, overlap_core
 from ._params import AgentParams
 
 ACTIVATIONS = {"linear": lambda a: a, "tanh": jnp.tanh, "relu": jax.nn.relu}
@@ -169,22 +169,6 @@ def connectivity(spec: AgentSpec, params: AgentParams, g=0.0):
     return W
 
 
-@dataclass(frozen=True)
-class Core:
-    """One agent, ready to step a batch: `update(h (B, d), input (B, n_in)) -> h'`, `readout(h) -> u (B, n_out)`.
-
-    `basis` (`(N, d)`, or `None` when `h` is the neurons' state) maps the core's coordinates to neurons:
-    `h_neurons = h @ basis.T`. `dtype`: the dtype the core computes in, when it is not that of its input
-    (the rollout casts its inputs to it).
-    """
-
-    hidden_dim: int
-    update: Callable
-    readout: Callable
-    basis: jax.Array | None = None
-    dtype: Any = None
-
-
 def reduced_basis(params: AgentParams):
     r"""`(Q, R)`: orthonormal basis `Q (N, d)` of span{m, U} and `R (d, d)` with `[m U] = Q R` (host-side
     uses: LAPACK calls inside programs sharded over CPU devices have deadlocked, so compiled training
@@ -232,30 +216,3 @@ def rnn_core(spec: AgentSpec, params: AgentParams, g=0.0) -> Core:
         return (1 - a) * h + a * phi(recur(h) + y @ m.T)
 
     return Core(spec.N, update, lambda h: h @ z)
-
-
-def overlap_core(zq, vq, alpha=1.0) -> Core:
-    r"""A linear low-rank agent written in its overlaps: coordinates $\kappa$ on $[m\;U]$ ($h = m\kappa_m + U\kappa_u$).
-
-    $\kappa' = (1-\alpha)\kappa + \alpha\,(y,\; V^\top[m\;U]\,\kappa)$, $u = z^\top[m\;U]\,\kappa$.
-
-    **Arguments:** `zq` `(n_out, n_in + r)` $= z^\top[m\;U]$; `vq` `(r, n_in + r)` $= V^\top[m\;U]$.
-    """
-    zq, vq = jnp.asarray(zq), jnp.asarray(vq)
-
-    def update(k, y):
-        return (1 - alpha) * k + alpha * jnp.concatenate([y, k @ vq.T], axis=-1)
-
-    return Core(zq.shape[-1], update, lambda k: k @ zq.T)
-
-
-def effective_core(sigma) -> Core:
-    r"""The 4-D effective model of a rank-1 agent (spec §2.3, §4.2): `sigma` =
-    $(\sigma_{zm}, \sigma_{zu}, \sigma_{vm}, \sigma_{vu})$, state $(\kappa_m, \kappa_u)$."""
-    return overlap_core(jnp.stack([sigma[0], sigma[1]])[None], jnp.stack([sigma[2], sigma[3]])[None])
-
-
-def gain_core(K) -> Core:
-    """A static state feedback `u = K x` (`K (n_out, k)`) as a core whose input is the plant state."""
-    K = jnp.asarray(K)
-    return Core(K.shape[-1], lambda h, x: x, lambda h: h @ K.T)

@@ -37,10 +37,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..agents import AgentParams, AgentSpec
-from ..config import from_dict
+from ..agents import AgentParams
 from ..errors import StoreError
-from ..plants import LinearPlant
 from ..store import StoreLock, open_run, write_analysis
 from ..system import (
     OVERLAP_NAMES,
@@ -51,7 +49,7 @@ from ..system import (
     lambda3_perturbative,
     spectral_radius,
 )
-from ..training import make_groups
+from ._runs import Run, checkpoint_params, store_runs
 from ._stages import NONE, detect_stages_gains, detect_stages_linear, dominant_pair, stabilisation_epoch, third_eigenvalue
 
 VARIABLES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -86,20 +84,6 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str]] = {
 
 
 @dataclass
-class Run:
-    """One run of a store, rebuilt from its stored phases exactly as the trainer laid them out."""
-
-    index: int
-    seed: int
-    phase: str
-    epochs: int  # epochs of the run's phase
-    cfg: object
-    spec: AgentSpec
-    plant: LinearPlant
-    g: float
-
-
-@dataclass
 class Analysis:
     """Arrays to write (`name -> (dims, values)`), their descriptions, and summary numbers."""
 
@@ -124,21 +108,6 @@ class Analysis:
         return self.arrays[name][1]
 
 
-def store_runs(ds) -> list[Run]:
-    """One :class:`Run` per run of a store (from `loopdyn.open_run`), in store order."""
-    source = str(ds.attrs.get("config_source", "<store>"))
-    phases = [(from_dict(d, source=source, phase=i > 0), label) for i, (label, d) in enumerate(ds.attrs["phases"])]
-    out: list[Run] = []
-    for gr in make_groups(phases):
-        for j, r in enumerate(gr.runs):
-            out.append(Run(r, int(gr.seeds[j]), gr.label, gr.cfg.epochs, gr.cfg, gr.problem.spec, gr.problem.plant,
-                           float(gr.hyper["g"][j])))
-    out.sort(key=lambda r: r.index)
-    if len(out) != ds.sizes["run"]:
-        raise StoreError(f"the store has {ds.sizes['run']} runs but its stored phases describe {len(out)}; the store is corrupt")
-    return out
-
-
 def effective_exact(run: Run) -> bool:
     r"""Whether $P_{\rm eff}$ of spec §4.2 is exact for the run: rank-1 linear, no random part, α = 1, double integrator."""
     s = run.spec
@@ -153,22 +122,6 @@ def overlaps_of(ds, run: Run, n: int | None = None) -> np.ndarray:
     """The run's four overlaps over its first `n` epochs, `(n, 4)` float64."""
     n = run.epochs if n is None else n
     return np.stack([ds[k].values[run.index, :n] for k in OVERLAP_NAMES], axis=-1).astype(np.float64)
-
-
-def checkpoint_params(ds, run: Run, sel: np.ndarray) -> AgentParams:
-    """The run's parameters at the checkpoints `sel` (indices), float64, trimmed to its own sizes."""
-    N = run.spec.N
-    out = {}
-    for name in run.spec.parameter_names:
-        var = ds[name].isel(run=run.index)
-        if "checkpoint" in var.dims:
-            var = var.isel(checkpoint=sel)
-        a = np.asarray(var.values, np.float64)
-        a = a[..., :N, :N] if name in ("W", "J") else a[..., :N, :]
-        if name in ("U", "V"):
-            a = a[..., : run.spec.rank]
-        out[name] = a
-    return AgentParams(**out)
 
 
 # ------------------------------------------------------------------------------------------ per run

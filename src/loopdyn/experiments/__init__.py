@@ -13,9 +13,9 @@ from ._base import Reproduce as Reproduce
 from ._base import get as get
 from ._base import names as names
 from ._base import register as register
-from .ablations import spread as spread
-from .ablations import store_statistics as store_statistics
-from .ablations import zigzag as zigzag
+from ..analysis import spread as spread  # statistics over seeds live in loopdyn.analysis; kept here for old imports
+from ..analysis import store_statistics as store_statistics
+from ..analysis import zigzag as zigzag
 from ._run import analyze as analyze
 from ._run import figures as figures
 from ._run import resume as resume

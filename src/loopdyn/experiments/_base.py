@@ -81,8 +81,8 @@ class Experiment:
             section, key = dotted.split(".")
             d[section][key] = v
         d.pop("sweep", None)
-        if sweep:
-            d["sweep"] = sweep
+        if sweep:  # a Config's sweep holds tuples; the loader reads TOML's lists
+            d["sweep"] = {k: list(v) for k, v in dict(sweep).items()}
         if epochs is not None:
             d["epochs"] = epochs
         return cfg_mod.from_dict(d, source=cfg.source, phase=True)

@@ -16,6 +16,7 @@ import jax
 
 from .. import config as cfg_mod
 from ..analysis import analyze_store, summary_lines
+from ..analysis import store_phases as read_phases
 from ..errors import ConfigError, Interrupted, StoreError
 from ..store import StoreLock, check, create_store, open_run, open_sink, raw_dataset
 from ..training import Trainer, make_groups
@@ -124,10 +125,8 @@ def _train_units(path, phases, groups, workers, scheduler, progress, should_stop
 
 
 def store_phases(path: Path) -> list[tuple[cfg_mod.Config, str]]:
-    ds = raw_dataset(path)
-    source = str(ds.attrs.get("config_source", path))
     try:
-        return [(cfg_mod.from_dict(d, source=source, phase=i > 0), label) for i, (label, d) in enumerate(ds.attrs["phases"])]
+        return read_phases(raw_dataset(path), str(path))
     except (KeyError, TypeError, ValueError) as e:
         raise StoreError(f"{path}: the stored configuration is unreadable ({type(e).__name__}: {e}); the store cannot "
                          f"be resumed") from e

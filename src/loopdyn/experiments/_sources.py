@@ -66,10 +66,19 @@ def _rows(group, groups, ds, own, run_index, path, src, what, phase: int = 0) ->
     n = len(group.runs)
     if own:
         phase0 = [r for gr in groups if gr.phase == phase for r in gr.runs]
-        seeds0 = [int(ds.seed.values[r]) for r in phase0]
         if run_index >= 0:
             return [phase0[run_index]] * n
-        return [phase0[seeds0.index(int(s))] for s in group.seeds]
+        # the run of that phase with the same seed and the same values of the keys both phases sweep
+        values0 = [v for gr in groups if gr.phase == phase for v in gr.values]
+        rows = []
+        for v in group.values:
+            same = [i for i, v0 in enumerate(values0) if all(v0[k] == v[k] for k in v.keys() & v0.keys())]
+            if not same:
+                shared = ", ".join(f"{k} = {v[k]!r}" for k in sorted(v.keys() & values0[0].keys()))
+                raise ConfigError(f"{src}: {what}.store = 'self': no run of phase {phase} has {shared}; a phase "
+                                  f"that continues another must sweep the keys they share over the same values")
+            rows.append(phase0[same[0]])
+        return rows
     if run_index >= 0:
         if run_index >= ds.sizes["run"]:
             raise ConfigError(f"{src}: {what}.run = {run_index} but {path} has runs 0..{ds.sizes['run'] - 1}")

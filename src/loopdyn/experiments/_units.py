@@ -26,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 from .. import config as cfg_mod
+from ..analysis import store_phases
 from ..errors import ConfigError, StoreError
 from ..errors import Interrupted
 from ..store import create_store, merge_runs, open_group, open_sink, raw_dataset, read_progress, write_progress
@@ -67,9 +68,7 @@ def _subgroup(group: Group, lo: int, hi: int) -> Group:
 
 
 def _phases(path: Path):
-    ds = raw_dataset(path)
-    source = str(ds.attrs.get("config_source", path))
-    return [(cfg_mod.from_dict(d, source=source, phase=i > 0), label) for i, (label, d) in enumerate(ds.attrs["phases"])]
+    return store_phases(raw_dataset(path), str(path))
 
 
 def run_unit(store: str, unit: Unit, devices: int | None = None) -> str:

@@ -20,7 +20,8 @@ from typing import Callable
 
 from .. import config as cfg_mod
 from ..errors import ConfigError, Interrupted, LoopdynError, StoreError
-from ..experiments import REGISTRY, Experiment, analyze, figures, get, resume, store_statistics, train
+from ..analysis import store_statistics
+from ..experiments import REGISTRY, Experiment, analyze, figures, get, resume, train
 from ..plots import save_figures, training_figure
 from ..store import check, open_run, raw_dataset, read_analysis, read_progress
 from ._page import Section, write_page
