@@ -425,3 +425,41 @@ def test_user_part_classes_can_be_passed_from_python(tmp_path):
             cfg_mod.from_dict({"plant": {"kind": "test-leaky", "dt": -1.0}}, source="x.toml")
     finally:
         cfg_mod.family("plant").registered.pop("test-leaky")
+
+
+def test_an_optimizer_of_ones_own_is_an_optax_transformation(tmp_path):
+    import optax
+
+    from loopdyn.optim import Optimizer
+
+    class AdamW0(Optimizer):
+        def transform(self, learning_rate):
+            return optax.adamw(learning_rate, weight_decay=0.0)
+
+    class AdamW(Optimizer):
+        def transform(self, learning_rate):
+            return optax.adamw(learning_rate, weight_decay=0.5)
+
+    fam = cfg_mod.family("optimizer")
+    fam.register("test-adamw0", AdamW0)
+    fam.register("test-adamw", AdamW)
+    try:
+        base = {"epochs": 6, "seeds": [0, 1], "task": {"T": 10, "batch": 8, "test_batch": 4},
+                "agent": {"N": 8, "rank": 1}, "record": {"chunk": 3}, "train": {"lr": 0.01}}
+        stores = {}
+        for name in ("adam", "test-adamw0", "test-adamw"):
+            cfg = cfg_mod.from_dict({**base, "name": name, "train": {"lr": 0.01, "optimizer": name}})
+            stores[name] = loopdyn.open_run(loopdyn.train(cfg, tmp_path / f"{name}.zarr", progress=False))
+        # AdamW without decay is Adam, to the bit; with decay it is not
+        np.testing.assert_array_equal(stores["adam"].U.values, stores["test-adamw0"].U.values)
+        assert not np.allclose(stores["adam"].U.values[:, -1], stores["test-adamw"].U.values[:, -1])
+        assert stores["test-adamw"].attrs["config"]["train"]["optimizer"] == "test-adamw"
+        with pytest.raises(ConfigError, match=r"x.toml: train.optimizer = 'test-adamw' cannot train agent.representation"):
+            cfg_mod.from_dict({"agent": {"representation": "overlaps"}, "train": {"optimizer": "test-adamw"}},
+                              source="x.toml")
+    finally:
+        fam.registered.pop("test-adamw0")
+        fam.registered.pop("test-adamw")
+    with pytest.raises(ConfigError, match=r"x.toml: train.optimizer = 'subprocess:run' names a function, not a subclass "
+                                          r"of loopdyn.optim.Optimizer"):
+        cfg_mod.from_dict({"train": {"optimizer": "subprocess:run"}}, source="x.toml")

@@ -110,7 +110,9 @@ class RNN(Agent):
             if self.custom:
                 raise InvalidParameter("agent.representation", f"= 'overlaps' trains the RNN's own Gram matrix; "
                                        f"agent.kind = {self.kind!r} steps its own core: use representation = 'vectors'")
-            if cfg.train.optimizer != "sgd":
+            from ..config import family
+
+            if not family("optimizer").resolve(cfg.train.optimizer).overlap_exact:
                 raise InvalidParameter("train.optimizer", f"= {cfg.train.optimizer!r} cannot train agent.representation "
                                        "= 'overlaps': the Gram-matrix reduction holds for rotation-invariant updates "
                                        "(SGD, clipped or not) only; use optimizer = 'sgd' or representation = 'vectors'")

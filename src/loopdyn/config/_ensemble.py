@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._load import replace
+from ._parts import family
 from ._schema import HYPERPARAMETERS, Config
 
 
@@ -79,7 +80,7 @@ def estimate_resources(cfg: Config) -> Resources:
     """
     R = n_runs(cfg)
     size = 8 if cfg.dtype == "float64" else 4
-    opt = 2 if cfg.train.optimizer == "adam" else 0
+    opt = family("optimizer").resolve(cfg.train.optimizer).state_size
     chunk = min(cfg.record.chunk, cfg.epochs)
     parts = {"parameters and optimiser state": 0.0, "records of one chunk": 0.0, "activations for back-propagation": 0.0}
     disk = 0.0

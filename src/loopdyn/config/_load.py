@@ -185,6 +185,8 @@ def from_dict(tables: dict[str, Any], *, source: str = "<inline>", phase: bool =
             allowed = ", ".join([*TOP_KEYS, *PART_SECTIONS, *SECTIONS, table_name])
             raise _err(source, key, f"is not a known key or table; allowed: {allowed}")
     sections = {name: _build_section(source, name, tables.get(name, {})) for name in SECTIONS}
+    if not sections["train"].optimizer:
+        sections["train"] = dataclasses.replace(sections["train"], optimizer=family("optimizer").default)
     parts = _build_parts(source, tables, lenient)
     epochs = tables.get("epochs", 1000)
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0:
@@ -301,6 +303,10 @@ def _check_consistency(cfg: Config) -> None:
     """The checks of values that are wrong together: each part's own (:meth:`Part.check`), then those of the
     fixed tables, which know the parts only through their interfaces (sizes)."""
     s = cfg.source
+    try:
+        family("optimizer").resolve(cfg.train.optimizer)
+    except ConfigError as e:
+        raise ConfigError(f"{s}: {str(e).replace('optimizer.kind', 'train.optimizer', 1)}") from None
     try:
         for part in (cfg.plant, cfg.task, cfg.agent, *cfg.loss):
             part.check(cfg)

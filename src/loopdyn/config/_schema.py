@@ -27,7 +27,8 @@ class TrainConfig:
     """Optimisation (spec §3)."""
 
     mode: str = _f("closed_loop", doc="training mode", choices=TRAINING_MODES)
-    optimizer: str = _f("sgd", doc="optimiser", choices=("sgd", "adam"))
+    optimizer: str = _f("", doc="optimiser: a name (sgd, adam, or one a package announces) or 'package.module:Class' "
+                               "(a loopdyn.optim.Optimizer); '' = the default, sgd")
     lr: float = _f(0.01, doc="learning rate", check=POSITIVE)
     clip: float = _f(1.0, doc="global-norm gradient clip; 0 = off", check=NON_NEGATIVE)
     clip_eps: float = _f(0.0, doc="clip as g min(1, clip / (|g| + clip_eps)); 1e-6 = the authors' PyTorch "

@@ -25,6 +25,7 @@ import optax
 from jax import lax
 
 from ..agents import gram_coefficients, gram_gradient_sq_norm, gram_step
+from ._parts import OPTIMIZERS, Optimizer
 
 
 def clip_by_global_norm_eps(max_norm, eps: float) -> optax.GradientTransformation:
@@ -65,18 +66,25 @@ def gram_sgd(learning_rate, max_norm, mask, clip_eps: float = 0.0) -> optax.Grad
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
-def make_optimizer(name: str, clip_eps: float = 0.0, gram_mask=None) -> optax.GradientTransformation:
-    """Global-norm clipping followed by SGD (`"sgd"`) or Adam (`"adam"`), with `learning_rate` and
-    `max_norm` injected hyper-parameters (per run, traced; `max_norm <= 0` = no clipping).
+def _optimizer(optimizer) -> Optimizer:
+    """An :class:`Optimizer` from itself or its name (`train.optimizer`)."""
+    return optimizer if isinstance(optimizer, Optimizer) else OPTIMIZERS.resolve(optimizer)()
+
+
+def make_optimizer(name, clip_eps: float = 0.0, gram_mask=None) -> optax.GradientTransformation:
+    """Global-norm clipping followed by the optimiser `name` (an :class:`loopdyn.optim.Optimizer` or its name:
+    `"sgd"`, `"adam"`, a plugin's or `"package.module:Class"`), with `learning_rate` and `max_norm` injected
+    hyper-parameters (per run, traced; `max_norm <= 0` = no clipping).
 
     With `gram_mask` (`(d,)`, 1 for trained columns) the parameter is a Gram matrix and the step is
     :func:`gram_sgd` (SGD only: Adam's update is not a function of the Gram matrix).
 
     `opt.init(params)` takes the values given here as defaults; use :func:`init_optimizer` to set a run's.
     """
+    opt = _optimizer(name)
     if gram_mask is not None:
-        if name != "sgd":
-            raise ValueError(f"optimizer {name!r} cannot train a Gram matrix: the overlap reduction holds for "
+        if not opt.overlap_exact:
+            raise ValueError(f"optimizer {opt.kind!r} cannot train a Gram matrix: the overlap reduction holds for "
                              f"rotation-invariant updates (SGD) only")
         mask = np.asarray(gram_mask, np.float64)
         return optax.inject_hyperparams(lambda learning_rate, max_norm: gram_sgd(learning_rate, max_norm, mask,
@@ -88,10 +96,8 @@ def make_optimizer(name: str, clip_eps: float = 0.0, gram_mask=None) -> optax.Gr
             clip = clip_by_global_norm_eps(max_norm, clip_eps)
         else:
             clip = optax.clip_by_global_norm(jnp.where(max_norm > 0, max_norm, jnp.inf))
-        return optax.chain(clip, optax.sgd(learning_rate) if name == "sgd" else optax.adam(learning_rate))
+        return optax.chain(clip, opt.transform(learning_rate))
 
-    if name not in ("sgd", "adam"):
-        raise ValueError(f"optimizer {name!r}; choose 'sgd' or 'adam'")
     return optax.inject_hyperparams(chain)(learning_rate=0.0, max_norm=0.0)
 
 
