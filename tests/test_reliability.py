@@ -471,3 +471,66 @@ def test_divergent_sweep_keeps_the_healthy_runs(tmp_path):
         e = int(ds.diverged_epoch.values[r])
         if e >= 0:
             assert np.all(np.isnan(ds.spectral_radius.values[r, e + 1:]))
+
+
+# ------------------------------------------------------------------------------------------ issue #18
+LIVE = LONG.replace("epochs = 3000", "epochs = 1000000").replace("chunk = 100", "chunk = 10").replace(
+    'checkpoint = "every:50"', 'checkpoint = "log"')
+
+
+def test_a_store_being_trained_reads_as_busy_not_damaged(tmp_path):
+    """Issue #18.1: while `loopdyn train` commits a chunk every few milliseconds (and deletes the previous
+    training state), `check`, `info` and `report` read its committed epochs, `analyze` and a second
+    `--resume` name the trainer's PID; nothing says the store is damaged."""
+    cfg = tmp_path / "live.toml"
+    cfg.write_text(LIVE)
+    store = tmp_path / "o" / "long.zarr"
+    proc = subprocess.Popen([str(LOOPDYN), "train", str(cfg), "--out", str(tmp_path / "o"), "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(store / "progress.json", proc)
+        seen = set()
+        for _ in range(15):
+            res = loopdyn.check_store(store)
+            assert res["holder"] == f"PID {proc.pid} (train)", res
+            seen.add(res["epochs_done"])
+        res = runner.invoke(app, ["check", str(store)])
+        assert res.exit_code == 0 and f"being trained now by PID {proc.pid}" in res.output, res.output
+        res = runner.invoke(app, ["info", str(store)])
+        assert res.exit_code == 0 and "incomplete" in res.output, res.output
+        res = runner.invoke(app, ["report", str(store), "--out", str(tmp_path / "r")])
+        assert res.exit_code == 0, res.output
+        for args in (["analyze", str(store)], ["train", "--resume", str(store)]):
+            _one_line_exit_2(runner.invoke(app, args), f"in use by PID {proc.pid} (train)", "wait for it")
+        assert len(seen) > 1, seen  # the checks above met several commits
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert runner.invoke(app, ["check", str(store)]).exit_code == 0
+
+
+def test_check_looks_again_when_a_commit_lands_during_it(tmp_path, small_stores, monkeypatch):
+    """Issue #18.1, deterministically: the trainer commits the next chunk (and deletes the state that
+    `check` was about to read) between check's reading of the progress marker and of the state."""
+    from loopdyn.store import _files
+
+    store = tmp_path / "p.zarr"
+    shutil.copytree(small_stores[1], store)  # 40 of 60 epochs committed: make it the store at epoch 20
+    (store / "state" / "phase0_epoch40.npz").rename(store / "state" / "phase0_epoch20.npz")
+    _files.write_progress(store, 0, 20, 1, False)
+    real = _files.load_state
+    calls = []
+
+    def commit_meanwhile(path, phase, done):
+        calls.append(done)
+        if len(calls) == 1:  # what a trainer does: new state, progress marker, prune
+            _files.save_state(path, phase, 40, real(path, phase, done))
+            _files.write_progress(path, phase, 40, 1, False)
+            _files.prune_states(path, phase, 40)
+        return real(path, phase, done)
+
+    monkeypatch.setattr(_files, "load_state", commit_meanwhile)
+    res = loopdyn.check_store(store)
+    assert calls == [20, 40] and res["epochs_done"] == 40 and res["holder"] is None

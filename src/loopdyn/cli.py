@@ -153,6 +153,8 @@ def check(store: Path = typer.Argument(..., help="A store written by 'loopdyn tr
     except LoopdynError as e:
         _fail(e)
     state = "complete" if res["complete"] else f"phase {res['phase']}, {res['epochs_done']} epochs committed"
+    if res.get("holder"):
+        state += f"; being trained now by {res['holder']}"
     typer.echo(f"{store}: ok ({res['arrays']} arrays, {res['chunks']} chunks checked; {state})")
 
 

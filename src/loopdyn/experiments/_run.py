@@ -17,7 +17,7 @@ import jax
 from .. import config as cfg_mod
 from ..analysis import analyze_store, summary_lines
 from ..errors import ConfigError, Interrupted, StoreError
-from ..store import StoreLock, check, create_store, open_run, open_sink, raw_dataset
+from ..store import StoreLock, check, create_store, open_run, open_sink, raw_dataset, refuse_if_held
 from ..training import Trainer, make_groups
 from ._base import get
 from ._sources import sources_for, validate_sources
@@ -142,6 +142,7 @@ def resume(path: str | Path, *, progress: bool = True, should_stop: Callable[[],
     trained as units continues unit by unit, on the Dask cluster of `workers`/`scheduler` or in this process.
     """
     path = Path(path)
+    refuse_if_held(path, "resume")  # before the check: a store being trained is not damaged, it is busy
     info = check(path)
     if info["complete"]:
         return path
@@ -170,6 +171,7 @@ def analyze(path: str | Path) -> str:
     """Check a complete store, write its analyses (those of every run and of its experiment) into its
     analysis group, and return the summary text (:mod:`loopdyn.analysis`)."""
     path = Path(path)
+    refuse_if_held(path, "analyse")
     check(path)
     name = experiment_of(raw_dataset(path))
     exp = get(name)

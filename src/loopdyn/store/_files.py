@@ -83,6 +83,30 @@ class StoreLock:
         self.release()
 
 
+def lock_holder(path: Path) -> str | None:
+    """Who holds the store's lock (`"PID 123 (train)"`), or `None` when nobody does. Only looks: the lock
+    is not taken (a shared request that fails means an exclusive holder)."""
+    lock = Path(path) / LOCK
+    try:
+        fh = open(lock, "r")
+    except OSError:
+        return None
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return fh.read().strip() or "another process"
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return None
+
+
+def refuse_if_held(path: Path, what: str) -> None:
+    """One line naming the holder when another process trains or analyses the store."""
+    holder = lock_holder(path)
+    if holder is not None:
+        raise StoreError(f"{path}: in use by {holder}; wait for it to finish (or stop it) before you {what} this store")
+
+
 def creation_dir(path: Path) -> Path:
     """The temporary directory a new store is built in before :func:`finish_creation` renames it."""
     return path.with_name(f"{path.name}{CREATING}{os.getpid()}")

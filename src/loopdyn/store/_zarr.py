@@ -202,11 +202,40 @@ def write_analysis(path: Path, arrays: dict[str, tuple[tuple[str, ...], np.ndarr
             shutil.rmtree(old, ignore_errors=True)
 
 
+CHECK_ATTEMPTS = 20
+
+
 def check(path: Path) -> dict:
-    """Verify a store: the metadata, every committed chunk of every array present and decodable, the
-    progress marker, the training state of the last commit, and the analysis. Raises a one-line
-    :class:`StoreError` at the first problem; returns counts on success."""
+    """Verify a store: the metadata, every array's shape, dtype and chunks against the store's layout,
+    every committed chunk of every array present and decodable, the progress marker, the training state
+    of the last commit, and the analysis. Raises a one-line :class:`StoreError` at the first problem;
+    returns counts on success (and `holder`, the process that trains the store now, or `None`).
+
+    A store being trained is checked as of one commit: a problem seen while the trainer committed the
+    next chunk (its previous training state is then deleted) is looked at again from the new commit; the
+    training state of a store whose lock is held belongs to its holder and is not read."""
     path = Path(path)
+    for attempt in range(CHECK_ATTEMPTS):
+        marker = _marker(path)
+        holder = _files.lock_holder(path)
+        try:
+            res = _check_once(path, live=holder is not None)
+        except StoreError:
+            if attempt + 1 < CHECK_ATTEMPTS and _marker(path) != marker:
+                continue  # a trainer committed meanwhile: check the new commit
+            raise
+        return {**res, "holder": holder}
+    raise AssertionError("unreachable")
+
+
+def _marker(path: Path) -> bytes | None:
+    try:
+        return (Path(path) / _files.PROGRESS).read_bytes()
+    except OSError:
+        return None
+
+
+def _check_once(path: Path, live: bool) -> dict:
     group = open_group(path, mode="r")
     progress = _files.read_progress(path)
     expected = json.loads(group.attrs.get("variables", "[]"))
@@ -232,7 +261,7 @@ def check(path: Path) -> dict:
                 n_ck = int(np.sum(ck < epochs_ok)) if not progress["complete"] else len(ck)
                 sel = tuple(slice(0, n_ck) if d == "checkpoint" else s for d, s in zip(dims, sel))
             n_chunks += _check_chunks(path, name, arr, sel, progress["complete"] or done > 0)
-    if done > 0 and not progress["complete"]:
+    if done > 0 and not progress["complete"] and not live:
         state = path / "state" / f"phase{progress['phase']}_epoch{done}.npz"
         _files.load_state(path, progress["phase"], done)
         if not state.is_file():
