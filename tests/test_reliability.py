@@ -532,3 +532,62 @@ def test_check_looks_again_when_a_commit_lands_during_it(tmp_path, small_stores,
     monkeypatch.setattr(_files, "load_state", commit_meanwhile)
     res = loopdyn.check_store(store)
     assert calls == [20, 40] and res["epochs_done"] == 40 and res["holder"] is None
+
+
+def _tamper_shape(store: Path):
+    meta = json.loads((store / "train_loss" / "zarr.json").read_text())
+    meta["shape"] = [meta["shape"][0], meta["shape"][1] - 10]
+    (store / "train_loss" / "zarr.json").write_text(json.dumps(meta))
+    return "'train_loss' has dims ('run', 'epoch'), shape (2, 50)"
+
+
+def _tamper_dtype(store: Path):
+    import zarr
+
+    g = zarr.open_group(str(store), mode="r+", zarr_format=3)
+    old = g["test_loss"]
+    values = np.round(old[...] * 1000).astype(np.int64)  # what an rewrite as integers keeps
+    new = g.create_array("test_loss", shape=old.shape, chunks=old.chunks, dtype=np.int64, fill_value=-1,
+                         dimension_names=list(old.metadata.dimension_names), overwrite=True)
+    new[...] = values
+    return "'test_loss' has dims ('run', 'epoch'), shape (2, 60), dtype int64"
+
+
+def _tamper_chunks(store: Path):
+    import zarr
+
+    g = zarr.open_group(str(store), mode="r+", zarr_format=3)
+    old = g["spectral_radius"]
+    values = old[...]
+    new = g.create_array("spectral_radius", shape=old.shape, chunks=(1, 60), dtype=old.dtype, fill_value=np.nan,
+                         dimension_names=list(old.metadata.dimension_names), overwrite=True)
+    new[...] = values
+    return "chunks (1, 60) where the store's layout has"
+
+
+@pytest.mark.parametrize("tamper", [_tamper_shape, _tamper_dtype, _tamper_chunks])
+def test_check_verifies_every_arrays_shape_dtype_and_chunks(tmp_path, small_stores, tamper):
+    """Issue #18.4: an array whose metadata disagrees with the store's layout is damage for `check` and,
+    with the same line, for every reader (`--resume` too); `loopdyn.open_run` refuses it as well."""
+    store = tmp_path / "s.zarr"
+    shutil.copytree(small_stores[0], store)
+    needle = tamper(store)
+    for args in (["check", str(store)], ["info", str(store)], ["analyze", str(store)],
+                 ["train", "--resume", str(store)], ["figures", "training", str(store), "--out", str(tmp_path / "f")],
+                 ["report", str(store), "--out", str(tmp_path / "r")]):
+        _one_line_exit_2(runner.invoke(app, args), needle, "the store is damaged")
+    with pytest.raises(loopdyn.StoreError, match="the store is damaged"):
+        loopdyn.open_run(store)
+
+
+def test_a_store_without_a_layout_record_is_verified_against_its_phases(tmp_path, small_stores):
+    """Stores written before the layout was recorded are checked against the layout their phases give."""
+    import zarr
+
+    store = tmp_path / "s.zarr"
+    shutil.copytree(small_stores[0], store)
+    g = zarr.open_group(str(store), mode="r+", zarr_format=3)
+    del g.attrs["layout"]
+    assert runner.invoke(app, ["check", str(store)]).exit_code == 0
+    needle = _tamper_shape(store)
+    _one_line_exit_2(runner.invoke(app, ["check", str(store)]), needle)

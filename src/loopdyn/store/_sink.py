@@ -110,6 +110,32 @@ def layout(phases, groups, ckpts: np.ndarray):
     return coords, variables
 
 
+def derived_layout(path: Path, group) -> dict[str, dict]:
+    """The layout (`name -> {dims, shape, dtype, chunks}`) that :func:`create_store` gives the phases stored
+    in `group`'s attributes and its checkpoint epochs: for stores that do not record theirs."""
+    from ..training import make_groups
+
+    try:
+        attrs = _zarr._decode_attrs(dict(group.attrs))
+        source = str(attrs.get("config_source", path))
+        phases = [(cfg_mod.from_dict(d, source=source, phase=i > 0), label) for i, (label, d) in enumerate(attrs["phases"])]
+        with _zarr._quiet():
+            ckpts = np.asarray(group["checkpoint"][...])
+    except Exception as e:
+        raise StoreError(f"{path}: the stored configuration is unreadable ({type(e).__name__}); the store cannot be "
+                         f"verified — train it again") from e
+    coords, variables = layout(phases, make_groups(phases), ckpts)
+    out = {}
+    for name, (dims, values) in coords.items():
+        values = np.asarray(values)
+        out[name] = {"dims": list(dims), "shape": list(values.shape),
+                     "dtype": "StringDType()" if values.dtype.kind == "U" else str(values.dtype),
+                     "chunks": list(values.shape)}
+    for name, (dims, shape, dtype, chunks) in variables.items():
+        out[name] = {"dims": list(dims), "shape": list(shape), "dtype": str(np.dtype(dtype)), "chunks": list(chunks)}
+    return out
+
+
 class StoreSink:
     """A store that the trainer writes into (:class:`loopdyn.training.Sink`); holds the store's lock."""
 

@@ -92,7 +92,54 @@ def create(tmp: Path, attrs: dict[str, Any], coords: dict[str, tuple[tuple[str, 
         for name, (dims, shape, dtype, chunks) in variables.items():
             group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, dimension_names=list(dims),
                                fill_value=fill_value(np.dtype(dtype)))
+        group.attrs["layout"] = json.dumps({name: _array_layout(arr) for name, arr in group.arrays()})
     return group
+
+
+def _array_layout(arr) -> dict:
+    return {"dims": list(arr.metadata.dimension_names or []), "shape": list(arr.shape), "dtype": str(arr.dtype),
+            "chunks": list(arr.chunks)}
+
+
+def _fmt_layout(d: dict) -> str:
+    return f"dims {tuple(d['dims'])}, shape {tuple(d['shape'])}, dtype {d['dtype']}, chunks {tuple(d['chunks'])}"
+
+
+def store_layout(path: Path, group: zarr.Group) -> dict[str, dict]:
+    """What every array of the store must look like: `name -> {dims, shape, dtype, chunks}`, recorded when
+    the store was created (`attrs["layout"]`)."""
+    try:
+        recorded = json.loads(group.attrs.get("layout", "null"))
+    except (TypeError, ValueError):
+        recorded = "unreadable"
+    if recorded is None:  # a store written before the layout was recorded: derive it from its phases
+        from ._sink import derived_layout
+
+        return derived_layout(path, group)
+    if not isinstance(recorded, dict):
+        raise StoreError(f"{path}: the store's layout record (attrs['layout']) is unreadable; the store cannot be "
+                         f"verified — train it again")
+    return recorded
+
+
+def verify_layout(path: Path, group: zarr.Group | None = None) -> int:
+    """Every array's dims, shape, dtype and chunks equal the store's layout (metadata only, no chunk is
+    read); a one-line :class:`StoreError` naming the array and both layouts otherwise. Returns the count."""
+    path = Path(path)
+    group = open_group(path, mode="r") if group is None else group
+    layout = store_layout(path, group)
+    with _quiet():
+        for name, want in layout.items():
+            try:
+                arr = group[name]
+                have = _array_layout(arr)
+            except Exception as e:
+                raise StoreError(f"{path}: the array {name!r} is missing or its metadata is unreadable "
+                                 f"({type(e).__name__}); the store is damaged — train it again") from e
+            if have != want:
+                raise StoreError(f"{path}: the array {name!r} has {_fmt_layout(have)} where the store's layout has "
+                                 f"{_fmt_layout(want)}; the store is damaged — train it again")
+    return len(layout)
 
 
 def open_group(path: Path, mode: str = "r+") -> zarr.Group:
@@ -155,6 +202,7 @@ def open_run(path: str | Path, *, analysis: bool = True) -> xr.Dataset:
     """
     path = Path(path)
     group = open_group(path, mode="r")
+    verify_layout(path, group)
     progress = _files.read_progress(path)
     done, complete = progress["epochs_done"], progress["complete"]
     expected = set(json.loads(group.attrs.get("variables", "[]")))
@@ -237,6 +285,7 @@ def _marker(path: Path) -> bytes | None:
 
 def _check_once(path: Path, live: bool) -> dict:
     group = open_group(path, mode="r")
+    verify_layout(path, group)
     progress = _files.read_progress(path)
     expected = json.loads(group.attrs.get("variables", "[]"))
     attrs = _decode_attrs(dict(group.attrs))
