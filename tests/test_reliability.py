@@ -591,3 +591,60 @@ def test_a_store_without_a_layout_record_is_verified_against_its_phases(tmp_path
     assert runner.invoke(app, ["check", str(store)]).exit_code == 0
     needle = _tamper_shape(store)
     _one_line_exit_2(runner.invoke(app, ["check", str(store)]), needle)
+
+
+HUGE = [
+    ({"seeds": "0..1000000000"}, None, "1000000001 runs"),
+    ({"seeds": "0..99999"}, 10_000, "1000000000 runs"),  # 100 000 seeds x a sweep of 10 000 learning rates
+    ({"seeds": list(range(100_000))}, 10_000, "1000000000 runs"),
+]
+
+
+@pytest.mark.parametrize("top,n_sweep,needle", HUGE)
+def test_huge_ensembles_are_refused_from_their_size(top, n_sweep, needle):
+    """Issue #18.2: the size of an ensemble is computed from its ranges and list lengths, before any of it
+    is expanded; a billion runs is refused in one line with the count and the limit, in little memory."""
+    import tracemalloc
+
+    tables = {"name": "huge", **top}
+    if n_sweep:
+        tables["sweep"] = {"train.lr": [1e-3 + i * 1e-7 for i in range(n_sweep)]}
+    tracemalloc.start()
+    try:
+        with pytest.raises(loopdyn.ConfigError) as e:
+            loopdyn.config_from_dict(tables, source="huge.toml")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    msg = str(e.value)
+    assert needle in msg and "at most" in msg and "fewer runs" in msg and len(msg) < 300, msg
+    assert peak < 200e6, peak
+
+
+def test_a_billion_seeds_on_the_command_line_is_one_line(tmp_path):
+    out = tmp_path / "o"
+    _one_line_exit_2(runner.invoke(app, ["train", "linear-rank1", "--seeds", "0..1000000000", "--out", str(out)]),
+                     "1000000001 runs", "at most")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('seeds = "0..1000000000"\n')
+    _one_line_exit_2(runner.invoke(app, ["train", str(cfg), "--out", str(out)]), "1000000001 runs", "at most")
+    _nothing_written(out)
+
+
+def test_a_seed_range_stays_a_range_and_round_trips():
+    cfg = loopdyn.load_config("linear-rank1", seeds="3..6")
+    assert cfg.seeds == range(3, 7) and loopdyn.config.n_runs(cfg) == 4
+    assert [r["seed"] for r in loopdyn.config.runs(cfg)] == [3, 4, 5, 6]
+    assert loopdyn.config.to_dict(cfg)["seeds"] == "3..6"
+    assert loopdyn.config_from_dict(loopdyn.config.to_dict(cfg), source=cfg.source) == cfg
+
+
+def test_a_repeated_sweep_value_or_seed_is_named_not_listed(tmp_path):
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(TINY + '[sweep]\n"train.lr" = [' + ", ".join(["0.01"] * 2000) + "]\n")
+    line = _one_line_exit_2(runner.invoke(app, ["train", str(cfg), "--out", str(tmp_path / "o")]),
+                            "sweep.train.lr", "0.01 twice", "2000 values")
+    assert len(line) < 200, len(line)
+    line = _one_line_exit_2(runner.invoke(app, ["train", str(cfg), "--seeds", ",".join(["5"] * 2000),
+                                                "--out", str(tmp_path / "o")]), "seed 5 twice")
+    assert len(line) < 200, len(line)

@@ -4,6 +4,7 @@ Every error is a :class:`ConfigError` whose message is one line naming the file,
 and what is allowed. Experiments declare their own table with :func:`register_experiment`.
 """
 
+from ._ensemble import MEMORY_FRACTION as MEMORY_FRACTION
 from ._ensemble import Resources as Resources
 from ._ensemble import RunGroup as RunGroup
 from ._ensemble import checkpoint_epochs as checkpoint_epochs

@@ -12,6 +12,9 @@ from typing import Any
 from ._load import plant_sizes, replace
 from ._schema import HYPERPARAMETERS, Config
 
+MEMORY_FRACTION = 0.8
+"""Of the machine's physical memory, what a run may plan to use."""
+
 
 @dataclass(frozen=True)
 class RunGroup:

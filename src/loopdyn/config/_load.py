@@ -128,8 +128,9 @@ def _build_section(source: str, name: str, table: Any) -> Any:
     return cls(**{k: _coerce(source, f"{name}.{k}", v, fields[k]) for k, v in table.items()})
 
 
-def parse_seeds(value: Any, source: str = "<seeds>") -> tuple[int, ...]:
-    """Seeds as a list of ints, one int, or a string `"0..7"` (inclusive) or `"0,3,5"`; all >= 0."""
+def parse_seeds(value: Any, source: str = "<seeds>") -> tuple[int, ...] | range:
+    """Seeds as a list of ints, one int, or a string `"0..7"` (inclusive; kept as a `range`, so that its size
+    is known without expanding it) or `"0,3,5"`; all >= 0."""
     if isinstance(value, bool):
         raise _err(source, "seeds", f"= {value!r} must be an integer, a list of integers or 'A..B'")
     if isinstance(value, int):
@@ -140,18 +141,52 @@ def parse_seeds(value: Any, source: str = "<seeds>") -> tuple[int, ...]:
                 a, b = (int(s) for s in value.split(".."))
                 if b < a:
                     raise ValueError
-                value = list(range(a, b + 1))
-            else:
-                value = [int(s) for s in value.split(",")]
+                if a < 0:
+                    raise _err(source, "seeds", f"= {value!r} must be non-negative")
+                return range(a, b + 1)
+            value = [int(s) for s in value.split(",")]
         except ValueError:
-            raise _err(source, "seeds", f"= {value!r} must look like '0..7' or '0,3,5'") from None
+            raise _err(source, "seeds", f"= {value[:40]!r} must look like '0..7' or '0,3,5'") from None
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         if any(v < 0 for v in value):
             raise _err(source, "seeds", f"= {list(value)[:8]!r} must be non-negative")
         if len(set(value)) != len(value):
-            raise _err(source, "seeds", "lists a seed twice; each seed is one run")
+            seen: set[int] = set()
+            twice = next(v for v in value if v in seen or seen.add(v))
+            raise _err(source, "seeds", f"lists the seed {twice} twice; each seed is one run")
         return tuple(value)
-    raise _err(source, "seeds", f"= {value!r} must be an integer, a non-empty list of integers or 'A..B'")
+    shown = f"{value!r}"[:60]
+    raise _err(source, "seeds", f"= {shown} must be an integer, a non-empty list of integers or 'A..B'")
+
+
+def seeds_text(seeds: tuple[int, ...] | range) -> str | list[int]:
+    """Seeds as written in a config: a range as `"A..B"`, anything else as a list."""
+    if isinstance(seeds, range) and seeds.step == 1 and len(seeds):
+        return f"{seeds.start}..{seeds.stop - 1}"
+    return list(seeds)
+
+
+def _check_ensemble_size(source: str, base: Config, sweep_table: dict) -> None:
+    """Refuse an ensemble that cannot fit in memory from its size alone, before any sweep list is read
+    value by value or the runs are expanded: `runs x` the memory of one run of the unswept configuration
+    (a lower bound of what :func:`loopdyn.config.estimate_resources` finds for the whole ensemble)."""
+    import os
+
+    from ._ensemble import MEMORY_FRACTION, estimate_resources
+
+    count = len(base.seeds)
+    for values in sweep_table.values():
+        count *= len(values) if isinstance(values, list) else 1
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    one = estimate_resources(dataclasses.replace(base, seeds=(0,), sweep=())).memory
+    limit = int(MEMORY_FRACTION * physical // max(one, 1))
+    if count > limit:
+        raise _err(source, "seeds", f"x sweep = {count} runs need at least {count * one / 1e9:.3g} GB of memory "
+                   f"({one / 1e3:.0f} kB per run) and this machine has {physical / 1e9:.1f} GB: at most {limit} runs of "
+                   f"this configuration fit; use fewer runs per store (seeds x sweep)")
 
 
 def _table_value(source: str, key: str, value: Any, default: Any) -> Any:
@@ -233,6 +268,8 @@ def from_dict(tables: dict[str, Any], *, source: str = "<inline>", phase: bool =
     sweep_table = tables.get("sweep", {})
     if not isinstance(sweep_table, dict):
         raise _err(source, "[sweep]", "must be a table of dotted keys to lists")
+    _check_ensemble_size(source, Config(name=name, experiment=experiment, epochs=epochs, seeds=seeds, dtype=dtype,
+                                        source=source, **sections), sweep_table)
     sweep = []
     for dotted, values in sweep_table.items():
         if "." not in dotted or dotted.split(".")[0] not in SECTIONS:
@@ -245,7 +282,9 @@ def from_dict(tables: dict[str, Any], *, source: str = "<inline>", phase: bool =
             raise _err(source, f"sweep.{dotted}", "must be a non-empty list of values")
         checked = tuple(_coerce(source, f"sweep.{dotted}", v, fields[key]) for v in values)
         if len(set(map(repr, checked))) != len(checked):
-            raise _err(source, f"sweep.{dotted}", f"= {list(values)!r} lists a value twice")
+            seen: set[str] = set()
+            twice = next(v for v in checked if repr(v) in seen or seen.add(repr(v)))
+            raise _err(source, f"sweep.{dotted}", f"lists the value {twice!r} twice (of {len(checked)} values)")
         sweep.append((dotted, checked))
 
     cfg = Config(name=name, experiment=experiment, description=description, epochs=epochs, seeds=seeds, dtype=dtype,
@@ -294,7 +333,7 @@ def with_values(cfg: Config, values: dict[str, Any], **top: Any) -> Config:
 def to_dict(cfg: Config) -> dict[str, Any]:
     """The configuration as nested plain data (TOML/JSON-ready); `from_dict(to_dict(c))` equals `c`."""
     out: dict[str, Any] = {"name": cfg.name, "experiment": cfg.experiment, "description": cfg.description,
-                           "epochs": cfg.epochs, "seeds": list(cfg.seeds), "dtype": cfg.dtype}
+                           "epochs": cfg.epochs, "seeds": seeds_text(cfg.seeds), "dtype": cfg.dtype}
     for section in SECTIONS:
         out[section] = {k: ([list(r) for r in v] if k == "K" else list(v) if isinstance(v, tuple) else v)
                         for k, v in dataclasses.asdict(getattr(cfg, section)).items()}

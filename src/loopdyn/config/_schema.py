@@ -170,7 +170,7 @@ class Config:
     experiment: str = "ensemble"
     description: str = ""
     epochs: int = 1000
-    seeds: tuple[int, ...] = (0,)
+    seeds: tuple[int, ...] | range = (0,)  # "A..B" stays a range: sized, never expanded before the checks
     dtype: str = "float32"
     plant: PlantConfig = PlantConfig()
     task: TaskConfig = TaskConfig()

@@ -23,7 +23,7 @@ from ._base import get
 from ._sources import sources_for, validate_sources
 from ._units import dask_client, run_units
 
-MEMORY_FRACTION = 0.8  # of the machine's physical memory a run may plan to use
+MEMORY_FRACTION = cfg_mod.MEMORY_FRACTION  # of the machine's physical memory a run may plan to use
 
 
 def _gb(n: float) -> str:
