@@ -648,3 +648,162 @@ def test_a_repeated_sweep_value_or_seed_is_named_not_listed(tmp_path):
     line = _one_line_exit_2(runner.invoke(app, ["train", str(cfg), "--seeds", ",".join(["5"] * 2000),
                                                 "--out", str(tmp_path / "o")]), "seed 5 twice")
     assert len(line) < 200, len(line)
+
+
+# ---- faults of the file system (issue #18.6): one line, exit 2, nothing partial left behind
+class _DiskFull:
+    """Every file opened for writing under `root` fails with ENOSPC once `when()` is true: a full disk
+    injected where Python opens files (builtins.open, io.open: Zarr, NumPy's savez, Matplotlib)."""
+
+    def __init__(self, root: Path, when=lambda: True, match: str = "", errno: int = 28):
+        self.root, self.when, self.match, self.errno, self.hits = str(root), when, match, errno, 0
+
+    def install(self, monkeypatch):
+        import builtins
+        import io
+
+        real = io.open
+
+        def fake_open(file, mode="r", *a, **kw):
+            fh = real(file, mode, *a, **kw)
+            if any(c in mode for c in "wax+") and isinstance(file, (str, os.PathLike)) and \
+                    os.path.abspath(os.fspath(file)).startswith(self.root) and self.match in os.fspath(file) and \
+                    self.when():
+                return _FullFile(fh, os.fspath(file), self)
+            return fh
+
+        monkeypatch.setattr(builtins, "open", fake_open)
+        monkeypatch.setattr(io, "open", fake_open)
+        return self
+
+
+class _FullFile:
+    def __init__(self, fh, name, owner):
+        self._fh, self._name, self._owner = fh, name, owner
+
+    def write(self, data):
+        self._owner.hits += 1
+        raise OSError(self._owner.errno, os.strerror(self._owner.errno), self._name)
+
+    def __getattr__(self, attr):
+        return getattr(self._fh, attr)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._fh.close()
+
+
+def _leftovers(root: Path):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if ".partial" in p.name or ".tmp-" in p.name)
+
+
+def test_disk_full_while_training_keeps_the_last_commit(tmp_path, monkeypatch):
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(TINY.replace("epochs = 12", "epochs = 30"))
+    store = tmp_path / "o" / "tiny.zarr"
+    full = _DiskFull(tmp_path / "o", when=lambda: (store / "progress.json").exists()).install(monkeypatch)
+    line = _one_line_exit_2(runner.invoke(app, ["train", str(cfg), "--out", str(tmp_path / "o"), "--quiet"]),
+                            "no space left on device", "free space", f"loopdyn train --resume {store}")
+    assert full.hits and "last commit is intact" in line
+    monkeypatch.undo()
+    assert _leftovers(tmp_path / "o") == []
+    assert loopdyn.check_store(store)["epochs_done"] == 6
+    assert runner.invoke(app, ["train", "--resume", str(store), "--quiet"]).exit_code == 0
+    assert loopdyn.open_run(store).attrs["complete"]
+
+
+def test_disk_full_while_analysing_or_drawing_leaves_nothing(tmp_path, small_stores, monkeypatch):
+    store = tmp_path / "s.zarr"
+    shutil.copytree(small_stores[0], store)
+    before = sorted(p.name for p in store.iterdir())
+    _DiskFull(tmp_path, match="/analysis-").install(monkeypatch)  # the new analysis group's files
+    _one_line_exit_2(runner.invoke(app, ["analyze", str(store)]), "no space left on device", "loopdyn analyze")
+    monkeypatch.undo()
+    _DiskFull(tmp_path).install(monkeypatch)
+    _one_line_exit_2(runner.invoke(app, ["figures", "training", str(store)]), "no space left on device",
+                     "no figure was written")
+    monkeypatch.undo()
+    assert sorted(p.name for p in store.iterdir()) == before  # no orphan analysis-* group, no analysis.json
+    assert not (tmp_path / "figures").exists() and _leftovers(tmp_path) == []
+
+
+def test_a_path_component_longer_than_the_file_system_allows(tmp_path):
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(TINY)
+    _one_line_exit_2(runner.invoke(app, ["train", str(cfg), "--out", str(tmp_path / ("a" * 256) / "b")]),
+                     "too long", "use a shorter path")
+    res = runner.invoke(app, ["train", str(cfg), "--out", str(tmp_path / "o"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    _one_line_exit_2(runner.invoke(app, ["report", str(tmp_path / "o" / "tiny.zarr"), "--out",
+                                         str(tmp_path / ("r" * 256))]), "too long", "use a shorter path")
+    _one_line_exit_2(runner.invoke(app, ["figures", "training", str(tmp_path / "o" / "tiny.zarr"), "--out",
+                                         str(tmp_path / ("f" * 256))]), "too long", "use a shorter path")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cfg.toml", "o"]
+
+
+def test_a_symlink_loop_as_report_out(tmp_path, small_stores):
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    for out in (tmp_path / "a", tmp_path / "a" / "sub"):
+        _one_line_exit_2(runner.invoke(app, ["report", str(small_stores[0]), "--out", str(out)]), "symbolic link")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+
+
+def test_deeply_nested_toml_is_one_line(tmp_path):
+    deep = "x = " + "{a = " * 10_000 + "1" + "}" * 10_000 + "\n"
+    cfg = tmp_path / "deep.toml"
+    cfg.write_text(deep)
+    _one_line_exit_2(runner.invoke(app, ["train", str(cfg), "--out", str(tmp_path / "o")]), "nests", "too deeply")
+    cfg.write_text(TINY)
+    _one_line_exit_2(runner.invoke(app, ["train", str(cfg), "--set", "train.lr=" + "[" * 10_000 + "]" * 10_000,
+                                         "--out", str(tmp_path / "o")]), "--set train.lr", "too deeply")
+    _nothing_written(tmp_path / "o")
+
+
+def test_a_config_attribute_that_is_not_json(tmp_path, small_stores):
+    store = tmp_path / "s.zarr"
+    shutil.copytree(small_stores[0], store)
+    meta = json.loads((store / "zarr.json").read_text())
+    meta["attributes"]["config"] = "{not json"
+    (store / "zarr.json").write_text(json.dumps(meta))
+    for args in (["check", str(store)], ["info", str(store)], ["report", str(store), "--out", str(tmp_path / "r")]):
+        _one_line_exit_2(runner.invoke(app, args), "'config' is not valid JSON", "train it again")
+
+
+@pytest.mark.parametrize("how", ["renamed", "deleted"])
+def test_a_store_moved_or_deleted_while_training(tmp_path, how):
+    """The trainer stops with one line and leaves nothing at the old path (Zarr would re-create chunk
+    folders there); a renamed store continues from its new path."""
+    cfg = tmp_path / "live.toml"
+    cfg.write_text(LIVE)
+    store = tmp_path / "o" / "long.zarr"
+    proc = subprocess.Popen([str(LOOPDYN), "train", str(cfg), "--out", str(tmp_path / "o"), "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(store / "progress.json", proc)
+    moved = tmp_path / "o" / "moved.zarr"
+    if how == "renamed":
+        store.rename(moved)
+    else:
+        shutil.rmtree(store, ignore_errors=True)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "moved or deleted while it was being trained" in lines[0], err
+    if how == "deleted":
+        shutil.rmtree(store, ignore_errors=True)  # what rmtree raced with is the trainer's, not a stray
+    assert not store.exists(), sorted(store.rglob("*"))
+    if how == "renamed":
+        assert loopdyn.check_store(moved)["epochs_done"] > 0
+
+
+def test_a_file_system_that_turns_read_only_while_training(tmp_path, monkeypatch):
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(TINY.replace("epochs = 12", "epochs = 30"))
+    store = tmp_path / "o" / "tiny.zarr"
+    _DiskFull(tmp_path / "o", when=lambda: (store / "progress.json").exists(), errno=30).install(monkeypatch)
+    _one_line_exit_2(runner.invoke(app, ["train", str(cfg), "--out", str(tmp_path / "o"), "--quiet"]),
+                     "read-only file system", "make the file system writable", f"loopdyn train --resume {store}")
+    monkeypatch.undo()
+    assert _leftovers(tmp_path / "o") == [] and loopdyn.check_store(store)["epochs_done"] == 6

@@ -54,6 +54,10 @@ def _options(debug: bool = typer.Option(False, "--debug", help="On an error, als
 def _fail(e: Exception) -> None:
     if _state["debug"]:
         traceback.print_exception(e)
+    if isinstance(e, OSError):  # what no layer turned into a sentence: the file, the cause, the fix
+        from .store._files import os_error_line
+
+        e = os_error_line(e)
     typer.echo(f"loopdyn: error: {e}", err=True)
     raise typer.Exit(2)
 
@@ -122,7 +126,7 @@ def train(
     except Interrupted as e:
         typer.echo(f"loopdyn: {e}", err=True)
         raise typer.Exit(130)
-    except LoopdynError as e:
+    except (LoopdynError, OSError) as e:
         _fail(e)
     typer.echo(f"store: {path}")
 
@@ -135,7 +139,7 @@ def info(store: Path = typer.Argument(..., help="A store written by 'loopdyn tra
 
     try:
         rows, meta = run_table(store)
-    except LoopdynError as e:
+    except (LoopdynError, OSError) as e:
         _fail(e)
     if as_json:
         typer.echo(json.dumps({"store": str(store), **meta, "runs": rows}, indent=1))
@@ -150,7 +154,7 @@ def check(store: Path = typer.Argument(..., help="A store written by 'loopdyn tr
 
     try:
         res = check_store(store)
-    except LoopdynError as e:
+    except (LoopdynError, OSError) as e:
         _fail(e)
     state = "complete" if res["complete"] else f"phase {res['phase']}, {res['epochs_done']} epochs committed"
     if res.get("holder"):
@@ -167,7 +171,7 @@ def demo(out: Path = typer.Option(Path("results/demo"), "--out", help="Output di
 
     try:
         run_demo(out, epochs=epochs, seeds=seeds)
-    except LoopdynError as e:
+    except (LoopdynError, OSError) as e:
         _fail(e)
 
 
@@ -179,7 +183,7 @@ def analyze(store: Path = typer.Argument(..., help="A complete store written by 
 
     try:
         summary = run_analysis(store)
-    except LoopdynError as e:
+    except (LoopdynError, OSError) as e:
         _fail(e)
     typer.echo(summary)
 
@@ -193,7 +197,7 @@ def figures(name: str = typer.Argument(..., help="An experiment (closed-vs-open,
 
     try:
         paths = draw(name, store, out)
-    except LoopdynError as e:
+    except (LoopdynError, OSError) as e:
         _fail(e)
     for p in paths:
         typer.echo(f"figure: {p}")
@@ -225,7 +229,7 @@ def reproduce(
     except Interrupted as e:
         typer.echo(f"loopdyn: interrupted ({e.path} at epoch {e.epoch}); continue with: {again}", err=True)
         raise typer.Exit(130)
-    except LoopdynError as e:
+    except (LoopdynError, OSError) as e:
         _fail(e)
     typer.echo(f"report: {index}")
 
@@ -239,7 +243,7 @@ def report(stores: list[Path] = typer.Argument(..., help="Stores written by 'loo
 
     try:
         index = write_report(stores, out)
-    except LoopdynError as e:
+    except (LoopdynError, OSError) as e:
         _fail(e)
     typer.echo(f"report: {index}")
 

@@ -452,6 +452,8 @@ def load(source: str | Path, overrides: list[str] | None = None, seeds: str | No
         tables = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: is not valid TOML ({e})") from e
+    except RecursionError:
+        raise ConfigError(f"{path}: nests tables or arrays too deeply to read; a config needs two levels") from None
     if not tables:
         raise ConfigError(f"{path}: is empty; start from a shipped config (loopdyn configs) and change what you need")
     for item in overrides or []:
@@ -470,6 +472,9 @@ def _apply_override(tables: dict, item: str) -> None:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw
+    except RecursionError:
+        raise ConfigError(f"--set {key}: the value nests tables or arrays too deeply to read; give a number, a string "
+                          f"or a flat list") from None
     if "." not in key:
         tables[key] = value
         return
@@ -511,5 +516,7 @@ def from_toml_text(text: str, source: str = "<inline>") -> Config:
         return from_dict(tomllib.loads(text), source=source)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{source}: is not valid TOML ({e})") from e
+    except RecursionError:
+        raise ConfigError(f"{source}: nests tables or arrays too deeply to read; a config needs two levels") from None
 
 

@@ -7,6 +7,7 @@ stores, and the memory and disk the run will need.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -18,6 +19,7 @@ from .. import config as cfg_mod
 from ..analysis import analyze_store, summary_lines
 from ..errors import ConfigError, Interrupted, StoreError
 from ..store import StoreLock, check, create_store, open_run, open_sink, raw_dataset, refuse_if_held
+from ..store._files import os_error_line
 from ..training import Trainer, make_groups
 from ._base import get
 from ._sources import sources_for, validate_sources
@@ -33,6 +35,14 @@ def _gb(n: float) -> str:
 def check_output(path: Path) -> None:
     """One-line errors for an output path that cannot hold a new store."""
     path = Path(path)
+    try:
+        name_max = os.pathconf(next(a for a in path.absolute().parents if a.exists()), "PC_NAME_MAX")
+    except (OSError, ValueError, StopIteration):
+        name_max = 255
+    for part in path.parts:
+        if len(os.fsencode(part)) > name_max:
+            raise StoreError(f"{path}: the path component {part[:24]}... is too long ({len(os.fsencode(part))} bytes, the "
+                             f"file system allows {name_max}); use a shorter path")
     if path.exists():
         raise StoreError(f"{path}: already exists; choose another --out, delete it, or continue it with --resume {path}")
     parent = path.parent
@@ -196,5 +206,22 @@ def figures(name: str, path: str | Path, outdir: str | Path | None = None) -> li
             raise StoreError(f"{path}: a store of the {stored!r} experiment, not of {name!r}; draw its own figures with "
                              f"'loopdyn figures {stored} {path}' (or 'training')")
         figs = exp.figures(ds)
-    return save_figures(figs, outdir)
+    return _save_all_or_nothing(save_figures, figs, outdir)
+
+
+def _save_all_or_nothing(save, figs, outdir: Path) -> list[Path]:
+    """Save the figures; when a write fails, remove what this call wrote (and `outdir` if it made it) and
+    raise one line."""
+    made = [a for a in [outdir, *outdir.parents] if not a.exists()]
+    before = set(outdir.iterdir()) if outdir.is_dir() else set()
+    try:
+        return save(figs, outdir)
+    except OSError as e:
+        if outdir.is_dir():
+            for f in set(outdir.iterdir()) - before:
+                f.unlink(missing_ok=True)
+        for d in made:  # innermost first
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise StoreError(f"{os_error_line(e, outdir)}; no figure was written to {outdir}") from e
 

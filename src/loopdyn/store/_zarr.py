@@ -166,11 +166,15 @@ def open_group(path: Path, mode: str = "r+") -> zarr.Group:
     return group
 
 
-def _decode_attrs(attrs: dict) -> dict:
+def _decode_attrs(attrs: dict, path=None) -> dict:
     out = dict(attrs)
     for key in ("config", "versions", "phases", "run_coords"):
         if isinstance(out.get(key), str):
-            out[key] = json.loads(out[key])
+            try:
+                out[key] = json.loads(out[key])
+            except (ValueError, RecursionError):
+                raise StoreError(f"{path or 'the store'}: its attribute {key!r} is not valid JSON; the store is "
+                                 f"damaged — train it again") from None
     return out
 
 
@@ -189,7 +193,7 @@ def raw_dataset(path: Path) -> xr.Dataset:
     are complete, e.g. a teacher from an earlier phase)."""
     open_group(path, mode="r")
     ds = _open_dataset(path)
-    ds.attrs = _decode_attrs(ds.attrs)
+    ds.attrs = _decode_attrs(ds.attrs, path)
     return ds
 
 
@@ -218,7 +222,7 @@ def open_run(path: str | Path, *, analysis: bool = True) -> xr.Dataset:
             ds["diverged_epoch"] = ds.diverged_epoch.where(ds.diverged_epoch < done, -1)
         if "checkpoint" in ds.dims:
             ds = ds.sel(checkpoint=ds.checkpoint < done)
-    ds.attrs = _decode_attrs(ds.attrs)
+    ds.attrs = _decode_attrs(ds.attrs, path)
     ds = ds.set_coords([c for c in ds.attrs.get("run_coords", []) if c in ds.data_vars])
     ds.attrs["epochs_done"] = ds.sizes["epoch"]
     ds.attrs["complete"] = complete
@@ -238,13 +242,21 @@ def write_analysis(path: Path, arrays: dict[str, tuple[tuple[str, ...], np.ndarr
     delete the previous subgroup (and any left by an interrupted analysis)."""
     path = Path(path)
     name = f"analysis-{uuid.uuid4().hex[:12]}"
-    with _quiet():
-        root = zarr.open_group(str(path), mode="r+", zarr_format=3)
-        sub = root.create_group(name)
-        chunks = {k: ((1,) + np.shape(v)[1:] if dims and dims[0] == "run" and np.ndim(v) > 1 else np.shape(v) or None)
-                  for k, (dims, v) in arrays.items()}
-        write_arrays(sub, arrays, chunks=chunks, descriptions=descriptions)
-    _files.write_analysis_pointer(path, {**record, "group": name, "variables": sorted(arrays)})
+    try:
+        with _quiet():
+            root = zarr.open_group(str(path), mode="r+", zarr_format=3)
+            sub = root.create_group(name)
+            chunks = {k: ((1,) + np.shape(v)[1:] if dims and dims[0] == "run" and np.ndim(v) > 1 else np.shape(v) or None)
+                      for k, (dims, v) in arrays.items()}
+            write_arrays(sub, arrays, chunks=chunks, descriptions=descriptions)
+        _files.write_analysis_pointer(path, {**record, "group": name, "variables": sorted(arrays)})
+    except OSError as e:
+        shutil.rmtree(path / name, ignore_errors=True)
+        raise StoreError(f"{_files.os_error_line(e, path)}; the analysis of {path} was not written (any previous one "
+                         f"is kept), then run 'loopdyn analyze {path}' again") from e
+    except BaseException:
+        shutil.rmtree(path / name, ignore_errors=True)
+        raise
     for old in path.glob("analysis-*"):
         if old.name != name and old.is_dir():
             shutil.rmtree(old, ignore_errors=True)
@@ -288,7 +300,7 @@ def _check_once(path: Path, live: bool) -> dict:
     verify_layout(path, group)
     progress = _files.read_progress(path)
     expected = json.loads(group.attrs.get("variables", "[]"))
-    attrs = _decode_attrs(dict(group.attrs))
+    attrs = _decode_attrs(dict(group.attrs), path)
     phases = attrs.get("phases", [])
     done = progress["epochs_done"]
     if progress["complete"]:
