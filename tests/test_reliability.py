@@ -807,3 +807,19 @@ def test_a_file_system_that_turns_read_only_while_training(tmp_path, monkeypatch
                      "read-only file system", "make the file system writable", f"loopdyn train --resume {store}")
     monkeypatch.undo()
     assert _leftovers(tmp_path / "o") == [] and loopdyn.check_store(store)["epochs_done"] == 6
+
+
+def test_more_workers_than_the_machine_holds_are_refused(tmp_path):
+    """Issue #18.5: `--workers 1000` is refused with the cores and memory before any process starts."""
+    from loopdyn.experiments._units import check_workers, usable_cores
+
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(TINY)
+    cores = usable_cores()
+    line = _one_line_exit_2(runner.invoke(app, ["train", str(cfg), "--workers", "1000", "--out", str(tmp_path / "o")]),
+                            "--workers 1000", f"{cores} cores", f"at most {cores} worker", "GB of memory")
+    assert f"use --workers {cores}" in line
+    _nothing_written(tmp_path / "o")
+    with pytest.raises(loopdyn.ConfigError, match=r"--workers 2: .* \(1000\.60 GB per worker\), room for at most 1 worker;"):
+        check_workers(2, unit_memory=1e12)  # memory, not cores, is the limit
+    check_workers(1)

@@ -120,8 +120,16 @@ def _run_trainer(path, phases, groups, sink, devices, progress, **run) -> Path:
     return path
 
 
+def unit_memory(phases, workers: int | None) -> float:
+    """Estimated memory of one unit on a worker: its phase's ensemble estimate shared over the workers
+    (a unit holds about half a worker's share of a group's runs)."""
+    if not workers:
+        return 0.0
+    return max(cfg_mod.estimate_resources(cfg).memory for cfg, _ in phases) / workers
+
+
 def _train_units(path, phases, groups, workers, scheduler, progress, should_stop) -> Path:
-    with dask_client(workers, scheduler) as client:  # an unreachable scheduler fails before anything is written
+    with dask_client(workers, scheduler, unit_memory(phases, workers)) as client:  # an unreachable scheduler fails before anything is written
         if should_stop is not None and should_stop():
             raise Interrupted(path, 0, 0)
         n = len(client.scheduler_info()["workers"])
@@ -157,7 +165,7 @@ def resume(path: str | Path, *, progress: bool = True, should_stop: Callable[[],
     if info["complete"]:
         return path
     if raw_dataset(path).attrs.get("execution") == "units":
-        with dask_client(workers, scheduler) as client, StoreLock(path, "resume"):
+        with dask_client(workers, scheduler, unit_memory(store_phases(path), workers)) as client, StoreLock(path, "resume"):
             return run_units(path, client, progress=progress, should_stop=should_stop)
     if workers is not None or scheduler is not None:
         raise ConfigError(f"{path}: was trained in one process; resume it without --workers/--scheduler")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -119,14 +120,49 @@ def merge_phase(path: Path, phases, groups: list[Group], units: list[Unit], phas
     write_progress(path, phase, E, len(phases), complete=phase == len(phases) - 1)
 
 
+WORKER_MEMORY = 0.6e9
+"""Bytes a worker process takes before its unit's own arrays (Python, JAX, loopdyn, Dask; measured
+0.3-0.5 GB resident on the 2-core machine)."""
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def check_workers(workers: int, unit_memory: float = 0.0) -> None:
+    """Refuse (one line, with the numbers) a local cluster that the machine cannot hold: one core per
+    single-threaded worker, and memory for each worker's process and its unit."""
+    if workers < 1:
+        raise ConfigError(f"--workers {workers}: give a positive number of worker processes")
+    cores = usable_cores()
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        physical = None
+    per_worker = WORKER_MEMORY + unit_memory
+    by_memory = int(cfg_mod.MEMORY_FRACTION * physical // per_worker) if physical else workers
+    limit = max(1, min(cores, by_memory))
+    if workers > limit:
+        mem = f"{physical / 1e9:.1f} GB of memory ({per_worker / 1e9:.2f} GB per worker)" if physical else "unknown memory"
+        raise ConfigError(f"--workers {workers}: this machine has {cores} cores (one single-threaded worker each) and "
+                          f"{mem}, room for at most {limit} worker{'s' if limit > 1 else ''}; use --workers {limit}, or --scheduler with a "
+                          f"larger cluster")
+
+
 @contextlib.contextmanager
-def dask_client(workers: int | None, scheduler: str | None):
+def dask_client(workers: int | None, scheduler: str | None, unit_memory: float = 0.0):
     """`with dask_client(workers, scheduler) as client:` a Dask client of a `LocalCluster` of `workers`
     single-threaded processes (each one host device), or of the scheduler at `scheduler`; `None` when
-    neither is given (units then run in this process). One-line errors when it cannot be had within 10 s."""
+    neither is given (units then run in this process). One-line errors when it cannot be had within 10 s,
+    or when the machine cannot hold `workers` processes of `unit_memory` bytes each (:func:`check_workers`)."""
     if workers is None and scheduler is None:
         yield None
         return
+    if scheduler is None:
+        check_workers(workers, unit_memory)
     client, cluster = _connect(workers, scheduler)
     try:
         yield client
