@@ -124,15 +124,15 @@ def test_driver_killed_then_resumed_redoes_only_unfinished_units(tmp_path, sweep
     assert before  # some units had committed chunks before the kill and were continued, not restarted
 
 
-def test_unreachable_scheduler_is_one_line_within_ten_seconds(tmp_path, sweep):
+def test_unreachable_scheduler_is_one_line_at_once(tmp_path, sweep):
     cfg, _ = sweep
     t0 = time.time()
     res = subprocess.run([str(LOOPDYN), "train", str(cfg), "--out", str(tmp_path / "o"), "--scheduler",
                           "tcp://127.0.0.1:9", "--quiet"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 2, res.stderr
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and "no Dask scheduler answered within 10 s" in lines[0], res.stderr
-    assert time.time() - t0 < 30  # 10 s of waiting plus starting Python and JAX
+    assert len(lines) == 1 and "no Dask scheduler answered within 5 s (Connection refused)" in lines[0], res.stderr
+    assert time.time() - t0 < 30  # nothing listens there: refused at once, after starting Python and JAX
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 

@@ -823,3 +823,46 @@ def test_more_workers_than_the_machine_holds_are_refused(tmp_path):
     with pytest.raises(loopdyn.ConfigError, match=r"--workers 2: .* \(1000\.60 GB per worker\), room for at most 1 worker;"):
         check_workers(2, unit_memory=1e12)  # memory, not cores, is the limit
     check_workers(1)
+
+
+def test_a_dangling_analysis_pointer_says_analyse_again(tmp_path, small_stores):
+    """Issue #18.8: analysis.json naming a group that is gone is not 'run loopdyn check' (check is what
+    says it) but 'run loopdyn analyze again'."""
+    store = tmp_path / "s.zarr"
+    shutil.copytree(small_stores[0], store)
+    (store / "analysis.json").write_text(json.dumps({"group": "analysis-0123456789ab", "numbers": {}}))
+    for args in (["check", str(store)], ["info", str(store)]):
+        line = _one_line_exit_2(runner.invoke(app, args), "'analysis-0123456789ab', which is missing",
+                                f"run 'loopdyn analyze {store}' again")
+        assert "loopdyn check" not in line
+    assert runner.invoke(app, ["analyze", str(store)]).exit_code == 0  # what the line advises repairs it
+    assert runner.invoke(app, ["check", str(store)]).exit_code == 0
+
+
+SLOW_C_CALL = """
+import sys
+import numpy as np
+from loopdyn.cli import _StopAfterChunk
+with _StopAfterChunk():
+    a = np.random.default_rng(0).standard_normal((3000, 3000))
+    print("ready", flush=True)
+    np.linalg.eigvals(a); np.linalg.eigvals(a); np.linalg.eigvals(a)  # seconds in C, as XLA compiling
+    print("returned", flush=True)
+"""
+
+
+def test_second_ctrl_c_during_a_long_call_into_c_leaves_at_once():
+    """Issue #18.8: Python runs signal handlers only between bytecodes; the second Ctrl-C must not wait for
+    a call into C (XLA compiling) to return: the process leaves with 130 before the call returns."""
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_C_CALL], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(0.2)  # inside the call
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, (out, err)
+    assert "returned" not in out, out
+    assert [ln for ln in err.splitlines() if ln.strip()][-1].startswith("loopdyn: interrupted"), err

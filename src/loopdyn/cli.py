@@ -87,10 +87,39 @@ class _StopAfterChunk:
 
     def __enter__(self):
         self.previous = signal.signal(signal.SIGINT, self)
+        self._watch_from_c()
         return self
 
     def __exit__(self, *exc):
         signal.signal(signal.SIGINT, self.previous)
+        if self._wakeup is not None:
+            signal.set_wakeup_fd(self._wakeup[0])
+            os.close(self._wakeup[1])  # the watcher reads end-of-file and ends
+
+    def _watch_from_c(self):
+        """Python runs a signal handler only between bytecodes, so during a long call into XLA (compiling
+        an epoch takes seconds) the second Ctrl-C would wait for it. The C-level handler also writes each
+        signal's number to a wakeup pipe; a thread that reads it leaves at the second SIGINT at once."""
+        import threading
+
+        self._wakeup = None
+        try:
+            r, w = os.pipe()
+            os.set_blocking(w, False)
+            previous = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        except (ValueError, OSError):  # not the main thread (e.g. called from a test harness)
+            return
+        self._wakeup = (previous, w)
+
+        def watch():
+            count = 0
+            with os.fdopen(r, "rb", buffering=0) as fh:
+                while data := fh.read(64):
+                    count += data.count(bytes([signal.SIGINT]))
+                    if count >= 2:
+                        _exit_now()
+
+        threading.Thread(target=watch, name="loopdyn-second-ctrl-c", daemon=True).start()
 
 
 @app.command()

@@ -23,7 +23,7 @@ from ..store._files import os_error_line
 from ..training import Trainer, make_groups
 from ._base import get
 from ._sources import sources_for, validate_sources
-from ._units import dask_client, run_units
+from ._units import check_scheduler, dask_client, run_units
 
 MEMORY_FRACTION = cfg_mod.MEMORY_FRACTION  # of the machine's physical memory a run may plan to use
 
@@ -96,6 +96,8 @@ def train(cfg: cfg_mod.Config, store: str | Path | None = None, *, progress: boo
     **Returns:** the store's path.
     """
     path = Path(store) if store is not None else Path("results") / f"{cfg.name}.zarr"
+    if scheduler is not None:
+        check_scheduler(scheduler)
     phases = get(cfg.experiment).phases(cfg)
     check_output(path)
     check_resources(phases, path)
@@ -190,7 +192,7 @@ def analyze(path: str | Path) -> str:
     analysis group, and return the summary text (:mod:`loopdyn.analysis`)."""
     path = Path(path)
     refuse_if_held(path, "analyse")
-    check(path)
+    check(path, analysis=False)  # the analysis is what this replaces
     name = experiment_of(raw_dataset(path))
     exp = get(name)
     result = analyze_store(path, extra=[exp.analyse], experiment=name)

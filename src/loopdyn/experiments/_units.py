@@ -33,7 +33,7 @@ from ..store import create_store, merge_runs, open_group, open_sink, raw_dataset
 from ..training import Group, Trainer, make_groups
 
 UNITS_DIR = "units"
-CONNECT_TIMEOUT_S = 10
+CONNECT_TIMEOUT_S = 5
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,8 @@ def check_workers(workers: int, unit_memory: float = 0.0) -> None:
 def dask_client(workers: int | None, scheduler: str | None, unit_memory: float = 0.0):
     """`with dask_client(workers, scheduler) as client:` a Dask client of a `LocalCluster` of `workers`
     single-threaded processes (each one host device), or of the scheduler at `scheduler`; `None` when
-    neither is given (units then run in this process). One-line errors when it cannot be had within 10 s,
+    neither is given (units then run in this process). One-line errors when it cannot be had: at once where
+    nothing listens at the address, else within CONNECT_TIMEOUT_S (5 s);
     or when the machine cannot hold `workers` processes of `unit_memory` bytes each (:func:`check_workers`)."""
     if workers is None and scheduler is None:
         yield None
@@ -178,17 +179,42 @@ def _connect(workers: int | None, scheduler: str | None):
     except ImportError as e:  # pragma: no cover - a declared dependency
         raise ConfigError("--workers/--scheduler need dask.distributed; pip install 'dask[distributed]'") from e
     if scheduler is not None:
+        unreachable = _UNREACHABLE.format(scheduler=scheduler, timeout=CONNECT_TIMEOUT_S, why="{}")
+        check_scheduler(scheduler)
         try:
             return Client(scheduler, timeout=f"{CONNECT_TIMEOUT_S}s"), None
         except (OSError, TimeoutError) as e:
-            raise ConfigError(f"--scheduler {scheduler}: no Dask scheduler answered within {CONNECT_TIMEOUT_S} s "
-                              f"({type(e).__name__}); start one (dask scheduler) or check the address") from e
+            raise ConfigError(unreachable.format(type(e).__name__)) from e
     if workers is None or workers < 1:
         raise ConfigError(f"--workers {workers}: give a positive number of worker processes")
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                            silence_logs=50, env={"XLA_FLAGS": "--xla_force_host_platform_device_count=1",
                                                  "OMP_NUM_THREADS": "1"})
     return Client(cluster), cluster
+
+
+_UNREACHABLE = ("--scheduler {scheduler}: no Dask scheduler answered within {timeout} s ({why}); start one "
+                "(dask scheduler) or check the address")
+
+
+def check_scheduler(address: str) -> None:
+    """Refuse at once an address where nothing listens (Dask would retry until its timeout); called before
+    anything else is prepared."""
+    message = _UNREACHABLE.format(scheduler=address, timeout=CONNECT_TIMEOUT_S, why="{}")
+    import socket
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(address if "://" in address else f"tcp://{address}")
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise ConfigError(f"--scheduler {address}: not an address; give tcp://HOST:PORT") from None
+    if parts.scheme not in ("tcp", "tls") or not host or port is None:
+        raise ConfigError(f"--scheduler {address}: not an address; give tcp://HOST:PORT")
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as e:
+        raise ConfigError(message.format(e.strerror or type(e).__name__)) from None
 
 
 def run_units(path: Path, client=None, *, progress: bool = True,

@@ -179,10 +179,16 @@ def _decode_attrs(attrs: dict, path=None) -> dict:
 
 
 def _open_dataset(path: Path, group: str | None = None) -> xr.Dataset:
+    if group is not None and not (Path(path) / group / "zarr.json").is_file():
+        raise StoreError(f"{path}: analysis.json names the analysis group {group!r}, which is missing; run "
+                         f"'loopdyn analyze {path}' again")
     try:
         with _quiet():
             ds = xr.open_zarr(str(path), group=group, consolidated=False, zarr_format=3)
     except Exception as e:
+        if group is not None:
+            raise StoreError(f"{path}: its analysis group {group!r} cannot be read ({type(e).__name__}); run "
+                             f"'loopdyn analyze {path}' again") from e
         raise StoreError(f"{path}: cannot be read as a dataset ({type(e).__name__}); the store is corrupt — run "
                          f"'loopdyn check {path}'") from e
     return ds
@@ -265,7 +271,7 @@ def write_analysis(path: Path, arrays: dict[str, tuple[tuple[str, ...], np.ndarr
 CHECK_ATTEMPTS = 20
 
 
-def check(path: Path) -> dict:
+def check(path: Path, *, analysis: bool = True) -> dict:
     """Verify a store: the metadata, every array's shape, dtype and chunks against the store's layout,
     every committed chunk of every array present and decodable, the progress marker, the training state
     of the last commit, and the analysis. Raises a one-line :class:`StoreError` at the first problem;
@@ -273,13 +279,14 @@ def check(path: Path) -> dict:
 
     A store being trained is checked as of one commit: a problem seen while the trainer committed the
     next chunk (its previous training state is then deleted) is looked at again from the new commit; the
-    training state of a store whose lock is held belongs to its holder and is not read."""
+    training state of a store whose lock is held belongs to its holder and is not read. `analysis=False`:
+    leave out the analysis group (which `loopdyn analyze` replaces)."""
     path = Path(path)
     for attempt in range(CHECK_ATTEMPTS):
         marker = _marker(path)
         holder = _files.lock_holder(path)
         try:
-            res = _check_once(path, live=holder is not None)
+            res = _check_once(path, live=holder is not None, analysis=analysis)
         except StoreError:
             if attempt + 1 < CHECK_ATTEMPTS and _marker(path) != marker:
                 continue  # a trainer committed meanwhile: check the new commit
@@ -295,7 +302,7 @@ def _marker(path: Path) -> bytes | None:
         return None
 
 
-def _check_once(path: Path, live: bool) -> dict:
+def _check_once(path: Path, live: bool, analysis: bool) -> dict:
     group = open_group(path, mode="r")
     verify_layout(path, group)
     progress = _files.read_progress(path)
@@ -327,9 +334,18 @@ def _check_once(path: Path, live: bool) -> dict:
         _files.load_state(path, progress["phase"], done)
         if not state.is_file():
             raise StoreError(f"{path}: the training state of the last commit is missing; the store cannot be resumed")
-    pointer = _files.read_analysis_pointer(path)
+    pointer = _files.read_analysis_pointer(path) if analysis else None
     if pointer is not None:
-        _open_dataset(path, pointer["group"]).load()
+        group_name = pointer.get("group") if isinstance(pointer, dict) else None
+        if not isinstance(group_name, str):
+            raise StoreError(f"{path}: analysis.json names no analysis group; run 'loopdyn analyze {path}' again")
+        analysis = _open_dataset(path, group_name)
+        try:
+            with _quiet():
+                analysis.load()
+        except Exception as e:
+            raise StoreError(f"{path}: its analysis group {group_name!r} cannot be decoded ({type(e).__name__}); run "
+                             f"'loopdyn analyze {path}' again") from e
     return {"arrays": len(expected), "chunks": n_chunks, "phase": progress["phase"], "epochs_done": done,
             "complete": progress["complete"], "phases": len(phases)}
 
