@@ -114,9 +114,14 @@ def run_unit(store: str, unit: Unit, devices: int | None = None) -> str:
 def merge_phase(path: Path, phases, groups: list[Group], units: list[Unit], phase: int) -> None:
     """Copy every unit of `phase` into the experiment's store and commit the phase there."""
     E = phases[phase][0].epochs
-    for unit in units:
-        if unit.phase == phase:
-            merge_runs(path / UNITS_DIR / f"{unit.name}.zarr", path, groups[unit.group].runs[unit.lo: unit.hi], E)
+    mine = [u for u in units if u.phase == phase]
+    for unit in mine:  # never commit a phase over a unit that did not finish
+        store = path / UNITS_DIR / f"{unit.name}.zarr"
+        if not (store / "zarr.json").is_file() or not read_progress(store)["complete"]:
+            raise StoreError(f"{path}: unit {unit.name} of phase {phases[phase][1]!r} has not finished; the phase is not "
+                             f"merged — continue with 'loopdyn train --resume {path}'")
+    for unit in mine:
+        merge_runs(path / UNITS_DIR / f"{unit.name}.zarr", path, groups[unit.group].runs[unit.lo: unit.hi], E)
     write_progress(path, phase, E, len(phases), complete=phase == len(phases) - 1)
 
 
@@ -165,12 +170,14 @@ def dask_client(workers: int | None, scheduler: str | None, unit_memory: float =
     if scheduler is None:
         check_workers(workers, unit_memory)
     client, cluster = _connect(workers, scheduler)
+    quiet = _QuietDistributed()
     try:
         yield client
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        with quiet:  # a lost scheduler is reported in one line, not in Dask's reconnection logs
+            client.close()
+            if cluster is not None:
+                cluster.close()
 
 
 def _connect(workers: int | None, scheduler: str | None):
@@ -191,6 +198,29 @@ def _connect(workers: int | None, scheduler: str | None):
                            silence_logs=50, env={"XLA_FLAGS": "--xla_force_host_platform_device_count=1",
                                                  "OMP_NUM_THREADS": "1"})
     return Client(cluster), cluster
+
+
+class _QuietDistributed:
+    """Dask's loggers above CRITICAL while it reports reconnection attempts and closes (ours says it in one
+    line); `__init__` already silences them for the life of the client."""
+
+    NAMES = ("distributed", "distributed.client", "distributed.batched", "distributed.core", "distributed.comm",
+             "tornado", "asyncio")
+
+    def __init__(self):
+        import logging
+
+        self.loggers = [logging.getLogger(n) for n in self.NAMES]
+        self.levels = [lg.level for lg in self.loggers]
+        for lg in self.loggers:
+            lg.setLevel(logging.CRITICAL + 1)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for lg, level in zip(self.loggers, self.levels):
+            lg.setLevel(level)
 
 
 _UNREACHABLE = ("--scheduler {scheduler}: no Dask scheduler answered within {timeout} s ({why}); start one "
@@ -278,7 +308,7 @@ def _execute(client, store: str, units: list[Unit], progress: bool, title: str,
 
         futures = {client.submit(run_unit, store, u, 1, retries=1, pure=False, key=f"loopdyn-{u.name}-{time.time_ns()}"): u
                    for u in units}
-        pending, finished = as_completed(futures), 0
+        pending, finished, lost = as_completed(futures), 0, []
         while finished < len(futures):
             batch = pending.next_batch(block=False)
             if not batch:
@@ -287,8 +317,16 @@ def _execute(client, store: str, units: list[Unit], progress: bool, title: str,
                 finished += 1
                 if fut.status == "error":
                     failed.append((futures[fut], fut.exception()))
+                elif fut.status != "finished":  # cancelled or lost: the scheduler went away
+                    lost.append(futures[fut])
                 if bar:
                     bar.advance(task)
+            if lost or client.status in ("closing", "closed"):
+                done = sum(f.status == "finished" for f in futures)
+                raise StoreError(f"{store}: lost the Dask scheduler {getattr(client.scheduler, 'address', '')} "
+                                 f"during {title} ({done} of {len(futures)} units finished; they and the others' committed "
+                                 f"chunks are kept); start a scheduler and workers, then continue with 'loopdyn train "
+                                 f"--resume {store} --scheduler ADDRESS'")
             if stop():
                 client.cancel(list(futures))
                 return None
