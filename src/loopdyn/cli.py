@@ -55,7 +55,7 @@ def _fail(e: Exception) -> None:
     if _state["debug"]:
         traceback.print_exception(e)
     if isinstance(e, OSError):  # what no layer turned into a sentence: the file, the cause, the fix
-        from .store._files import os_error_line
+        from .store import os_error_line
 
         e = os_error_line(e)
     typer.echo(f"loopdyn: error: {e}", err=True)

@@ -18,8 +18,8 @@ import jax
 from .. import config as cfg_mod
 from ..analysis import analyze_store, summary_lines
 from ..errors import ConfigError, Interrupted, StoreError
-from ..store import StoreLock, check, create_store, open_run, open_sink, raw_dataset, refuse_if_held
-from ..store._files import os_error_line
+from ..store import (StoreLock, check, create_store, open_run, open_sink, os_error_line, raw_dataset,
+                     refuse_if_held)
 from ..training import Trainer, make_groups
 from ._base import get
 from ._sources import sources_for, validate_sources
