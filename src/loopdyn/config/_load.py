@@ -136,17 +136,20 @@ def parse_seeds(value: Any, source: str = "<seeds>") -> tuple[int, ...] | range:
     if isinstance(value, int):
         value = [value]
     if isinstance(value, str):
+        bounds = None
         try:
             if ".." in value:
-                a, b = (int(s) for s in value.split(".."))
-                if b < a:
+                bounds = tuple(int(s) for s in value.split(".."))
+                if len(bounds) != 2 or bounds[1] < bounds[0]:
                     raise ValueError
-                if a < 0:
-                    raise _err(source, "seeds", f"= {value!r} must be non-negative")
-                return range(a, b + 1)
-            value = [int(s) for s in value.split(",")]
+            else:
+                value = [int(s) for s in value.split(",")]
         except ValueError:
             raise _err(source, "seeds", f"= {value[:40]!r} must look like '0..7' or '0,3,5'") from None
+        if bounds is not None:
+            if bounds[0] < 0:
+                raise _err(source, "seeds", f"= {value!r} must be non-negative")
+            return range(bounds[0], bounds[1] + 1)
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         if any(v < 0 for v in value):
             raise _err(source, "seeds", f"= {list(value)[:8]!r} must be non-negative")
@@ -179,9 +182,9 @@ def _check_ensemble_size(source: str, base: Config, sweep_table: dict) -> None:
         count *= len(values) if isinstance(values, list) else 1
     try:
         physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return
-    one = estimate_resources(dataclasses.replace(base, seeds=(0,), sweep=())).memory
+        one = estimate_resources(dataclasses.replace(base, seeds=(0,), sweep=())).memory
+    except (ValueError, OSError, AttributeError, ArithmeticError):
+        return  # settings that the checks below refuse with their own line
     limit = int(MEMORY_FRACTION * physical // max(one, 1))
     if count > limit:
         raise _err(source, "seeds", f"x sweep = {count} runs need at least {count * one / 1e9:.3g} GB of memory "

@@ -163,9 +163,10 @@ class StoreSink:
         except (OSError, KeyError) as e:
             if self._gone():
                 raise moved from e
-            if isinstance(e, KeyError):  # Zarr's report of metadata that vanished under it
-                raise StoreError(f"{self.path}: part of the store vanished while it was being trained ({e}); the "
-                                 f"store is damaged — train it again") from e
+            if isinstance(e, KeyError) or isinstance(e, FileNotFoundError):  # files that vanished under Zarr
+                raise StoreError(f"{self.path}: the store was moved or deleted while it was being trained (its part "
+                                 f"{e} vanished at {what}); training stopped. If you moved it, continue it with "
+                                 f"'loopdyn train --resume NEW_PATH'; if not, it is damaged — train it again") from e
             raise StoreError(f"{_files.os_error_line(e, self.path)}; training stopped while writing {what} of "
                              f"{self.path} (its last commit is intact), then {resume}") from e
         if self._gone():
