@@ -124,15 +124,15 @@ def test_driver_killed_then_resumed_redoes_only_unfinished_units(tmp_path, sweep
     assert before  # some units had committed chunks before the kill and were continued, not restarted
 
 
-def test_unreachable_scheduler_is_one_line_within_ten_seconds(tmp_path, sweep):
+def test_unreachable_scheduler_is_one_line_at_once(tmp_path, sweep):
     cfg, _ = sweep
     t0 = time.time()
     res = subprocess.run([str(LOOPDYN), "train", str(cfg), "--out", str(tmp_path / "o"), "--scheduler",
                           "tcp://127.0.0.1:9", "--quiet"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 2, res.stderr
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and "no Dask scheduler answered within 10 s" in lines[0], res.stderr
-    assert time.time() - t0 < 30  # 10 s of waiting plus starting Python and JAX
+    assert len(lines) == 1 and "no Dask scheduler answered within 5 s (Connection refused)" in lines[0], res.stderr
+    assert time.time() - t0 < 30  # nothing listens there: refused at once, after starting Python and JAX
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
@@ -165,3 +165,83 @@ def test_a_unit_failing_twice_is_reported_and_the_others_complete(tmp_path, swee
     monkeypatch.setattr(_units, "run_unit", real)
     loopdyn.resume(path, progress=False)  # the cause is gone: only the failed unit is trained
     _compare(loopdyn.open_run(path), reference)
+
+
+# ---- a real `dask scheduler` and `dask worker` processes (issue #18.3, #18.7)
+DASK = Path(sys.executable).parent / "dask"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def real_cluster(tmp_path_factory):
+    """A scheduler and two single-threaded workers started as a user would (`dask scheduler`, `dask worker
+    --nthreads 1`), each worker one host device; the last test of the module kills the scheduler."""
+    logs = tmp_path_factory.mktemp("cluster")
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1", "OMP_NUM_THREADS": "1"}
+    scheduler = subprocess.Popen([str(DASK), "scheduler", "--port", str(port), "--no-dashboard"],
+                                 stdout=open(logs / "scheduler.log", "w"), stderr=subprocess.STDOUT, env=env)
+    workers = [subprocess.Popen([str(DASK), "worker", address, "--nthreads", "1", "--no-dashboard"],
+                                stdout=open(logs / f"worker{i}.log", "w"), stderr=subprocess.STDOUT, env=env)
+               for i in range(2)]
+    from dask.distributed import Client
+
+    with Client(address, timeout="60s") as client:
+        client.wait_for_workers(2, timeout=120)
+    yield address, scheduler
+    for p in [*workers, scheduler]:
+        p.kill()
+        p.wait()
+
+
+DRIFT = ["--seeds", "0..15", "--set", "epochs=400", "--quiet"]
+
+
+def test_a_sweep_on_real_dask_workers_equals_the_in_process_run(tmp_path, real_cluster):
+    """Issue #18.3. Units on single-device workers give every number of an in-process run on one host
+    device, bit for bit, whatever the units' sizes. The CLI's in-process run shards the runs over every
+    core (one host device each); XLA compiles that multi-device program differently from a single-device
+    one, and float32 losses drift apart by the tolerance the README states (measured: 4.4e-5 relative
+    after 400 epochs of linear-rank1, 32 seeds)."""
+    address, _ = real_cluster
+    res = subprocess.run([str(LOOPDYN), "train", "linear-rank1", *DRIFT, "--scheduler", address, "--out",
+                          str(tmp_path / "dask")], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    dask = loopdyn.open_run(tmp_path / "dask" / "linear-rank1.zarr")
+    cfg = loopdyn.load_config("linear-rank1", ["epochs=400"], "0..15")
+    one = loopdyn.open_run(loopdyn.train(cfg, tmp_path / "one.zarr", progress=False, devices=1))
+    for k in one.data_vars:
+        np.testing.assert_array_equal(dask[k].values, one[k].values, err_msg=k)
+    every = loopdyn.open_run(loopdyn.train(cfg, tmp_path / "every.zarr", progress=False, devices=2))  # conftest: 2
+    assert every.attrs["host_devices"] == 2
+    for k in ("train_loss", "test_loss"):
+        np.testing.assert_allclose(dask[k].values, every[k].values, rtol=1e-4, err_msg=k)
+
+
+def test_a_killed_scheduler_is_one_line_and_nothing_is_merged(tmp_path, real_cluster):
+    """Issue #18.7: the scheduler killed mid-sweep: one line that says so and how to continue (no Dask
+    logs, no traceback, and no phase merged over unfinished units, which once marked a store complete
+    with NaN in half its epochs)."""
+    address, scheduler = real_cluster
+    cfg = tmp_path / "sweep.toml"
+    cfg.write_text(SWEEP.replace("epochs = 300", "epochs = 20000").replace("chunk = 50", "chunk = 100").replace(
+        'checkpoint = "every:25"', 'checkpoint = "log"'))
+    store = tmp_path / "o" / "sweep.zarr"
+    proc = _start(["train", str(cfg), "--out", str(tmp_path / "o"), "--scheduler", address, "--quiet"])
+    _wait_for_units(store, proc)
+    scheduler.kill()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert f"lost the Dask scheduler {address}" in lines[0] and f"loopdyn train --resume {store}" in lines[0], err
+    assert not (store / "progress.json").exists()  # nothing merged
+    assert loopdyn.check_store(store)["epochs_done"] == 0

@@ -471,3 +471,399 @@ def test_divergent_sweep_keeps_the_healthy_runs(tmp_path):
         e = int(ds.diverged_epoch.values[r])
         if e >= 0:
             assert np.all(np.isnan(ds.spectral_radius.values[r, e + 1:]))
+
+
+# ------------------------------------------------------------------------------------------ issue #18
+LIVE = LONG.replace("epochs = 3000", "epochs = 1000000").replace("chunk = 100", "chunk = 20").replace(
+    'checkpoint = "every:50"', 'checkpoint = "log"')
+
+
+def test_a_store_being_trained_reads_as_busy_not_damaged(tmp_path):
+    """Issue #18.1: while `loopdyn train` commits a chunk every few milliseconds (and deletes the previous
+    training state), `check` and `info` (and so `figures` and `report`) read its committed epochs, `analyze` and a second
+    `--resume` name the trainer's PID; nothing says the store is damaged."""
+    cfg = tmp_path / "live.toml"
+    cfg.write_text(LIVE)
+    store = tmp_path / "o" / "long.zarr"
+    proc = subprocess.Popen([str(LOOPDYN), "train", str(cfg), "--out", str(tmp_path / "o"), "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(store / "progress.json", proc)
+        seen = set()
+        for _ in range(6):
+            res = loopdyn.check_store(store)
+            assert res["holder"] == f"PID {proc.pid} (train)", res
+            seen.add(res["epochs_done"])
+        res = runner.invoke(app, ["check", str(store)])
+        assert res.exit_code == 0 and f"being trained now by PID {proc.pid}" in res.output, res.output
+        res = runner.invoke(app, ["info", str(store)])
+        assert res.exit_code == 0 and "incomplete" in res.output, res.output
+        for args in (["analyze", str(store)], ["train", "--resume", str(store)]):
+            _one_line_exit_2(runner.invoke(app, args), f"in use by PID {proc.pid} (train)", "wait for it")
+        assert len(seen) > 1, seen  # the checks above met several commits
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert runner.invoke(app, ["check", str(store)]).exit_code == 0
+
+
+def test_check_looks_again_when_a_commit_lands_during_it(tmp_path, small_stores, monkeypatch):
+    """Issue #18.1, deterministically: the trainer commits the next chunk (and deletes the state that
+    `check` was about to read) between check's reading of the progress marker and of the state."""
+    from loopdyn.store import _files
+
+    store = tmp_path / "p.zarr"
+    shutil.copytree(small_stores[1], store)  # 40 of 60 epochs committed: make it the store at epoch 20
+    (store / "state" / "phase0_epoch40.npz").rename(store / "state" / "phase0_epoch20.npz")
+    _files.write_progress(store, 0, 20, 1, False)
+    real = _files.load_state
+    calls = []
+
+    def commit_meanwhile(path, phase, done):
+        calls.append(done)
+        if len(calls) == 1:  # what a trainer does: new state, progress marker, prune
+            _files.save_state(path, phase, 40, real(path, phase, done))
+            _files.write_progress(path, phase, 40, 1, False)
+            _files.prune_states(path, phase, 40)
+        return real(path, phase, done)
+
+    monkeypatch.setattr(_files, "load_state", commit_meanwhile)
+    res = loopdyn.check_store(store)
+    assert calls == [20, 40] and res["epochs_done"] == 40 and res["holder"] is None
+
+
+def _tamper_shape(store: Path):
+    meta = json.loads((store / "train_loss" / "zarr.json").read_text())
+    meta["shape"] = [meta["shape"][0], meta["shape"][1] - 10]
+    (store / "train_loss" / "zarr.json").write_text(json.dumps(meta))
+    return "'train_loss' has dims ('run', 'epoch'), shape (2, 50)"
+
+
+def _tamper_dtype(store: Path):
+    import zarr
+
+    g = zarr.open_group(str(store), mode="r+", zarr_format=3)
+    old = g["test_loss"]
+    values = np.round(old[...] * 1000).astype(np.int64)  # what an rewrite as integers keeps
+    new = g.create_array("test_loss", shape=old.shape, chunks=old.chunks, dtype=np.int64, fill_value=-1,
+                         dimension_names=list(old.metadata.dimension_names), overwrite=True)
+    new[...] = values
+    return "'test_loss' has dims ('run', 'epoch'), shape (2, 60), dtype int64"
+
+
+def _tamper_chunks(store: Path):
+    import zarr
+
+    g = zarr.open_group(str(store), mode="r+", zarr_format=3)
+    old = g["spectral_radius"]
+    values = old[...]
+    new = g.create_array("spectral_radius", shape=old.shape, chunks=(1, 60), dtype=old.dtype, fill_value=np.nan,
+                         dimension_names=list(old.metadata.dimension_names), overwrite=True)
+    new[...] = values
+    return "chunks (1, 60) where the store's layout has"
+
+
+@pytest.mark.parametrize("tamper", [_tamper_shape, _tamper_dtype, _tamper_chunks])
+def test_check_verifies_every_arrays_shape_dtype_and_chunks(tmp_path, small_stores, tamper):
+    """Issue #18.4: an array whose metadata disagrees with the store's layout is damage for `check` and,
+    with the same line, for every reader (`--resume` too); `loopdyn.open_run` refuses it as well."""
+    store = tmp_path / "s.zarr"
+    shutil.copytree(small_stores[0], store)
+    needle = tamper(store)
+    for args in (["check", str(store)], ["info", str(store)], ["analyze", str(store)],
+                 ["train", "--resume", str(store)], ["figures", "training", str(store), "--out", str(tmp_path / "f")],
+                 ["report", str(store), "--out", str(tmp_path / "r")]):
+        _one_line_exit_2(runner.invoke(app, args), needle, "the store is damaged")
+    with pytest.raises(loopdyn.StoreError, match="the store is damaged"):
+        loopdyn.open_run(store)
+
+
+def test_a_store_without_a_layout_record_is_verified_against_its_phases(tmp_path, small_stores):
+    """Stores written before the layout was recorded are checked against the layout their phases give."""
+    import zarr
+
+    store = tmp_path / "s.zarr"
+    shutil.copytree(small_stores[0], store)
+    g = zarr.open_group(str(store), mode="r+", zarr_format=3)
+    del g.attrs["layout"]
+    assert runner.invoke(app, ["check", str(store)]).exit_code == 0
+    needle = _tamper_shape(store)
+    _one_line_exit_2(runner.invoke(app, ["check", str(store)]), needle)
+
+
+HUGE = [
+    ({"seeds": "0..1000000000"}, None, "1000000001 runs"),
+    ({"seeds": "0..99999"}, 10_000, "1000000000 runs"),  # 100 000 seeds x a sweep of 10 000 learning rates
+    ({"seeds": list(range(100_000))}, 10_000, "1000000000 runs"),
+]
+
+
+@pytest.mark.parametrize("top,n_sweep,needle", HUGE)
+def test_huge_ensembles_are_refused_from_their_size(top, n_sweep, needle):
+    """Issue #18.2: the size of an ensemble is computed from its ranges and list lengths, before any of it
+    is expanded; a billion runs is refused in one line with the count and the limit, in little memory."""
+    import tracemalloc
+
+    tables = {"name": "huge", **top}
+    if n_sweep:
+        tables["sweep"] = {"train.lr": [1e-3 + i * 1e-7 for i in range(n_sweep)]}
+    tracemalloc.start()
+    try:
+        with pytest.raises(loopdyn.ConfigError) as e:
+            loopdyn.config_from_dict(tables, source="huge.toml")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    msg = str(e.value)
+    assert needle in msg and "at most" in msg and "fewer runs" in msg and len(msg) < 300, msg
+    assert peak < 200e6, peak
+
+
+def test_a_billion_seeds_on_the_command_line_is_one_line(tmp_path):
+    out = tmp_path / "o"
+    _one_line_exit_2(runner.invoke(app, ["train", "linear-rank1", "--seeds", "0..1000000000", "--out", str(out)]),
+                     "1000000001 runs", "at most")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('seeds = "0..1000000000"\n')
+    _one_line_exit_2(runner.invoke(app, ["train", str(cfg), "--out", str(out)]), "1000000001 runs", "at most")
+    _nothing_written(out)
+
+
+def test_a_seed_range_stays_a_range_and_round_trips():
+    cfg = loopdyn.load_config("linear-rank1", seeds="3..6")
+    assert cfg.seeds == range(3, 7) and loopdyn.config.n_runs(cfg) == 4
+    assert [r["seed"] for r in loopdyn.config.runs(cfg)] == [3, 4, 5, 6]
+    assert loopdyn.config.to_dict(cfg)["seeds"] == "3..6"
+    assert loopdyn.config_from_dict(loopdyn.config.to_dict(cfg), source=cfg.source) == cfg
+
+
+def test_a_repeated_sweep_value_or_seed_is_named_not_listed(tmp_path):
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(TINY + '[sweep]\n"train.lr" = [' + ", ".join(["0.01"] * 2000) + "]\n")
+    line = _one_line_exit_2(runner.invoke(app, ["train", str(cfg), "--out", str(tmp_path / "o")]),
+                            "sweep.train.lr", "0.01 twice", "2000 values")
+    assert len(line) < 200, len(line)
+    line = _one_line_exit_2(runner.invoke(app, ["train", str(cfg), "--seeds", ",".join(["5"] * 2000),
+                                                "--out", str(tmp_path / "o")]), "seed 5 twice")
+    assert len(line) < 200, len(line)
+
+
+# ---- faults of the file system (issue #18.6): one line, exit 2, nothing partial left behind
+class _DiskFull:
+    """Every file opened for writing under `root` fails with ENOSPC once `when()` is true: a full disk
+    injected where Python opens files (builtins.open, io.open: Zarr, NumPy's savez, Matplotlib)."""
+
+    def __init__(self, root: Path, when=lambda: True, match: str = "", errno: int = 28):
+        self.root, self.when, self.match, self.errno, self.hits = str(root), when, match, errno, 0
+
+    def install(self, monkeypatch):
+        import builtins
+        import io
+
+        real = io.open
+
+        def fake_open(file, mode="r", *a, **kw):
+            fh = real(file, mode, *a, **kw)
+            if any(c in mode for c in "wax+") and isinstance(file, (str, os.PathLike)) and \
+                    os.path.abspath(os.fspath(file)).startswith(self.root) and self.match in os.fspath(file) and \
+                    self.when():
+                return _FullFile(fh, os.fspath(file), self)
+            return fh
+
+        monkeypatch.setattr(builtins, "open", fake_open)
+        monkeypatch.setattr(io, "open", fake_open)
+        return self
+
+
+class _FullFile:
+    def __init__(self, fh, name, owner):
+        self._fh, self._name, self._owner = fh, name, owner
+
+    def write(self, data):
+        self._owner.hits += 1
+        raise OSError(self._owner.errno, os.strerror(self._owner.errno), self._name)
+
+    def __getattr__(self, attr):
+        return getattr(self._fh, attr)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._fh.close()
+
+
+def _leftovers(root: Path):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if ".partial" in p.name or ".tmp-" in p.name)
+
+
+def test_disk_full_while_training_keeps_the_last_commit(tmp_path, monkeypatch):
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(TINY.replace("epochs = 12", "epochs = 30"))
+    store = tmp_path / "o" / "tiny.zarr"
+    full = _DiskFull(tmp_path / "o", when=lambda: (store / "progress.json").exists()).install(monkeypatch)
+    line = _one_line_exit_2(runner.invoke(app, ["train", str(cfg), "--out", str(tmp_path / "o"), "--quiet"]),
+                            "no space left on device", "free space", f"loopdyn train --resume {store}")
+    assert full.hits and "last commit is intact" in line
+    monkeypatch.undo()
+    assert _leftovers(tmp_path / "o") == []
+    assert loopdyn.check_store(store)["epochs_done"] == 6
+    assert runner.invoke(app, ["train", "--resume", str(store), "--quiet"]).exit_code == 0
+    assert loopdyn.open_run(store).attrs["complete"]
+
+
+def test_disk_full_while_analysing_or_drawing_leaves_nothing(tmp_path, small_stores, monkeypatch):
+    store = tmp_path / "s.zarr"
+    shutil.copytree(small_stores[0], store)
+    before = sorted(p.name for p in store.iterdir())
+    _DiskFull(tmp_path, match="/analysis-").install(monkeypatch)  # the new analysis group's files
+    _one_line_exit_2(runner.invoke(app, ["analyze", str(store)]), "no space left on device", "loopdyn analyze")
+    monkeypatch.undo()
+    _DiskFull(tmp_path).install(monkeypatch)
+    _one_line_exit_2(runner.invoke(app, ["figures", "training", str(store)]), "no space left on device",
+                     "no figure was written")
+    monkeypatch.undo()
+    assert sorted(p.name for p in store.iterdir()) == before  # no orphan analysis-* group, no analysis.json
+    assert not (tmp_path / "figures").exists() and _leftovers(tmp_path) == []
+
+
+def test_a_path_component_longer_than_the_file_system_allows(tmp_path):
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(TINY)
+    _one_line_exit_2(runner.invoke(app, ["train", str(cfg), "--out", str(tmp_path / ("a" * 256) / "b")]),
+                     "too long", "use a shorter path")
+    res = runner.invoke(app, ["train", str(cfg), "--out", str(tmp_path / "o"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    _one_line_exit_2(runner.invoke(app, ["report", str(tmp_path / "o" / "tiny.zarr"), "--out",
+                                         str(tmp_path / ("r" * 256))]), "too long", "use a shorter path")
+    _one_line_exit_2(runner.invoke(app, ["figures", "training", str(tmp_path / "o" / "tiny.zarr"), "--out",
+                                         str(tmp_path / ("f" * 256))]), "too long", "use a shorter path")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cfg.toml", "o"]
+
+
+def test_a_symlink_loop_as_report_out(tmp_path, small_stores):
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    for out in (tmp_path / "a", tmp_path / "a" / "sub"):
+        _one_line_exit_2(runner.invoke(app, ["report", str(small_stores[0]), "--out", str(out)]), "symbolic link")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+
+
+def test_deeply_nested_toml_is_one_line(tmp_path):
+    deep = "x = " + "{a = " * 10_000 + "1" + "}" * 10_000 + "\n"
+    cfg = tmp_path / "deep.toml"
+    cfg.write_text(deep)
+    _one_line_exit_2(runner.invoke(app, ["train", str(cfg), "--out", str(tmp_path / "o")]), "nests", "too deeply")
+    cfg.write_text(TINY)
+    _one_line_exit_2(runner.invoke(app, ["train", str(cfg), "--set", "train.lr=" + "[" * 10_000 + "]" * 10_000,
+                                         "--out", str(tmp_path / "o")]), "--set train.lr", "too deeply")
+    _nothing_written(tmp_path / "o")
+
+
+def test_a_config_attribute_that_is_not_json(tmp_path, small_stores):
+    store = tmp_path / "s.zarr"
+    shutil.copytree(small_stores[0], store)
+    meta = json.loads((store / "zarr.json").read_text())
+    meta["attributes"]["config"] = "{not json"
+    (store / "zarr.json").write_text(json.dumps(meta))
+    for args in (["check", str(store)], ["info", str(store)], ["report", str(store), "--out", str(tmp_path / "r")]):
+        _one_line_exit_2(runner.invoke(app, args), "'config' is not valid JSON", "train it again")
+
+
+@pytest.mark.parametrize("how", ["renamed", "deleted"])
+def test_a_store_moved_or_deleted_while_training(tmp_path, monkeypatch, how):
+    """The trainer stops with one line and leaves nothing at the old path (Zarr would re-create chunk
+    folders there); a renamed store continues from its new path."""
+    from loopdyn.store import StoreSink
+
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(TINY.replace("epochs = 12", "epochs = 30"))
+    store, moved = tmp_path / "o" / "tiny.zarr", tmp_path / "o" / "moved.zarr"
+    real = StoreSink.commit
+
+    def commit_then_move(self, *args, **kw):  # the user's mv or rm -r, between two chunks
+        real(self, *args, **kw)
+        if self.path.exists():
+            store.rename(moved) if how == "renamed" else shutil.rmtree(store)
+
+    monkeypatch.setattr(StoreSink, "commit", commit_then_move)
+    _one_line_exit_2(runner.invoke(app, ["train", str(cfg), "--out", str(tmp_path / "o"), "--quiet"]),
+                     "moved or deleted while it was being trained", "loopdyn train --resume NEW_PATH")
+    monkeypatch.undo()
+    assert not store.exists()
+    if how == "renamed":
+        assert loopdyn.check_store(moved)["epochs_done"] == 6
+        assert runner.invoke(app, ["train", "--resume", str(moved), "--quiet"]).exit_code == 0
+        assert loopdyn.open_run(moved).attrs["complete"]
+
+
+def test_a_file_system_that_turns_read_only_while_training(tmp_path, monkeypatch):
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(TINY.replace("epochs = 12", "epochs = 30"))
+    store = tmp_path / "o" / "tiny.zarr"
+    _DiskFull(tmp_path / "o", when=lambda: (store / "progress.json").exists(), errno=30).install(monkeypatch)
+    _one_line_exit_2(runner.invoke(app, ["train", str(cfg), "--out", str(tmp_path / "o"), "--quiet"]),
+                     "read-only file system", "make the file system writable", f"loopdyn train --resume {store}")
+    monkeypatch.undo()
+    assert _leftovers(tmp_path / "o") == [] and loopdyn.check_store(store)["epochs_done"] == 6
+
+
+def test_more_workers_than_the_machine_holds_are_refused(tmp_path):
+    """Issue #18.5: `--workers 1000` is refused with the cores and memory before any process starts."""
+    from loopdyn.experiments._units import check_workers, usable_cores
+
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(TINY)
+    cores = usable_cores()
+    line = _one_line_exit_2(runner.invoke(app, ["train", str(cfg), "--workers", "1000", "--out", str(tmp_path / "o")]),
+                            "--workers 1000", f"{cores} cores", f"at most {cores} worker", "GB of memory")
+    assert f"use --workers {cores}" in line
+    _nothing_written(tmp_path / "o")
+    with pytest.raises(loopdyn.ConfigError, match=r"--workers 2: .* \(1000\.60 GB per worker\), room for at most 1 worker;"):
+        check_workers(2, unit_memory=1e12)  # memory, not cores, is the limit
+    check_workers(1)
+
+
+def test_a_dangling_analysis_pointer_says_analyse_again(tmp_path, small_stores):
+    """Issue #18.8: analysis.json naming a group that is gone is not 'run loopdyn check' (check is what
+    says it) but 'run loopdyn analyze again'."""
+    store = tmp_path / "s.zarr"
+    shutil.copytree(small_stores[0], store)
+    (store / "analysis.json").write_text(json.dumps({"group": "analysis-0123456789ab", "numbers": {}}))
+    for args in (["check", str(store)], ["info", str(store)]):
+        line = _one_line_exit_2(runner.invoke(app, args), "'analysis-0123456789ab', which is missing",
+                                f"run 'loopdyn analyze {store}' again")
+        assert "loopdyn check" not in line
+    assert runner.invoke(app, ["analyze", str(store)]).exit_code == 0  # what the line advises repairs it
+    assert runner.invoke(app, ["check", str(store)]).exit_code == 0
+
+
+SLOW_C_CALL = """
+import sys
+import numpy as np
+from loopdyn.cli import _StopAfterChunk
+with _StopAfterChunk():
+    a = np.random.default_rng(0).standard_normal((3000, 3000))
+    print("ready", flush=True)
+    np.linalg.eigvals(a); np.linalg.eigvals(a); np.linalg.eigvals(a)  # seconds in C, as XLA compiling
+    print("returned", flush=True)
+"""
+
+
+def test_second_ctrl_c_during_a_long_call_into_c_leaves_at_once():
+    """Issue #18.8: Python runs signal handlers only between bytecodes; the second Ctrl-C must not wait for
+    a call into C (XLA compiling) to return: the process leaves with 130 before the call returns."""
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_C_CALL], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(0.2)  # inside the call
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, (out, err)
+    assert "returned" not in out, out
+    assert [ln for ln in err.splitlines() if ln.strip()][-1].startswith("loopdyn: interrupted"), err

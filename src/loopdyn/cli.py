@@ -54,6 +54,10 @@ def _options(debug: bool = typer.Option(False, "--debug", help="On an error, als
 def _fail(e: Exception) -> None:
     if _state["debug"]:
         traceback.print_exception(e)
+    if isinstance(e, OSError):  # what no layer turned into a sentence: the file, the cause, the fix
+        from .store import os_error_line
+
+        e = os_error_line(e)
     typer.echo(f"loopdyn: error: {e}", err=True)
     raise typer.Exit(2)
 
@@ -83,10 +87,39 @@ class _StopAfterChunk:
 
     def __enter__(self):
         self.previous = signal.signal(signal.SIGINT, self)
+        self._watch_from_c()
         return self
 
     def __exit__(self, *exc):
         signal.signal(signal.SIGINT, self.previous)
+        if self._wakeup is not None:
+            signal.set_wakeup_fd(self._wakeup[0])
+            os.close(self._wakeup[1])  # the watcher reads end-of-file and ends
+
+    def _watch_from_c(self):
+        """Python runs a signal handler only between bytecodes, so during a long call into XLA (compiling
+        an epoch takes seconds) the second Ctrl-C would wait for it. The C-level handler also writes each
+        signal's number to a wakeup pipe; a thread that reads it leaves at the second SIGINT at once."""
+        import threading
+
+        self._wakeup = None
+        try:
+            r, w = os.pipe()
+            os.set_blocking(w, False)
+            previous = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        except (ValueError, OSError):  # not the main thread (e.g. called from a test harness)
+            return
+        self._wakeup = (previous, w)
+
+        def watch():
+            count = 0
+            with os.fdopen(r, "rb", buffering=0) as fh:
+                while data := fh.read(64):
+                    count += data.count(bytes([signal.SIGINT]))
+                    if count >= 2:
+                        _exit_now()
+
+        threading.Thread(target=watch, name="loopdyn-second-ctrl-c", daemon=True).start()
 
 
 @app.command()
@@ -122,7 +155,7 @@ def train(
     except Interrupted as e:
         typer.echo(f"loopdyn: {e}", err=True)
         raise typer.Exit(130)
-    except LoopdynError as e:
+    except (LoopdynError, OSError) as e:
         _fail(e)
     typer.echo(f"store: {path}")
 
@@ -135,7 +168,7 @@ def info(store: Path = typer.Argument(..., help="A store written by 'loopdyn tra
 
     try:
         rows, meta = run_table(store)
-    except LoopdynError as e:
+    except (LoopdynError, OSError) as e:
         _fail(e)
     if as_json:
         typer.echo(json.dumps({"store": str(store), **meta, "runs": rows}, indent=1))
@@ -150,9 +183,11 @@ def check(store: Path = typer.Argument(..., help="A store written by 'loopdyn tr
 
     try:
         res = check_store(store)
-    except LoopdynError as e:
+    except (LoopdynError, OSError) as e:
         _fail(e)
     state = "complete" if res["complete"] else f"phase {res['phase']}, {res['epochs_done']} epochs committed"
+    if res.get("holder"):
+        state += f"; being trained now by {res['holder']}"
     typer.echo(f"{store}: ok ({res['arrays']} arrays, {res['chunks']} chunks checked; {state})")
 
 
@@ -165,7 +200,7 @@ def demo(out: Path = typer.Option(Path("results/demo"), "--out", help="Output di
 
     try:
         run_demo(out, epochs=epochs, seeds=seeds)
-    except LoopdynError as e:
+    except (LoopdynError, OSError) as e:
         _fail(e)
 
 
@@ -177,7 +212,7 @@ def analyze(store: Path = typer.Argument(..., help="A complete store written by 
 
     try:
         summary = run_analysis(store)
-    except LoopdynError as e:
+    except (LoopdynError, OSError) as e:
         _fail(e)
     typer.echo(summary)
 
@@ -191,7 +226,7 @@ def figures(name: str = typer.Argument(..., help="An experiment (closed-vs-open,
 
     try:
         paths = draw(name, store, out)
-    except LoopdynError as e:
+    except (LoopdynError, OSError) as e:
         _fail(e)
     for p in paths:
         typer.echo(f"figure: {p}")
@@ -223,7 +258,7 @@ def reproduce(
     except Interrupted as e:
         typer.echo(f"loopdyn: interrupted ({e.path} at epoch {e.epoch}); continue with: {again}", err=True)
         raise typer.Exit(130)
-    except LoopdynError as e:
+    except (LoopdynError, OSError) as e:
         _fail(e)
     typer.echo(f"report: {index}")
 
@@ -237,7 +272,7 @@ def report(stores: list[Path] = typer.Argument(..., help="Stores written by 'loo
 
     try:
         index = write_report(stores, out)
-    except LoopdynError as e:
+    except (LoopdynError, OSError) as e:
         _fail(e)
     typer.echo(f"report: {index}")
 

@@ -6,6 +6,7 @@ and what is allowed. The model's parts (plant, task, agent, loss terms, experime
 """
 
 from ..errors import ConfigError as ConfigError
+from ._ensemble import MEMORY_FRACTION as MEMORY_FRACTION
 from ._ensemble import Resources as Resources
 from ._ensemble import RunGroup as RunGroup
 from ._ensemble import checkpoint_epochs as checkpoint_epochs

@@ -13,6 +13,9 @@ from ._load import replace
 from ._parts import family
 from ._schema import HYPERPARAMETERS, Config
 
+MEMORY_FRACTION = 0.8
+"""Of the machine's physical memory, what a run may plan to use."""
+
 
 @dataclass(frozen=True)
 class RunGroup:

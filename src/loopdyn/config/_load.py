@@ -69,30 +69,68 @@ def _build_section(source: str, name: str, table: Any) -> Any:
     return cls(**{k: coerce(source, f"{name}.{k}", v, fields[k]) for k, v in table.items()})
 
 
-def parse_seeds(value: Any, source: str = "<seeds>") -> tuple[int, ...]:
-    """Seeds as a list of ints, one int, or a string `"0..7"` (inclusive) or `"0,3,5"`; all >= 0."""
+def parse_seeds(value: Any, source: str = "<seeds>") -> tuple[int, ...] | range:
+    """Seeds as a list of ints, one int, or a string `"0..7"` (inclusive; kept as a `range`, so that its size
+    is known without expanding it) or `"0,3,5"`; all >= 0."""
     if isinstance(value, bool):
         raise _err(source, "seeds", f"= {value!r} must be an integer, a list of integers or 'A..B'")
     if isinstance(value, int):
         value = [value]
     if isinstance(value, str):
+        bounds = None
         try:
             if ".." in value:
-                a, b = (int(s) for s in value.split(".."))
-                if b < a:
+                bounds = tuple(int(s) for s in value.split(".."))
+                if len(bounds) != 2 or bounds[1] < bounds[0]:
                     raise ValueError
-                value = list(range(a, b + 1))
             else:
                 value = [int(s) for s in value.split(",")]
         except ValueError:
-            raise _err(source, "seeds", f"= {value!r} must look like '0..7' or '0,3,5'") from None
+            raise _err(source, "seeds", f"= {value[:40]!r} must look like '0..7' or '0,3,5'") from None
+        if bounds is not None:
+            if bounds[0] < 0:
+                raise _err(source, "seeds", f"= {value!r} must be non-negative")
+            return range(bounds[0], bounds[1] + 1)
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         if any(v < 0 for v in value):
             raise _err(source, "seeds", f"= {list(value)[:8]!r} must be non-negative")
         if len(set(value)) != len(value):
-            raise _err(source, "seeds", "lists a seed twice; each seed is one run")
+            seen: set[int] = set()
+            twice = next(v for v in value if v in seen or seen.add(v))
+            raise _err(source, "seeds", f"lists the seed {twice} twice; each seed is one run")
         return tuple(value)
-    raise _err(source, "seeds", f"= {value!r} must be an integer, a non-empty list of integers or 'A..B'")
+    shown = f"{value!r}"[:60]
+    raise _err(source, "seeds", f"= {shown} must be an integer, a non-empty list of integers or 'A..B'")
+
+
+def seeds_text(seeds: tuple[int, ...] | range) -> str | list[int]:
+    """Seeds as written in a config: a range as `"A..B"`, anything else as a list."""
+    if isinstance(seeds, range) and seeds.step == 1 and len(seeds):
+        return f"{seeds.start}..{seeds.stop - 1}"
+    return list(seeds)
+
+
+def _check_ensemble_size(source: str, base: Config, sweep_table: dict) -> None:
+    """Refuse an ensemble that cannot fit in memory from its size alone, before any sweep list is read
+    value by value or the runs are expanded: `runs x` the memory of one run of the unswept configuration
+    (a lower bound of what :func:`loopdyn.config.estimate_resources` finds for the whole ensemble)."""
+    import os
+
+    from ._ensemble import MEMORY_FRACTION, estimate_resources
+
+    count = len(base.seeds)
+    for values in sweep_table.values():
+        count *= len(values) if isinstance(values, (list, tuple)) else 1
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        one = estimate_resources(dataclasses.replace(base, seeds=(0,), sweep=())).memory
+    except (ValueError, OSError, AttributeError, ArithmeticError):
+        return  # settings that the checks below refuse with their own line
+    limit = int(MEMORY_FRACTION * physical // max(one, 1))
+    if count > limit:
+        raise _err(source, "seeds", f"x sweep = {count} runs need at least {count * one / 1e9:.3g} GB of memory "
+                   f"({one / 1e3:.0f} kB per run) and this machine has {physical / 1e9:.1f} GB: at most {limit} runs of "
+                   f"this configuration fit; use fewer runs per store (seeds x sweep)")
 
 
 def _table_value(source: str, key: str, value: Any, default: Any) -> Any:
@@ -207,6 +245,8 @@ def from_dict(tables: dict[str, Any], *, source: str = "<inline>", phase: bool =
     sweep_table = tables.get("sweep", {})
     if not isinstance(sweep_table, dict):
         raise _err(source, "[sweep]", "must be a table of dotted keys to lists")
+    _check_ensemble_size(source, Config(name=name, experiment=experiment, epochs=epochs, seeds=seeds, dtype=dtype,
+                                        source=source, **sections, **parts), sweep_table)
     sweep = []
     for dotted, values in sweep_table.items():
         fld = _sweep_field(source, parts, dotted)
@@ -214,7 +254,9 @@ def from_dict(tables: dict[str, Any], *, source: str = "<inline>", phase: bool =
             raise _err(source, f"sweep.{dotted}", "must be a non-empty list of values")
         checked = tuple(coerce(source, f"sweep.{dotted}", v, fld) for v in values)
         if len(set(map(repr, checked))) != len(checked):
-            raise _err(source, f"sweep.{dotted}", f"= {list(values)!r} lists a value twice")
+            seen: set[str] = set()
+            twice = next(v for v in checked if repr(v) in seen or seen.add(repr(v)))
+            raise _err(source, f"sweep.{dotted}", f"lists the value {twice!r} twice (of {len(checked)} values)")
         sweep.append((dotted, checked))
 
     cfg = Config(name=name, experiment=experiment, description=description, epochs=epochs, seeds=seeds, dtype=dtype,
@@ -284,7 +326,7 @@ def with_values(cfg: Config, values: dict[str, Any], **top: Any) -> Config:
 def to_dict(cfg: Config) -> dict[str, Any]:
     """The configuration as nested plain data (TOML/JSON-ready); `from_dict(to_dict(c))` equals `c`."""
     out: dict[str, Any] = {"name": cfg.name, "experiment": cfg.experiment, "description": cfg.description,
-                           "epochs": cfg.epochs, "seeds": list(cfg.seeds), "dtype": cfg.dtype}
+                           "epochs": cfg.epochs, "seeds": seeds_text(cfg.seeds), "dtype": cfg.dtype}
     for section in PART_SECTIONS:
         out[section] = part_to_dict(getattr(cfg, section))
     if cfg.loss:
@@ -335,6 +377,8 @@ def load(source: str | Path, overrides: list[str] | None = None, seeds: str | No
         tables = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: is not valid TOML ({e})") from e
+    except RecursionError:
+        raise ConfigError(f"{path}: nests tables or arrays too deeply to read; a config needs two levels") from None
     if not tables:
         raise ConfigError(f"{path}: is empty; start from a shipped config (loopdyn configs) and change what you need")
     for item in overrides or []:
@@ -353,6 +397,9 @@ def _apply_override(tables: dict, item: str) -> None:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw
+    except RecursionError:
+        raise ConfigError(f"--set {key}: the value nests tables or arrays too deeply to read; give a number, a string "
+                          f"or a flat list") from None
     if "." not in key:
         tables[key] = value
         return
@@ -400,5 +447,7 @@ def from_toml_text(text: str, source: str = "<inline>") -> Config:
         return from_dict(tomllib.loads(text), source=source)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{source}: is not valid TOML ({e})") from e
+    except RecursionError:
+        raise ConfigError(f"{source}: nests tables or arrays too deeply to read; a config needs two levels") from None
 
 

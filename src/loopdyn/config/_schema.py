@@ -102,7 +102,7 @@ class Config:
     experiment: str = ""  # the experiment's name (from_dict fills in its family's default)
     description: str = ""
     epochs: int = 1000
-    seeds: tuple[int, ...] = (0,)
+    seeds: tuple[int, ...] | range = (0,)  # "A..B" stays a range: sized, never expanded before the checks
     dtype: str = "float32"
     plant: Any = None  # a loopdyn.plants.Plant
     task: Any = None  # a loopdyn.tasks.Task

@@ -7,6 +7,7 @@ stores, and the memory and disk the run will need.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -18,13 +19,14 @@ from .. import config as cfg_mod
 from ..analysis import analyze_store, summary_lines
 from ..analysis import store_phases as read_phases
 from ..errors import ConfigError, Interrupted, StoreError
-from ..store import StoreLock, check, create_store, open_run, open_sink, raw_dataset
+from ..store import (StoreLock, check, create_store, open_run, open_sink, os_error_line, raw_dataset,
+                     refuse_if_held)
 from ..training import Trainer, make_groups
 from ._base import get
 from ._sources import sources_for, validate_sources
-from ._units import dask_client, run_units
+from ._units import check_scheduler, dask_client, run_units
 
-MEMORY_FRACTION = 0.8  # of the machine's physical memory a run may plan to use
+MEMORY_FRACTION = cfg_mod.MEMORY_FRACTION  # of the machine's physical memory a run may plan to use
 
 
 def _gb(n: float) -> str:
@@ -34,6 +36,14 @@ def _gb(n: float) -> str:
 def check_output(path: Path) -> None:
     """One-line errors for an output path that cannot hold a new store."""
     path = Path(path)
+    try:
+        name_max = os.pathconf(next(a for a in path.absolute().parents if a.exists()), "PC_NAME_MAX")
+    except (OSError, ValueError, StopIteration):
+        name_max = 255
+    for part in path.parts:
+        if len(os.fsencode(part)) > name_max:
+            raise StoreError(f"{path}: the path component {part[:24]}... is too long ({len(os.fsencode(part))} bytes, the "
+                             f"file system allows {name_max}); use a shorter path")
     if path.exists():
         raise StoreError(f"{path}: already exists; choose another --out, delete it, or continue it with --resume {path}")
     parent = path.parent
@@ -87,6 +97,8 @@ def train(cfg: cfg_mod.Config, store: str | Path | None = None, *, progress: boo
     **Returns:** the store's path.
     """
     path = Path(store) if store is not None else Path("results") / f"{cfg.name}.zarr"
+    if scheduler is not None:
+        check_scheduler(scheduler)
     phases = get(cfg.experiment).phases(cfg)
     check_output(path)
     check_resources(phases, path)
@@ -111,8 +123,16 @@ def _run_trainer(path, phases, groups, sink, devices, progress, **run) -> Path:
     return path
 
 
+def unit_memory(phases, workers: int | None) -> float:
+    """Estimated memory of one unit on a worker: its phase's ensemble estimate shared over the workers
+    (a unit holds about half a worker's share of a group's runs)."""
+    if not workers:
+        return 0.0
+    return max(cfg_mod.estimate_resources(cfg).memory for cfg, _ in phases) / workers
+
+
 def _train_units(path, phases, groups, workers, scheduler, progress, should_stop) -> Path:
-    with dask_client(workers, scheduler) as client:  # an unreachable scheduler fails before anything is written
+    with dask_client(workers, scheduler, unit_memory(phases, workers)) as client:  # an unreachable scheduler fails before anything is written
         if should_stop is not None and should_stop():
             raise Interrupted(path, 0, 0)
         n = len(client.scheduler_info()["workers"])
@@ -141,11 +161,12 @@ def resume(path: str | Path, *, progress: bool = True, should_stop: Callable[[],
     trained as units continues unit by unit, on the Dask cluster of `workers`/`scheduler` or in this process.
     """
     path = Path(path)
+    refuse_if_held(path, "resume")  # before the check: a store being trained is not damaged, it is busy
     info = check(path)
     if info["complete"]:
         return path
     if raw_dataset(path).attrs.get("execution") == "units":
-        with dask_client(workers, scheduler) as client, StoreLock(path, "resume"):
+        with dask_client(workers, scheduler, unit_memory(store_phases(path), workers)) as client, StoreLock(path, "resume"):
             return run_units(path, client, progress=progress, should_stop=should_stop)
     if workers is not None or scheduler is not None:
         raise ConfigError(f"{path}: was trained in one process; resume it without --workers/--scheduler")
@@ -169,7 +190,8 @@ def analyze(path: str | Path) -> str:
     """Check a complete store, write its analyses (those of every run and of its experiment) into its
     analysis group, and return the summary text (:mod:`loopdyn.analysis`)."""
     path = Path(path)
-    check(path)
+    refuse_if_held(path, "analyse")
+    check(path, analysis=False)  # the analysis is what this replaces
     name = experiment_of(raw_dataset(path))
     exp = get(name)
     result = analyze_store(path, extra=[exp.analyse], experiment=name)
@@ -193,5 +215,22 @@ def figures(name: str, path: str | Path, outdir: str | Path | None = None) -> li
             raise StoreError(f"{path}: a store of the {stored!r} experiment, not of {name!r}; draw its own figures with "
                              f"'loopdyn figures {stored} {path}' (or 'training')")
         figs = exp.figures(ds)
-    return save_figures(figs, outdir)
+    return _save_all_or_nothing(save_figures, figs, outdir)
+
+
+def _save_all_or_nothing(save, figs, outdir: Path) -> list[Path]:
+    """Save the figures; when a write fails, remove what this call wrote (and `outdir` if it made it) and
+    raise one line."""
+    made = [a for a in [outdir, *outdir.parents] if not a.exists()]
+    before = set(outdir.iterdir()) if outdir.is_dir() else set()
+    try:
+        return save(figs, outdir)
+    except OSError as e:
+        if outdir.is_dir():
+            for f in set(outdir.iterdir()) - before:
+                f.unlink(missing_ok=True)
+        for d in made:  # innermost first
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise StoreError(f"{os_error_line(e, outdir)}; no figure was written to {outdir}") from e
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from ..store import create_store, merge_runs, open_group, open_sink, raw_dataset
 from ..training import Group, Trainer, make_groups
 
 UNITS_DIR = "units"
-CONNECT_TIMEOUT_S = 10
+CONNECT_TIMEOUT_S = 5
 
 
 @dataclass(frozen=True)
@@ -112,27 +113,70 @@ def run_unit(store: str, unit: Unit, devices: int | None = None) -> str:
 def merge_phase(path: Path, phases, groups: list[Group], units: list[Unit], phase: int) -> None:
     """Copy every unit of `phase` into the experiment's store and commit the phase there."""
     E = phases[phase][0].epochs
-    for unit in units:
-        if unit.phase == phase:
-            merge_runs(path / UNITS_DIR / f"{unit.name}.zarr", path, groups[unit.group].runs[unit.lo: unit.hi], E)
+    mine = [u for u in units if u.phase == phase]
+    for unit in mine:  # never commit a phase over a unit that did not finish
+        store = path / UNITS_DIR / f"{unit.name}.zarr"
+        if not (store / "zarr.json").is_file() or not read_progress(store)["complete"]:
+            raise StoreError(f"{path}: unit {unit.name} of phase {phases[phase][1]!r} has not finished; the phase is not "
+                             f"merged — continue with 'loopdyn train --resume {path}'")
+    for unit in mine:
+        merge_runs(path / UNITS_DIR / f"{unit.name}.zarr", path, groups[unit.group].runs[unit.lo: unit.hi], E)
     write_progress(path, phase, E, len(phases), complete=phase == len(phases) - 1)
 
 
+WORKER_MEMORY = 0.6e9
+"""Bytes a worker process takes before its unit's own arrays (Python, JAX, loopdyn, Dask; measured
+0.3-0.5 GB resident on the 2-core machine)."""
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def check_workers(workers: int, unit_memory: float = 0.0) -> None:
+    """Refuse (one line, with the numbers) a local cluster that the machine cannot hold: one core per
+    single-threaded worker, and memory for each worker's process and its unit."""
+    if workers < 1:
+        raise ConfigError(f"--workers {workers}: give a positive number of worker processes")
+    cores = usable_cores()
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        physical = None
+    per_worker = WORKER_MEMORY + unit_memory
+    by_memory = int(cfg_mod.MEMORY_FRACTION * physical // per_worker) if physical else workers
+    limit = max(1, min(cores, by_memory))
+    if workers > limit:
+        mem = f"{physical / 1e9:.1f} GB of memory ({per_worker / 1e9:.2f} GB per worker)" if physical else "unknown memory"
+        raise ConfigError(f"--workers {workers}: this machine has {cores} cores (one single-threaded worker each) and "
+                          f"{mem}, room for at most {limit} worker{'s' if limit > 1 else ''}; use --workers {limit}, or --scheduler with a "
+                          f"larger cluster")
+
+
 @contextlib.contextmanager
-def dask_client(workers: int | None, scheduler: str | None):
+def dask_client(workers: int | None, scheduler: str | None, unit_memory: float = 0.0):
     """`with dask_client(workers, scheduler) as client:` a Dask client of a `LocalCluster` of `workers`
     single-threaded processes (each one host device), or of the scheduler at `scheduler`; `None` when
-    neither is given (units then run in this process). One-line errors when it cannot be had within 10 s."""
+    neither is given (units then run in this process). One-line errors when it cannot be had: at once where
+    nothing listens at the address, else within CONNECT_TIMEOUT_S (5 s);
+    or when the machine cannot hold `workers` processes of `unit_memory` bytes each (:func:`check_workers`)."""
     if workers is None and scheduler is None:
         yield None
         return
+    if scheduler is None:
+        check_workers(workers, unit_memory)
     client, cluster = _connect(workers, scheduler)
+    quiet = _QuietDistributed()
     try:
         yield client
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        with quiet:  # a lost scheduler is reported in one line, not in Dask's reconnection logs
+            client.close()
+            if cluster is not None:
+                cluster.close()
 
 
 def _connect(workers: int | None, scheduler: str | None):
@@ -141,17 +185,65 @@ def _connect(workers: int | None, scheduler: str | None):
     except ImportError as e:  # pragma: no cover - a declared dependency
         raise ConfigError("--workers/--scheduler need dask.distributed; pip install 'dask[distributed]'") from e
     if scheduler is not None:
+        unreachable = _UNREACHABLE.format(scheduler=scheduler, timeout=CONNECT_TIMEOUT_S, why="{}")
+        check_scheduler(scheduler)
         try:
             return Client(scheduler, timeout=f"{CONNECT_TIMEOUT_S}s"), None
         except (OSError, TimeoutError) as e:
-            raise ConfigError(f"--scheduler {scheduler}: no Dask scheduler answered within {CONNECT_TIMEOUT_S} s "
-                              f"({type(e).__name__}); start one (dask scheduler) or check the address") from e
+            raise ConfigError(unreachable.format(type(e).__name__)) from e
     if workers is None or workers < 1:
         raise ConfigError(f"--workers {workers}: give a positive number of worker processes")
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                            silence_logs=50, env={"XLA_FLAGS": "--xla_force_host_platform_device_count=1",
                                                  "OMP_NUM_THREADS": "1"})
     return Client(cluster), cluster
+
+
+class _QuietDistributed:
+    """Dask's loggers above CRITICAL while it reports reconnection attempts and closes (ours says it in one
+    line); `__init__` already silences them for the life of the client."""
+
+    NAMES = ("distributed", "distributed.client", "distributed.batched", "distributed.core", "distributed.comm",
+             "tornado", "asyncio")
+
+    def __init__(self):
+        import logging
+
+        self.loggers = [logging.getLogger(n) for n in self.NAMES]
+        self.levels = [lg.level for lg in self.loggers]
+        for lg in self.loggers:
+            lg.setLevel(logging.CRITICAL + 1)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for lg, level in zip(self.loggers, self.levels):
+            lg.setLevel(level)
+
+
+_UNREACHABLE = ("--scheduler {scheduler}: no Dask scheduler answered within {timeout} s ({why}); start one "
+                "(dask scheduler) or check the address")
+
+
+def check_scheduler(address: str) -> None:
+    """Refuse at once an address where nothing listens (Dask would retry until its timeout); called before
+    anything else is prepared."""
+    message = _UNREACHABLE.format(scheduler=address, timeout=CONNECT_TIMEOUT_S, why="{}")
+    import socket
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(address if "://" in address else f"tcp://{address}")
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise ConfigError(f"--scheduler {address}: not an address; give tcp://HOST:PORT") from None
+    if parts.scheme not in ("tcp", "tls") or not host or port is None:
+        raise ConfigError(f"--scheduler {address}: not an address; give tcp://HOST:PORT")
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as e:
+        raise ConfigError(message.format(e.strerror or type(e).__name__)) from None
 
 
 def run_units(path: Path, client=None, *, progress: bool = True,
@@ -215,7 +307,7 @@ def _execute(client, store: str, units: list[Unit], progress: bool, title: str,
 
         futures = {client.submit(run_unit, store, u, 1, retries=1, pure=False, key=f"loopdyn-{u.name}-{time.time_ns()}"): u
                    for u in units}
-        pending, finished = as_completed(futures), 0
+        pending, finished, lost = as_completed(futures), 0, []
         while finished < len(futures):
             batch = pending.next_batch(block=False)
             if not batch:
@@ -224,8 +316,16 @@ def _execute(client, store: str, units: list[Unit], progress: bool, title: str,
                 finished += 1
                 if fut.status == "error":
                     failed.append((futures[fut], fut.exception()))
+                elif fut.status != "finished":  # cancelled or lost: the scheduler went away
+                    lost.append(futures[fut])
                 if bar:
                     bar.advance(task)
+            if lost or client.status in ("closing", "closed"):
+                done = sum(f.status == "finished" for f in futures)
+                raise StoreError(f"{store}: lost the Dask scheduler {getattr(client.scheduler, 'address', '')} "
+                                 f"during {title} ({done} of {len(futures)} units finished; they and the others' committed "
+                                 f"chunks are kept); start a scheduler and workers, then continue with 'loopdyn train "
+                                 f"--resume {store} --scheduler ADDRESS'")
             if stop():
                 client.cancel(list(futures))
                 return None

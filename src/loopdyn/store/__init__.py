@@ -3,7 +3,10 @@ the analysis group, checks, and reading back as xarray Datasets."""
 
 from ..errors import StoreError as StoreError
 from ._files import StoreLock as StoreLock
+from ._files import lock_holder as lock_holder
+from ._files import os_error_line as os_error_line
 from ._files import read_progress as read_progress
+from ._files import refuse_if_held as refuse_if_held
 from ._files import write_progress as write_progress
 from ._sink import StoreSink as StoreSink
 from ._sink import create_store as create_store

@@ -13,6 +13,7 @@ Every write goes to a name unique to the writing process and is renamed into pla
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -31,14 +32,51 @@ CREATING = ".creating-"
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a process-unique temporary file and `os.replace`."""
+    """Write `data` to `path` through a process-unique temporary file and `os.replace` (the temporary file
+    is removed when the write fails)."""
     path = Path(path)
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+FIXES = {
+    errno.ENOSPC: "free space on that file system",
+    errno.EDQUOT: "free space within your disk quota",
+    errno.EROFS: "make the file system writable (it became read-only)",
+    errno.EACCES: "check the permissions",
+    errno.EPERM: "check the permissions",
+    errno.EIO: "check the disk (an input/output error)",
+    errno.ENAMETOOLONG: "use a shorter path",
+    errno.ELOOP: "the path is a loop of symbolic links; choose another path",
+}
+
+
+def os_error_line(e: OSError, path=None) -> str:
+    """One line for an operating-system error: the file, what went wrong and what to do."""
+    where = e.filename if e.filename is not None else path
+    what = e.strerror or type(e).__name__
+    fix = FIXES.get(e.errno, "check the path and the file system")
+    if e.errno == errno.EEXIST and where is not None and os.path.islink(where) and not os.path.exists(where):
+        what, fix = "is a symbolic link that leads nowhere (a loop, or its target is missing)", FIXES[errno.ELOOP]
+    return f"{where}: {what[0].lower() + what[1:]}; {fix}"
+
+
+def identity(path: Path) -> tuple[int, int] | None:
+    """`(device, inode)` of a directory, or `None` if it is gone: a store renamed, moved or deleted while it
+    is written has another identity at its path (or none)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 class StoreLock:
@@ -70,8 +108,11 @@ class StoreLock:
 
     def release(self) -> None:
         if self.fh is not None:
-            self.fh.seek(0)
-            self.fh.truncate()
+            try:
+                self.fh.seek(0)
+                self.fh.truncate()
+            except OSError:  # a file system that became read-only or full: the kernel still drops the lock
+                pass
             fcntl.flock(self.fh, fcntl.LOCK_UN)
             self.fh.close()
             self.fh = None
@@ -81,6 +122,30 @@ class StoreLock:
 
     def __exit__(self, *exc):
         self.release()
+
+
+def lock_holder(path: Path) -> str | None:
+    """Who holds the store's lock (`"PID 123 (train)"`), or `None` when nobody does. Only looks: the lock
+    is not taken (a shared request that fails means an exclusive holder)."""
+    lock = Path(path) / LOCK
+    try:
+        fh = open(lock, "r")
+    except OSError:
+        return None
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return fh.read().strip() or "another process"
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return None
+
+
+def refuse_if_held(path: Path, what: str) -> None:
+    """One line naming the holder when another process trains or analyses the store."""
+    holder = lock_holder(path)
+    if holder is not None:
+        raise StoreError(f"{path}: in use by {holder}; wait for it to finish (or stop it) before you {what} this store")
 
 
 def creation_dir(path: Path) -> Path:
@@ -150,10 +215,14 @@ def save_state(path: Path, phase: int, done: int, arrays: dict[str, np.ndarray])
     target = _state_file(path, phase, done)
     target.parent.mkdir(exist_ok=True)
     tmp = target.with_name(f"{target.stem}.tmp-{os.getpid()}.npz")
-    np.savez(tmp, **arrays)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, target)
+    try:
+        np.savez(tmp, **arrays)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def prune_states(path: Path, phase: int, keep: int) -> None:

@@ -6,6 +6,7 @@ phases) share the arrays, padded with NaN where a group is smaller (N, rank, eig
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import shutil
@@ -110,6 +111,32 @@ def layout(phases, groups, ckpts: np.ndarray):
     return coords, variables
 
 
+def derived_layout(path: Path, group) -> dict[str, dict]:
+    """The layout (`name -> {dims, shape, dtype, chunks}`) that :func:`create_store` gives the phases stored
+    in `group`'s attributes and its checkpoint epochs: for stores that do not record theirs."""
+    from ..training import make_groups
+
+    try:
+        attrs = _zarr._decode_attrs(dict(group.attrs))
+        source = str(attrs.get("config_source", path))
+        phases = [(cfg_mod.from_dict(d, source=source, phase=i > 0), label) for i, (label, d) in enumerate(attrs["phases"])]
+        with _zarr._quiet():
+            ckpts = np.asarray(group["checkpoint"][...])
+    except Exception as e:
+        raise StoreError(f"{path}: the stored configuration is unreadable ({type(e).__name__}); the store cannot be "
+                         f"verified — train it again") from e
+    coords, variables = layout(phases, make_groups(phases), ckpts)
+    out = {}
+    for name, (dims, values) in coords.items():
+        values = np.asarray(values)
+        out[name] = {"dims": list(dims), "shape": list(values.shape),
+                     "dtype": "StringDType()" if values.dtype.kind == "U" else str(values.dtype),
+                     "chunks": list(values.shape)}
+    for name, (dims, shape, dtype, chunks) in variables.items():
+        out[name] = {"dims": list(dims), "shape": list(shape), "dtype": str(np.dtype(dtype)), "chunks": list(chunks)}
+    return out
+
+
 class StoreSink:
     """A store that the trainer writes into (:class:`loopdyn.training.Sink`); holds the store's lock."""
 
@@ -118,6 +145,41 @@ class StoreSink:
         layout_cfg = max((c for c, _ in phases), key=lambda c: c.epochs)
         self.ckpts = cfg_mod.checkpoint_epochs(layout_cfg) if ckpts is None else np.asarray(ckpts)
         self._arrays = None
+        self._identity = _files.identity(self.path)
+
+    @contextlib.contextmanager
+    def _writing(self, what: str):
+        """Write only into the store this sink opened (not into a directory that replaced it after a rename
+        or deletion: Zarr would create one), and turn a failing write into one line that says how to
+        continue; the last commit stays intact."""
+        resume = f"continue it with 'loopdyn train --resume {self.path}'"
+        moved = StoreError(f"{self.path}: the store was moved or deleted while it was being trained; training stopped "
+                           f"at {what} and nothing is left at this path; if you moved it, continue it with "
+                           f"'loopdyn train --resume NEW_PATH'")
+        if _files.identity(self.path) != self._identity:
+            raise moved
+        try:
+            yield
+        except (OSError, KeyError) as e:
+            if self._gone():
+                raise moved from e
+            if isinstance(e, KeyError) or isinstance(e, FileNotFoundError):  # files that vanished under Zarr
+                raise StoreError(f"{self.path}: the store was moved or deleted while it was being trained (its part "
+                                 f"{e} vanished at {what}); training stopped. If you moved it, continue it with "
+                                 f"'loopdyn train --resume NEW_PATH'; if not, it is damaged — train it again") from e
+            raise StoreError(f"{_files.os_error_line(e, self.path)}; training stopped while writing {what} of "
+                             f"{self.path} (its last commit is intact), then {resume}") from e
+        if self._gone():
+            raise moved
+
+    def _gone(self) -> bool:
+        """Whether the store left its path; a directory that Zarr's writes made there since (chunk folders,
+        no `zarr.json`) is removed."""
+        if _files.identity(self.path) == self._identity:
+            return False
+        if self.path.is_dir() and not (self.path / "zarr.json").exists():
+            shutil.rmtree(self.path, ignore_errors=True)
+        return True
 
     @property
     def arrays(self):
@@ -130,7 +192,7 @@ class StoreSink:
         return p["phase"], p["epochs_done"]
 
     def begin_phase(self, phase: int, groups, frozen) -> None:
-        with _zarr._quiet():
+        with self._writing(f"the start of phase {phase}"), _zarr._quiet():
             for g, fr in zip(groups, frozen):
                 rows = slice(g.runs[0], g.runs[-1] + 1)
                 for name, arr in fr.present().items():
@@ -147,7 +209,7 @@ class StoreSink:
     def write_chunk(self, phase: int, start: int, stop: int, groups, results) -> None:
         lo, hi = groups[0].runs[0], groups[-1].runs[-1] + 1
         merged: dict[str, np.ndarray] = {}
-        with _zarr._quiet():
+        with self._writing(f"epochs {start}..{stop - 1}"), _zarr._quiet():
             arrays = self.arrays
             for g, rec in zip(groups, results):
                 rows = slice(g.runs[0] - lo, g.runs[-1] + 1 - lo)
@@ -171,8 +233,9 @@ class StoreSink:
                         arrays[name][rows, sel[0]: sel[-1] + 1, : v.shape[2], : v.shape[3]] = v
 
     def commit(self, phase: int, stop: int, state: dict[str, np.ndarray], complete: bool) -> None:
-        _files.save_state(self.path, phase, stop, state)
-        _files.write_progress(self.path, phase, stop, len(self.phases), complete)
+        with self._writing(f"the commit of epoch {stop}"):
+            _files.save_state(self.path, phase, stop, state)
+            _files.write_progress(self.path, phase, stop, len(self.phases), complete)
         _files.prune_states(self.path, phase, stop)
 
     def load_state(self, phase: int, done: int) -> dict[str, np.ndarray]:
@@ -219,7 +282,8 @@ def create_store(path: Path, phases, groups, *, devices: int, ckpts=None, extra_
         lock = _files.StoreLock(tmp, "train").acquire()
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise StoreError(f"{path}: cannot create the store ({e.strerror}); choose a writable --out") from e
+        raise StoreError(f"{path}: cannot create the store ({e.strerror}); "
+                         f"{_files.FIXES.get(e.errno, 'choose a writable --out')}") from e
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -96,7 +96,54 @@ def create(tmp: Path, attrs: dict[str, Any], coords: dict[str, tuple[tuple[str, 
         for name, (dims, shape, dtype, chunks) in variables.items():
             group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, dimension_names=list(dims),
                                fill_value=fill_value(np.dtype(dtype)))
+        group.attrs["layout"] = json.dumps({name: _array_layout(arr) for name, arr in group.arrays()})
     return group
+
+
+def _array_layout(arr) -> dict:
+    return {"dims": list(arr.metadata.dimension_names or []), "shape": list(arr.shape), "dtype": str(arr.dtype),
+            "chunks": list(arr.chunks)}
+
+
+def _fmt_layout(d: dict) -> str:
+    return f"dims {tuple(d['dims'])}, shape {tuple(d['shape'])}, dtype {d['dtype']}, chunks {tuple(d['chunks'])}"
+
+
+def store_layout(path: Path, group: zarr.Group) -> dict[str, dict]:
+    """What every array of the store must look like: `name -> {dims, shape, dtype, chunks}`, recorded when
+    the store was created (`attrs["layout"]`)."""
+    try:
+        recorded = json.loads(group.attrs.get("layout", "null"))
+    except (TypeError, ValueError):
+        recorded = "unreadable"
+    if recorded is None:  # a store written before the layout was recorded: derive it from its phases
+        from ._sink import derived_layout
+
+        return derived_layout(path, group)
+    if not isinstance(recorded, dict):
+        raise StoreError(f"{path}: the store's layout record (attrs['layout']) is unreadable; the store cannot be "
+                         f"verified — train it again")
+    return recorded
+
+
+def verify_layout(path: Path, group: zarr.Group | None = None) -> int:
+    """Every array's dims, shape, dtype and chunks equal the store's layout (metadata only, no chunk is
+    read); a one-line :class:`StoreError` naming the array and both layouts otherwise. Returns the count."""
+    path = Path(path)
+    group = open_group(path, mode="r") if group is None else group
+    layout = store_layout(path, group)
+    with _quiet():
+        for name, want in layout.items():
+            try:
+                arr = group[name]
+                have = _array_layout(arr)
+            except Exception as e:
+                raise StoreError(f"{path}: the array {name!r} is missing or its metadata is unreadable "
+                                 f"({type(e).__name__}); the store is damaged — train it again") from e
+            if have != want:
+                raise StoreError(f"{path}: the array {name!r} has {_fmt_layout(have)} where the store's layout has "
+                                 f"{_fmt_layout(want)}; the store is damaged — train it again")
+    return len(layout)
 
 
 def open_group(path: Path, mode: str = "r+") -> zarr.Group:
@@ -123,11 +170,15 @@ def open_group(path: Path, mode: str = "r+") -> zarr.Group:
     return group
 
 
-def _decode_attrs(attrs: dict) -> dict:
+def _decode_attrs(attrs: dict, path=None) -> dict:
     out = dict(attrs)
     for key in ("config", "versions", "phases", "run_coords"):
         if isinstance(out.get(key), str):
-            out[key] = json.loads(out[key])
+            try:
+                out[key] = json.loads(out[key])
+            except (ValueError, RecursionError):
+                raise StoreError(f"{path or 'the store'}: its attribute {key!r} is not valid JSON; the store is "
+                                 f"damaged — train it again") from None
     if out.get("loopdyn_format") in FORMATS_MIGRATED:
         out = _migrate_configs(out)
     return out
@@ -152,10 +203,16 @@ def _migrate_configs(attrs: dict) -> dict:
 
 
 def _open_dataset(path: Path, group: str | None = None) -> xr.Dataset:
+    if group is not None and not (Path(path) / group / "zarr.json").is_file():
+        raise StoreError(f"{path}: analysis.json names the analysis group {group!r}, which is missing; run "
+                         f"'loopdyn analyze {path}' again")
     try:
         with _quiet():
             ds = xr.open_zarr(str(path), group=group, consolidated=False, zarr_format=3)
     except Exception as e:
+        if group is not None:
+            raise StoreError(f"{path}: its analysis group {group!r} cannot be read ({type(e).__name__}); run "
+                             f"'loopdyn analyze {path}' again") from e
         raise StoreError(f"{path}: cannot be read as a dataset ({type(e).__name__}); the store is corrupt — run "
                          f"'loopdyn check {path}'") from e
     return ds
@@ -166,7 +223,7 @@ def raw_dataset(path: Path) -> xr.Dataset:
     are complete, e.g. a teacher from an earlier phase)."""
     open_group(path, mode="r")
     ds = _open_dataset(path)
-    ds.attrs = _decode_attrs(ds.attrs)
+    ds.attrs = _decode_attrs(ds.attrs, path)
     return ds
 
 
@@ -179,6 +236,7 @@ def open_run(path: str | Path, *, analysis: bool = True) -> xr.Dataset:
     """
     path = Path(path)
     group = open_group(path, mode="r")
+    verify_layout(path, group)
     progress = _files.read_progress(path)
     done, complete = progress["epochs_done"], progress["complete"]
     expected = set(json.loads(group.attrs.get("variables", "[]")))
@@ -194,7 +252,7 @@ def open_run(path: str | Path, *, analysis: bool = True) -> xr.Dataset:
             ds["diverged_epoch"] = ds.diverged_epoch.where(ds.diverged_epoch < done, -1)
         if "checkpoint" in ds.dims:
             ds = ds.sel(checkpoint=ds.checkpoint < done)
-    ds.attrs = _decode_attrs(ds.attrs)
+    ds.attrs = _decode_attrs(ds.attrs, path)
     ds = ds.set_coords([c for c in ds.attrs.get("run_coords", []) if c in ds.data_vars])
     ds.attrs["epochs_done"] = ds.sizes["epoch"]
     ds.attrs["complete"] = complete
@@ -214,27 +272,66 @@ def write_analysis(path: Path, arrays: dict[str, tuple[tuple[str, ...], np.ndarr
     delete the previous subgroup (and any left by an interrupted analysis)."""
     path = Path(path)
     name = f"analysis-{uuid.uuid4().hex[:12]}"
-    with _quiet():
-        root = zarr.open_group(str(path), mode="r+", zarr_format=3)
-        sub = root.create_group(name)
-        chunks = {k: ((1,) + np.shape(v)[1:] if dims and dims[0] == "run" and np.ndim(v) > 1 else np.shape(v) or None)
-                  for k, (dims, v) in arrays.items()}
-        write_arrays(sub, arrays, chunks=chunks, descriptions=descriptions)
-    _files.write_analysis_pointer(path, {**record, "group": name, "variables": sorted(arrays)})
+    try:
+        with _quiet():
+            root = zarr.open_group(str(path), mode="r+", zarr_format=3)
+            sub = root.create_group(name)
+            chunks = {k: ((1,) + np.shape(v)[1:] if dims and dims[0] == "run" and np.ndim(v) > 1 else np.shape(v) or None)
+                      for k, (dims, v) in arrays.items()}
+            write_arrays(sub, arrays, chunks=chunks, descriptions=descriptions)
+        _files.write_analysis_pointer(path, {**record, "group": name, "variables": sorted(arrays)})
+    except OSError as e:
+        shutil.rmtree(path / name, ignore_errors=True)
+        raise StoreError(f"{_files.os_error_line(e, path)}; the analysis of {path} was not written (any previous one "
+                         f"is kept), then run 'loopdyn analyze {path}' again") from e
+    except BaseException:
+        shutil.rmtree(path / name, ignore_errors=True)
+        raise
     for old in path.glob("analysis-*"):
         if old.name != name and old.is_dir():
             shutil.rmtree(old, ignore_errors=True)
 
 
-def check(path: Path) -> dict:
-    """Verify a store: the metadata, every committed chunk of every array present and decodable, the
-    progress marker, the training state of the last commit, and the analysis. Raises a one-line
-    :class:`StoreError` at the first problem; returns counts on success."""
+CHECK_ATTEMPTS = 20
+
+
+def check(path: Path, *, analysis: bool = True) -> dict:
+    """Verify a store: the metadata, every array's shape, dtype and chunks against the store's layout,
+    every committed chunk of every array present and decodable, the progress marker, the training state
+    of the last commit, and the analysis. Raises a one-line :class:`StoreError` at the first problem;
+    returns counts on success (and `holder`, the process that trains the store now, or `None`).
+
+    A store being trained is checked as of one commit: a problem seen while the trainer committed the
+    next chunk (its previous training state is then deleted) is looked at again from the new commit; the
+    training state of a store whose lock is held belongs to its holder and is not read. `analysis=False`:
+    leave out the analysis group (which `loopdyn analyze` replaces)."""
     path = Path(path)
+    for attempt in range(CHECK_ATTEMPTS):
+        marker = _marker(path)
+        holder = _files.lock_holder(path)
+        try:
+            res = _check_once(path, live=holder is not None, analysis=analysis)
+        except StoreError:
+            if attempt + 1 < CHECK_ATTEMPTS and _marker(path) != marker:
+                continue  # a trainer committed meanwhile: check the new commit
+            raise
+        return {**res, "holder": holder}
+    raise AssertionError("unreachable")
+
+
+def _marker(path: Path) -> bytes | None:
+    try:
+        return (Path(path) / _files.PROGRESS).read_bytes()
+    except OSError:
+        return None
+
+
+def _check_once(path: Path, live: bool, analysis: bool) -> dict:
     group = open_group(path, mode="r")
+    verify_layout(path, group)
     progress = _files.read_progress(path)
     expected = json.loads(group.attrs.get("variables", "[]"))
-    attrs = _decode_attrs(dict(group.attrs))
+    attrs = _decode_attrs(dict(group.attrs), path)
     phases = attrs.get("phases", [])
     done = progress["epochs_done"]
     if progress["complete"]:
@@ -256,14 +353,23 @@ def check(path: Path) -> dict:
                 n_ck = int(np.sum(ck < epochs_ok)) if not progress["complete"] else len(ck)
                 sel = tuple(slice(0, n_ck) if d == "checkpoint" else s for d, s in zip(dims, sel))
             n_chunks += _check_chunks(path, name, arr, sel, progress["complete"] or done > 0)
-    if done > 0 and not progress["complete"]:
+    if done > 0 and not progress["complete"] and not live:
         state = path / "state" / f"phase{progress['phase']}_epoch{done}.npz"
         _files.load_state(path, progress["phase"], done)
         if not state.is_file():
             raise StoreError(f"{path}: the training state of the last commit is missing; the store cannot be resumed")
-    pointer = _files.read_analysis_pointer(path)
+    pointer = _files.read_analysis_pointer(path) if analysis else None
     if pointer is not None:
-        _open_dataset(path, pointer["group"]).load()
+        group_name = pointer.get("group") if isinstance(pointer, dict) else None
+        if not isinstance(group_name, str):
+            raise StoreError(f"{path}: analysis.json names no analysis group; run 'loopdyn analyze {path}' again")
+        analysis = _open_dataset(path, group_name)
+        try:
+            with _quiet():
+                analysis.load()
+        except Exception as e:
+            raise StoreError(f"{path}: its analysis group {group_name!r} cannot be decoded ({type(e).__name__}); run "
+                             f"'loopdyn analyze {path}' again") from e
     return {"arrays": len(expected), "chunks": n_chunks, "phase": progress["phase"], "epochs_done": done,
             "complete": progress["complete"], "phases": len(phases)}
 
