@@ -96,6 +96,24 @@ def user_stores(tmp_path_factory):
     return stores, text
 
 
+def test_info_and_check_import_no_user_code_and_a_missing_part_is_one_line(user_stores):
+    """Without the examples on the path: `info` and `check` read the store as it is; `analyze`, which needs the
+    plant, names the missing module in one line (exit 2)."""
+    store = user_stores[0]["pendulum"]
+    env = dict(os.environ)
+    env.pop("XLA_FLAGS", None)
+    env.pop("PYTHONPATH", None)
+    loopdyn_cli = str(Path(sys.executable).with_name("loopdyn"))
+    for args in (["info", str(store)], ["check", str(store)]):
+        res = subprocess.run([loopdyn_cli, *args], env=env, capture_output=True, text=True, timeout=300, cwd=store.parent)
+        assert res.returncode == 0, res.stdout + res.stderr
+    res = subprocess.run([loopdyn_cli, "analyze", str(store)], env=env, capture_output=True, text=True, timeout=300,
+                         cwd=store.parent)
+    lines = [ln for ln in (res.stdout + res.stderr).splitlines() if ln.strip()]
+    assert res.returncode == 2 and len(lines) == 1, lines
+    assert "module 'examples' is not installed or not on the Python path" in lines[0]
+
+
 def test_user_parts_train_resume_analyse_and_draw_in_fresh_processes(user_stores):
     stores, text = user_stores
     for name, store in stores.items():

@@ -9,9 +9,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ._load import replace
 from ._parts import family
-from ._schema import HYPERPARAMETERS, Config
+from ._schema import HYPERPARAMETERS, Config, replace
 
 MEMORY_FRACTION = 0.8
 """Of the machine's physical memory, what a run may plan to use."""

@@ -19,7 +19,8 @@ from typing import Any
 
 from ..errors import ConfigError
 from ._parts import InvalidParameter, build_part, coerce, family, parameters, part_to_dict
-from ._schema import HYPERPARAMETERS, PART_SECTIONS, SECTIONS, TOP_KEYS, Config
+from ._ensemble import MEMORY_FRACTION, estimate_resources
+from ._schema import HYPERPARAMETERS, PART_SECTIONS, SECTIONS, TOP_KEYS, Config, _static_combinations, replace
 
 
 def _err(source: str, key: str, msg: str) -> ConfigError:
@@ -116,7 +117,6 @@ def _check_ensemble_size(source: str, base: Config, sweep_table: dict) -> None:
     (a lower bound of what :func:`loopdyn.config.estimate_resources` finds for the whole ensemble)."""
     import os
 
-    from ._ensemble import MEMORY_FRACTION, estimate_resources
 
     count = len(base.seeds)
     for values in sweep_table.values():
@@ -266,31 +266,6 @@ def from_dict(tables: dict[str, Any], *, source: str = "<inline>", phase: bool =
     if not phase:
         experiment_of(experiment).validate(cfg)
     return cfg
-
-
-def _static_combinations(cfg: Config) -> list[dict[str, Any]]:
-    static = [(k, v) for k, v in cfg.sweep]
-    keys = [k for k, _ in static]
-    return [dict(zip(keys, combo)) for combo in itertools.product(*[v for _, v in static])] if static else [{}]
-
-
-def _field_name(part, key: str) -> str:
-    return parameters(type(part))[key].name
-
-
-def replace(cfg: Config, values: dict[str, Any]) -> Config:
-    """A copy with dotted keys replaced (not validated: use :func:`with_values` for user input)."""
-    by_section: dict[str, dict[str, Any]] = {}
-    for dotted, v in values.items():
-        s, k = dotted.split(".")
-        by_section.setdefault(s, {})[k] = v
-    new = {}
-    for s, kv in by_section.items():
-        obj = getattr(cfg, s)
-        if s in PART_SECTIONS:
-            kv = {_field_name(obj, k): v for k, v in kv.items()}
-        new[s] = dataclasses.replace(obj, **kv)
-    return dataclasses.replace(cfg, **new)
 
 
 def with_parts(cfg: Config, **parts: Any) -> Config:

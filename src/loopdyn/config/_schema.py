@@ -9,10 +9,13 @@ whose keys the experiment declares (its `defaults`).
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._parts import parameters
 from ._parts import param as _f
 
 POSITIVE = ("> 0", lambda v: v > 0)
@@ -130,3 +133,28 @@ class Config:
     def table(self) -> dict[str, Any]:
         """The experiment's table (e.g. `[stages]`) with its defaults applied."""
         return dict(self.settings)
+
+
+def _static_combinations(cfg: Config) -> list[dict[str, Any]]:
+    static = [(k, v) for k, v in cfg.sweep]
+    keys = [k for k, _ in static]
+    return [dict(zip(keys, combo)) for combo in itertools.product(*[v for _, v in static])] if static else [{}]
+
+
+def _field_name(part, key: str) -> str:
+    return parameters(type(part))[key].name
+
+
+def replace(cfg: Config, values: dict[str, Any]) -> Config:
+    """A copy with dotted keys replaced (not validated: use :func:`with_values` for user input)."""
+    by_section: dict[str, dict[str, Any]] = {}
+    for dotted, v in values.items():
+        s, k = dotted.split(".")
+        by_section.setdefault(s, {})[k] = v
+    new = {}
+    for s, kv in by_section.items():
+        obj = getattr(cfg, s)
+        if s in PART_SECTIONS:
+            kv = {_field_name(obj, k): v for k, v in kv.items()}
+        new[s] = dataclasses.replace(obj, **kv)
+    return dataclasses.replace(cfg, **new)

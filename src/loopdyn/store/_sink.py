@@ -17,6 +17,7 @@ import numpy as np
 from .. import config as cfg_mod
 from ..errors import StoreError
 from . import _files, _zarr
+from ._layout import layout
 from ._provenance import git_commit, versions
 
 DEFINITIONS = {
@@ -33,108 +34,6 @@ DEFINITIONS = {
     "diverged_definition": "a run diverges at the epoch whose training loss or gradient is not finite or whose loss "
                            "exceeds train.diverge_above; from the next epoch on all its values are NaN",
 }
-
-
-def _ckpt_block(chunk: int, epochs: int, ckpts: np.ndarray) -> int:
-    """Checkpoints per Zarr block, chosen so that no block spans two training chunks."""
-    if len(ckpts) > 1:
-        step = int(ckpts[1] - ckpts[0])
-        regular = np.all(np.diff(ckpts[:-1]) == step) if len(ckpts) > 2 else True
-        if regular and chunk % step == 0 and ckpts[-1] - ckpts[-2] in (step, 0) and epochs % chunk == 0:
-            return max(chunk // step, 1)
-    return 1
-
-
-def layout(phases, groups, ckpts: np.ndarray):
-    """`(coords, variables)` of a store for the trainer's `groups` (see :func:`loopdyn.store._zarr.create`)."""
-    layout_cfg = max((c for c, _ in phases), key=lambda c: c.epochs)
-    R, E = sum(len(g.runs) for g in groups), layout_cfg.epochs
-    K = min(c.record.chunk for c, _ in phases)
-    specs = [g.problem.spec for g in groups]
-    plant = groups[0].problem.plant
-    n_max, r_max = max(s.N for s in specs), max(s.rank for s in specs)
-    spectra = [g.problem.spec for g in groups if g.problem.joint_spectra]
-    n_eig = max(plant.n_states + s.hidden_dim for s in spectra) if spectra else 0
-    task = groups[0].problem.task
-    block = _ckpt_block(K, E, ckpts)
-    per_run = lambda f: np.concatenate([[f(g, i) for i in range(len(g.runs))] for g in groups])  # noqa: E731
-    coords: dict[str, tuple] = {
-        "run": (("run",), np.arange(R)),
-        "epoch": (("epoch",), np.arange(E)),
-        "checkpoint": (("checkpoint",), np.asarray(ckpts)),
-        "seed": (("run",), per_run(lambda g, i: int(g.seeds[i]))),
-        "group": (("run",), per_run(lambda g, i: g.index)),
-        "phase": (("run",), per_run(lambda g, i: g.label)),
-        "training_mode": (("run",), per_run(lambda g, i: g.cfg.train.mode)),
-    }
-    for name in cfg_mod.HYPERPARAMETERS:
-        coords[name] = (("run",), per_run(lambda g, i, n=name: g.hyper[n][i]))
-    static = dict.fromkeys(k for c, _ in phases for k, _ in c.sweep if k not in cfg_mod.HYPERPARAMETERS.values())
-    for dotted in static:
-        coords[dotted.split(".")[1]] = (("run",), per_run(lambda g, i, d=dotted: g.values[i].get(d, g.cfg.get(d))))
-    if n_eig:
-        coords["eig"] = (("eig",), np.arange(n_eig))
-    coords.update(task.metric_coords())
-    f = np.float64 if layout_cfg.dtype == "float64" else np.float32
-    k, m = plant.n_states, plant.n_controls
-    variables: dict[str, tuple] = {
-        "train_loss": (("run", "epoch"), (R, E), f, (R, K)),
-        "test_loss": (("run", "epoch"), (R, E), f, (R, K)),
-        "diverged_epoch": (("run",), (R,), np.int64, (R,)),
-        "start_epoch": (("run",), (R,), np.int64, (R,)),
-    }
-    if any(g.problem.records_gains for g in groups):
-        variables["gains"] = (("run", "epoch", "control", "state"), (R, E, m, k), f, (R, K, m, k))
-    for name, (dims, _) in task.epoch_metrics().items():
-        shape = tuple(len(coords[d][1]) for d in dims)
-        variables[name] = (("run", "epoch", *dims), (R, E, *shape), f, (R, K, *shape))
-    if n_eig:
-        variables["eigenvalues"] = (("run", "epoch", "eig"), (R, E, n_eig), np.complex128, (R, K, n_eig))
-        variables["spectral_radius"] = (("run", "epoch"), (R, E), np.float64, (R, K))
-    if any(s.rank1_overlaps for s in specs):  # visible, then invisible overlaps (spec §7.2)
-        for s in ("sigma_zm", "sigma_zu", "sigma_vm", "sigma_vu", "sigma_mu", "sigma_zv", "sigma_mm", "sigma_zz",
-                  "sigma_uu", "sigma_vv"):
-            variables[s] = (("run", "epoch"), (R, E), np.float64, (R, K))
-    spec0 = specs[0]
-    columns = {"m": ("in", spec0.n_in), "z": ("out", spec0.n_out), "U": ("rank", r_max), "V": ("rank", r_max),
-               "W": ("neuron_in", n_max), "J": ("neuron_in", n_max)}
-    for name in sorted({p for s in specs for p in s.parameter_names}):
-        if name == "G":  # the overlap representation: the Gram matrix of m, z, U, V (spec §7)
-            d = max(s.n_in + s.n_out + 2 * s.rank for s in specs if s.representation == "overlaps")
-            variables["G"] = (("run", "checkpoint", "gram_row", "gram_col"), (R, len(ckpts), d, d), f, (R, block, d, d))
-            continue
-        col, width = columns[name]
-        if any(name in s.trainable for s in specs):
-            variables[name] = (("run", "checkpoint", "neuron", col), (R, len(ckpts), n_max, width), f, (R, block, n_max, width))
-        else:
-            variables[name] = (("run", "neuron", col), (R, n_max, width), f, (R, n_max, width))
-    return coords, variables
-
-
-def derived_layout(path: Path, group) -> dict[str, dict]:
-    """The layout (`name -> {dims, shape, dtype, chunks}`) that :func:`create_store` gives the phases stored
-    in `group`'s attributes and its checkpoint epochs: for stores that do not record theirs."""
-    from ..training import make_groups
-
-    try:
-        attrs = _zarr._decode_attrs(dict(group.attrs))
-        source = str(attrs.get("config_source", path))
-        phases = [(cfg_mod.from_dict(d, source=source, phase=i > 0), label) for i, (label, d) in enumerate(attrs["phases"])]
-        with _zarr._quiet():
-            ckpts = np.asarray(group["checkpoint"][...])
-    except Exception as e:
-        raise StoreError(f"{path}: the stored configuration is unreadable ({type(e).__name__}); the store cannot be "
-                         f"verified — train it again") from e
-    coords, variables = layout(phases, make_groups(phases), ckpts)
-    out = {}
-    for name, (dims, values) in coords.items():
-        values = np.asarray(values)
-        out[name] = {"dims": list(dims), "shape": list(values.shape),
-                     "dtype": "StringDType()" if values.dtype.kind == "U" else str(values.dtype),
-                     "chunks": list(values.shape)}
-    for name, (dims, shape, dtype, chunks) in variables.items():
-        out[name] = {"dims": list(dims), "shape": list(shape), "dtype": str(np.dtype(dtype)), "chunks": list(chunks)}
-    return out
 
 
 class StoreSink:

@@ -117,13 +117,39 @@ def store_layout(path: Path, group: zarr.Group) -> dict[str, dict]:
     except (TypeError, ValueError):
         recorded = "unreadable"
     if recorded is None:  # a store written before the layout was recorded: derive it from its phases
-        from ._sink import derived_layout
-
         return derived_layout(path, group)
     if not isinstance(recorded, dict):
         raise StoreError(f"{path}: the store's layout record (attrs['layout']) is unreadable; the store cannot be "
                          f"verified — train it again")
     return recorded
+
+
+def derived_layout(path: Path, group) -> dict[str, dict]:
+    """The layout (`name -> {dims, shape, dtype, chunks}`) that :func:`create_store` gives the phases stored
+    in `group`'s attributes and its checkpoint epochs: for stores that do not record theirs."""
+    from .. import config as cfg_mod
+    from ..training import make_groups
+    from ._layout import layout
+
+    try:
+        attrs = _decode_attrs(dict(group.attrs))
+        source = str(attrs.get("config_source", path))
+        phases = [(cfg_mod.from_dict(d, source=source, phase=i > 0), label) for i, (label, d) in enumerate(attrs["phases"])]
+        with _quiet():
+            ckpts = np.asarray(group["checkpoint"][...])
+    except Exception as e:
+        raise StoreError(f"{path}: the stored configuration is unreadable ({type(e).__name__}); the store cannot be "
+                         f"verified — train it again") from e
+    coords, variables = layout(phases, make_groups(phases), ckpts)
+    out = {}
+    for name, (dims, values) in coords.items():
+        values = np.asarray(values)
+        out[name] = {"dims": list(dims), "shape": list(values.shape),
+                     "dtype": "StringDType()" if values.dtype.kind == "U" else str(values.dtype),
+                     "chunks": list(values.shape)}
+    for name, (dims, shape, dtype, chunks) in variables.items():
+        out[name] = {"dims": list(dims), "shape": list(shape), "dtype": str(np.dtype(dtype)), "chunks": list(chunks)}
+    return out
 
 
 def verify_layout(path: Path, group: zarr.Group | None = None) -> int:
