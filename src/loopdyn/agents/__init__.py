@@ -19,6 +19,7 @@ from ._overlaps import gram_readout as gram_readout
 from ._overlaps import gram_step as gram_step
 from ._overlaps import gram_velocity as gram_velocity
 from ._overlaps import represent as represent
+from ._gru import GRU as GRU
 from ._params import AgentParams as AgentParams
 from ._part import AGENTS as AGENTS
 from ._part import PARAMETER_NAMES as PARAMETER_NAMES
@@ -34,3 +35,4 @@ from ._rnn import init_params as init_params
 from ._rnn import make_core as make_core
 from ._rnn import reduced_basis as reduced_basis
 from ._rnn import spec_from_config as spec_from_config
+from ._params import EXTRA as EXTRA

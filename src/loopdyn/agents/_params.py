@@ -18,7 +18,10 @@ class AgentParams(NamedTuple):
     - `U`, `V`: `(N, r)` factors of a low-rank agent, else `None`;
     - `J`: `(N, N)` fixed random connectivity of a low-rank agent with `g > 0`, else `None`;
     - `G`: `(d, d)` Gram matrix of the columns of $[m\;z\;U\;V]$ of a linear low-rank agent in the overlap
-      representation (spec §7; :mod:`loopdyn.agents` `gram_*`), the vectors then `None`.
+      representation (spec §7; :mod:`loopdyn.agents` `gram_*`), the vectors then `None`;
+    - `extra`: further parameters of an agent part of its own (e.g. the gates of a GRU), a dict of
+      `(N, width)` arrays by name (the agent declares them: `Agent.extra_parameters`), else `None`. They are
+      trained as one unit (`"extra"` in `trainable`) and stored as `extra_<name>`.
 
     A pytree: `None` fields are empty subtrees, so `jax.tree.map`, `vmap` and optax see only the
     arrays that exist. Leading batch axes (runs, checkpoints) are allowed on every field.
@@ -31,10 +34,23 @@ class AgentParams(NamedTuple):
     V: jax.Array | None = None
     J: jax.Array | None = None
     G: jax.Array | None = None
+    extra: dict[str, jax.Array] | None = None
 
     def present(self) -> dict[str, jax.Array]:
-        """The fields that hold arrays, by name."""
-        return {k: v for k, v in self._asdict().items() if v is not None}
+        """The arrays, by name: the fields that hold one, and each `extra` parameter as `extra_<name>`."""
+        out = {k: v for k, v in self._asdict().items() if v is not None and k != "extra"}
+        out.update({f"{EXTRA}{k}": v for k, v in (self.extra or {}).items()})
+        return out
+
+    @classmethod
+    def of(cls, arrays: dict) -> "AgentParams":
+        """The inverse of :meth:`present`: `extra_<name>` entries gathered into `extra`."""
+        extra = {k[len(EXTRA):]: v for k, v in arrays.items() if k.startswith(EXTRA)}
+        return cls(**{k: v for k, v in arrays.items() if not k.startswith(EXTRA)}, extra=extra or None)
+
+
+EXTRA = "extra_"
+"""Prefix of an agent's further parameters among the arrays of :meth:`AgentParams.present` and in a store."""
 
 
 def partition(params: AgentParams, trainable) -> tuple[AgentParams, AgentParams]:

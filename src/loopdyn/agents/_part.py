@@ -26,6 +26,16 @@ class Agent(Part):
         """Whether the controller's update is linear in its state and input."""
 
     @abc.abstractmethod
+    def spec(self, n_in: int, n_out: int):
+        """The static description the trainer compiles (:class:`loopdyn.agents.AgentSpec`) for `n_in` inputs and
+        `n_out` outputs; an agent with its own initialisation or core puts itself in its `part`."""
+
+    def extra_parameters(self, spec) -> dict[str, tuple[int, str]]:
+        """Parameters beyond the RNN's `m, z, W | U, V` (`AgentParams.extra`): name -> `(width, dim)` of an
+        `(N, width)` array whose second axis is named `dim` in the store (e.g. `"neuron_in"`, `"in"`, `"one"`)."""
+        return {}
+
+    @abc.abstractmethod
     def footprint(self, n_in: int, n_out: int) -> tuple[int, int, int]:
         """`(hidden, parameters, trained)`: the size of the state the rollout steps, of all parameters, and of
         the trained ones (numbers of floats), for `n_in` inputs and `n_out` outputs."""
@@ -63,6 +73,12 @@ class RNN(Agent):
         the reduced span{m, U} rollout and the closed-form joint matrix, are not used: loopdyn takes the
         joint matrix of the subclass's core by automatic differentiation)."""
         return type(self).initial_parameters is not RNN.initial_parameters or type(self).core is not RNN.core
+
+    def spec(self, n_in: int, n_out: int):
+        from ._rnn import AgentSpec
+
+        return AgentSpec(self.N, self.rank, self.activation, self.alpha, self.init, n_in, n_out, tuple(self.trainable),
+                         self.rank > 0 and self.g > 0, self.representation, self if self.custom else None)
 
     def initial_parameters(self, spec, key, *, g=0.0, over=math.nan, dtype=None):
         """The initial `AgentParams` (fields `m, z` and `W` or `U, V`); override to initialise otherwise."""

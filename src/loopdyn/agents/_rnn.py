@@ -87,9 +87,11 @@ class AgentSpec:
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
+        """The arrays of :meth:`AgentParams.present` (the store's parameter variables)."""
         if self.representation == "overlaps":
             return ("G",)
-        return ("m", "z") + (("U", "V") if self.rank else ("W",)) + (("J",) if self.random else ())
+        extra = tuple(f"extra_{k}" for k in self.part.extra_parameters(self)) if self.part is not None else ()
+        return ("m", "z") + (("U", "V") if self.rank else ("W",)) + (("J",) if self.random else ()) + extra
 
 
     @property
@@ -98,11 +100,10 @@ class AgentSpec:
         return ("G",) if self.representation == "overlaps" else self.trainable
 
 
-def spec_from_config(cfg, n_in: int, n_out: int, random: bool) -> AgentSpec:
-    """The `AgentSpec` of a configuration's `[agent]` table, for a plant with `n_in` outputs and `n_out` inputs."""
-    a = cfg.agent
-    return AgentSpec(a.N, a.rank, a.activation, a.alpha, a.init, n_in, n_out, tuple(a.trainable), random,
-                     a.representation, a if a.custom else None)
+def spec_from_config(cfg, n_in: int, n_out: int) -> AgentSpec:
+    """The `AgentSpec` of a configuration's `[agent]` table, for a plant with `n_in` outputs and `n_out` inputs
+    (:meth:`loopdyn.agents.Agent.spec`)."""
+    return cfg.agent.spec(n_in, n_out)
 
 
 def init_params(spec: AgentSpec, key, *, g=0.0, over=jnp.nan, dtype=jnp.float32) -> AgentParams:

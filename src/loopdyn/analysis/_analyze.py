@@ -156,7 +156,7 @@ def _nonlinear_spectra(ds, runs, result: Analysis) -> None:
         for v in params.present().values():
             finite &= np.all(np.isfinite(v), axis=(-2, -1)) if v.ndim == 3 else np.all(np.isfinite(v))
         sel = sel[finite]
-        params = AgentParams(**{k: (v[finite] if v.ndim == 3 else v) for k, v in params.present().items()})
+        params = AgentParams.of({k: (v[finite] if v.ndim == 3 else v) for k, v in params.present().items()})
         if len(sel) == 0:
             continue
         lam = jacobian_spectra(run.spec, run.plant, params, run.g)

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import config as cfg_mod
-from ..agents import AgentParams, AgentSpec, Core, make_core
+from ..agents import EXTRA, AgentParams, AgentSpec, Core, make_core
 from ..errors import StoreError
 from ..plants import Plant
 from ..store import open_run
@@ -97,7 +97,7 @@ def phase_runs(phases: list[tuple[cfg_mod.Config, str]]) -> list[Run]:
                 key = _key(own)
                 if key not in built:
                     built[key] = build_problem(own)
-                out.append(Run(len(out), seed, label, own.epochs, own, built[key], float(own.agent.g), dict(values)))
+                out.append(Run(len(out), seed, label, own.epochs, own, built[key], float(own.hyper("g")), dict(values)))
     return out
 
 
@@ -125,8 +125,10 @@ def checkpoint_params(ds, run: Run, sel) -> AgentParams:
         a = a[..., :N, :N] if name in ("W", "J") else a[..., :N, :]
         if name in ("U", "V"):
             a = a[..., : run.spec.rank]
+        if name.startswith(EXTRA):
+            a = a[..., : run.spec.part.extra_parameters(run.spec)[name[len(EXTRA):]][0]]
         out[name] = a
-    return AgentParams(**out)
+    return AgentParams.of(out)
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,7 @@ def load_agent(store, run: int, epoch: int | None = None) -> TrainedAgent:
         raise StoreError(f"epoch {epoch} of run {run} is not a stored checkpoint; the nearest are {sorted(near)} "
                          f"(record.checkpoint sets which epochs are stored)")
     params = checkpoint_params(ds, r, ckpts.index(epoch))
-    core = make_core(r.spec, AgentParams(**{k: jnp.asarray(v) for k, v in params.present().items()}), r.g)
+    core = make_core(r.spec, AgentParams.of({k: jnp.asarray(v) for k, v in params.present().items()}), r.g)
     return TrainedAgent(core, params, r, int(epoch))
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import config as cfg_mod
-from ..agents import AgentParams
+from ..agents import EXTRA, AgentParams
 from ..analysis import stabilisation_epoch
 from ..errors import ConfigError, StoreError
 from ..store import raw_dataset, read_progress
@@ -48,10 +48,11 @@ def _check_architecture(cfg, ds, path, src, what):
     if not isinstance(tcfg, dict) or not isinstance(tcfg.get("agent"), dict) or not isinstance(tcfg.get("plant"), dict):
         raise ConfigError(f"{src}: {what}.store = {str(path)!r} does not hold a controller of a plant "
                           f"(no agent and plant configuration in the store)")
-    for key in ARCHITECTURE:
-        if tcfg["agent"].get(key) != getattr(cfg.agent, key):
+    ours = cfg_mod.part_to_dict(cfg.agent)
+    for key in ("kind", *ARCHITECTURE):
+        if tcfg["agent"].get(key) != ours.get(key):
             raise ConfigError(f"{src}: {what}.store = {str(path)!r} has agent.{key} = {tcfg['agent'].get(key)!r} but this run "
-                              f"has {getattr(cfg.agent, key)!r}; {what} and student need the same architecture")
+                              f"has {ours.get(key)!r}; {what} and student need the same architecture")
     try:
         tplant = cfg_mod.build_part(str(path), "plant", tcfg["plant"], lenient=True)
     except ConfigError as e:
@@ -110,7 +111,7 @@ def _params_at(ds, rows, epochs, N, path, src, what) -> AgentParams:
         if np.all(np.isfinite(G)):
             return AgentParams(G=G)
     out = {}
-    for name in ("m", "z", "U", "V", "W", "J"):
+    for name in ("m", "z", "U", "V", "W", "J", *sorted(k for k in ds.data_vars if str(k).startswith(EXTRA))):
         if name not in ds:
             continue
         a = stored(ds[name])
@@ -121,7 +122,7 @@ def _params_at(ds, rows, epochs, N, path, src, what) -> AgentParams:
             raise ConfigError(f"{src}: {what} parameters {name!r} at epoch {epochs[0]} of {path} are not finite (diverged or "
                               f"padded run?); choose another {what}.run or {what}.epoch")
         out[name] = a
-    return AgentParams(**out)
+    return AgentParams.of(out)
 
 
 def _teacher(group, groups, path_self):
@@ -166,7 +167,7 @@ def _start(group, groups, path_self):
         if epochs[0] >= done:
             raise ConfigError(f"{src}: start.epoch = {epochs[0]} is beyond the {done} complete epochs of {path}")
     params = _params_at(ds, rows, epochs, cfg.agent.N, path, src, "start")
-    if params.G is not None and cfg.agent.representation != "overlaps":
+    if params.G is not None and getattr(cfg.agent, "representation", "vectors") != "overlaps":
         raise ConfigError(f"{src}: start.store = {str(path)!r} holds overlap-space runs (Gram matrices), which cannot start "
                           f"a run with agent.representation = 'vectors'; use representation = 'overlaps'")
     return params, np.asarray(epochs)

@@ -44,7 +44,7 @@ class _Model:
         sel = np.nonzero(ckpts < self.info.epochs)[0]
         c = sel[int(np.argmin(np.abs(ckpts[sel] - epoch)))]
         p = checkpoint_params(self.ds, self.info, np.array([c]))
-        return int(ckpts[c]), AgentParams(**{k: jnp.asarray(v[0] if v.ndim == 3 else v) for k, v in p.present().items()})
+        return int(ckpts[c]), AgentParams.of({k: jnp.asarray(v[0] if v.ndim == 3 else v) for k, v in p.present().items()})
 
     def simulate(self, params: AgentParams, episode):
         """Closed-loop positions `(T, batch, 2)` of `episode` (float64, the real clamped plant)."""

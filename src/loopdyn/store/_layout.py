@@ -77,8 +77,14 @@ def layout(phases, groups, ckpts: np.ndarray):
             d = max(s.n_in + s.n_out + 2 * s.rank for s in specs if s.representation == "overlaps")
             variables["G"] = (("run", "checkpoint", "gram_row", "gram_col"), (R, len(ckpts), d, d), f, (R, block, d, d))
             continue
-        col, width = columns[name]
-        if any(name in s.trainable for s in specs):
+        if name.startswith("extra_"):  # an agent's further parameters (AgentParams.extra): it names their dims
+            widths = [s.part.extra_parameters(s)[name[6:]] for s in specs if name in s.parameter_names]
+            col, width = widths[0][1], max(w for w, _ in widths)
+            trained = any("extra" in s.trainable for s in specs)
+        else:
+            col, width = columns[name]
+            trained = any(name in s.trainable for s in specs)
+        if trained:
             variables[name] = (("run", "checkpoint", "neuron", col), (R, len(ckpts), n_max, width), f, (R, block, n_max, width))
         else:
             variables[name] = (("run", "neuron", col), (R, n_max, width), f, (R, n_max, width))

@@ -115,7 +115,7 @@ def jacobian_spectra(spec, plant, params: AgentParams, g=0.0, *, slope: float | 
     for lo in range(0, n, size):
         # Pad the last block to the common size so that every call reuses one compilation.
         idx = np.minimum(np.arange(lo, lo + size), n - 1)
-        chunk = AgentParams(**{k: jnp.asarray(v[idx]) for k, v in flat.items()})
+        chunk = AgentParams.of({k: jnp.asarray(v[idx]) for k, v in flat.items()})
         if spec.part is not None:
             J = _custom_jacobians(spec, plant, chunk, jnp.asarray(g, jnp.float64))
         else:

@@ -168,8 +168,7 @@ def build_problem(cfg) -> Problem:
     """The static problem of a configuration without sweep (a group's configuration)."""
     plant = cfg.plant
     task = cfg.task.bind(plant, getattr(cfg.agent, "alpha", 1.0))
-    random = cfg.agent.rank > 0 and cfg.agent.g > 0
-    spec = spec_from_config(cfg, plant.n_observed + task.n_exo, plant.n_controls, random)
+    spec = spec_from_config(cfg, plant.n_observed + task.n_exo, plant.n_controls)
     return Problem(spec, plant, task, MODES[cfg.train.mode], cfg.train.optimizer, cfg.train.clip_eps,
                    cfg.train.skip_first_update, plant.noise > 0, DTYPES[cfg.dtype], cfg.train.diverge_above,
                    cfg.record.gain_window, terms=tuple(cfg.loss))

@@ -98,7 +98,7 @@ def chunk_summaries(group: Group, params: AgentParams, frozen: AgentParams) -> d
     full = dict(trained)
     for k, v in frozen.present().items():
         full[k] = np.broadcast_to(np.asarray(v, np.float64)[:, None], (R, E) + np.shape(v)[1:])
-    full = AgentParams(**full)
+    full = AgentParams.of(full)
     out: dict[str, np.ndarray] = {}
     if spec.rank1_overlaps:
         out.update({k: np.asarray(v) for k, v in all_overlaps(full).items()})
