@@ -63,7 +63,7 @@ class GRU(Agent):
         N = self.N
         every = N * (n_in + n_out + N) + 2 * N * (N + n_in + 1)
         sizes = {"m": N * n_in, "W": N * N, "z": N * n_out, "extra": 2 * N * (N + n_in + 1)}
-        return N, every, sum(sizes[t] for t in self.trainable)
+        return N, every, sum(sizes.get(t, 0) for t in self.trainable)
 
     @property
     def dense_checkpoints(self) -> bool:
