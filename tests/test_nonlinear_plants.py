@@ -351,3 +351,42 @@ def test_basin_of_a_torque_limited_inverted_pendulum_excludes_large_angles():
     lost = (np.abs(x0[:, 0]) >= 1.0) & (x0[:, 0] * x0[:, 1] >= 0)
     assert lost.sum() >= 4 and not np.any(ok[lost])
     assert 0.5 < float(b.fraction) < 1.0
+
+
+def test_pyproject_announces_the_plants_under_their_names():
+    import tomllib
+    from pathlib import Path
+
+    from loopdyn.config import family
+
+    eps = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    plants = eps["project"]["entry-points"]["loopdyn.plants"]
+    for name, cls in (("inverted_pendulum", InvertedPendulum), ("cartpole", CartPole), ("two_link_arm", TwoLinkArm)):
+        assert family("plant").resolve(plants[name]) is cls
+
+
+@pytest.mark.parametrize("name", list(KINDS))
+def test_J0_of_a_tanh_agent_on_each_plant_is_P_at_the_origin(name):
+    """Two paths to the loop's Jacobian at the origin: the formula on the plant's jacfwd linearisation
+    (`jacobian_spectra`, what the analysis records) and Newton's P, jacfwd through one step of the rollout."""
+    plant = cfg_mod.from_dict({"plant": {"kind": KINDS[name]}}, source="x.toml").plant
+    spec = AgentSpec(N=8, rank=0, activation="tanh", init="rnn", n_in=plant.n_observed, n_out=plant.n_controls,
+                     trainable=("m", "W", "z"))
+    params = init_params(spec, jax.random.PRNGKey(4), g=0.9, dtype=F64)
+    params = params._replace(z=params.z * 8, m=params.m * 8)
+    fp = fixed_point(spec, plant, params)
+    assert bool(fp.converged) and int(fp.iterations) == 0
+    lam = jacobian_spectra(spec, plant, jax.tree.map(lambda a: a[None], params))[0]
+    np.testing.assert_allclose(spectrum(np.asarray(fp.P)), lam, atol=1e-11)
+
+
+def test_hand_observation_is_the_forward_kinematics_displacement():
+    p = TwoLinkArm(observed="hand", length1=0.3, length2=0.33)
+    q_rest = np.array([np.pi / 4, np.pi / 2])
+    dq = np.array([0.2, -0.5])
+
+    def hand(q):
+        return np.array([0.3 * np.cos(q[0]) + 0.33 * np.cos(q[0] + q[1]), 0.3 * np.sin(q[0]) + 0.33 * np.sin(q[0] + q[1])])
+
+    y = np.asarray(p.observe(jnp.asarray([[*dq, 1.0, 2.0]], F64)))[0]
+    np.testing.assert_allclose(y, hand(q_rest + dq) - hand(q_rest), rtol=1e-14, atol=1e-15)

@@ -58,8 +58,7 @@ class RK4Plant(Plant):
         $\int_0^{dt} e^{A_c s} ds\, B_c$ up to $O(dt^5)$."""
         x0 = jnp.zeros((self.n_states,), jnp.float64)
         u0 = jnp.zeros((self.n_controls,), jnp.float64)
-        A = jax.jacfwd(lambda x: self.vector_field(x[None], u0[None])[0])(x0)
-        B = jax.jacfwd(lambda u: self.vector_field(x0[None], u[None])[0])(u0)
+        A, B = jax.jit(jax.jacfwd(lambda x, u: self.vector_field(x[None], u[None])[0], argnums=(0, 1)))(x0, u0)
         return np.asarray(A), np.asarray(B)
 
     def fastest_rate(self) -> float:

@@ -112,17 +112,20 @@ def newton_fixed_point(F, s0, *, tol: float | None = None, max_iter: int = 50, r
         _, it, status, _ = carry
         return (status == running) & (it < max_iter)
 
-    init = (s0, jnp.asarray(0, jnp.int32), jnp.asarray(running, jnp.int32), jnp.asarray(jnp.inf, s0.dtype))
-    s, it, status, res = jax.lax.while_loop(cond, body, init)
-    # out of steps: accept the last iterate only if it satisfies the tolerance
-    res_last = residual(s)
-    ok_last = res_last <= tol * (1 + jnp.max(jnp.abs(s)))
-    status = jnp.where(status == running, jnp.where(ok_last, 0, 1), status).astype(jnp.int32)
-    res = jnp.where(status == 0, res_last, res)
-    converged = status == 0
-    nan = jnp.asarray(jnp.nan, s.dtype)
-    P = jnp.where(converged, jac(s), nan)
-    return FixedPoint(jnp.where(converged, s, nan), P, converged, status, res, it)
+    def solve(s0):
+        init = (s0, jnp.asarray(0, jnp.int32), jnp.asarray(running, jnp.int32), jnp.asarray(jnp.inf, s0.dtype))
+        s, it, status, res = jax.lax.while_loop(cond, body, init)
+        # out of steps: accept the last iterate only if it satisfies the tolerance
+        res_last = residual(s)
+        ok_last = res_last <= tol * (1 + jnp.max(jnp.abs(s)))
+        status = jnp.where(status == running, jnp.where(ok_last, 0, 1), status).astype(jnp.int32)
+        res = jnp.where(status == 0, res_last, res)
+        converged = status == 0
+        nan = jnp.asarray(jnp.nan, s.dtype)
+        P = jnp.where(converged, jac(s), nan)
+        return FixedPoint(jnp.where(converged, s, nan), P, converged, status, res, it)
+
+    return jax.jit(solve)(s0)
 
 
 def loop_step(spec, plant, params: AgentParams, g=0.0, exo=None):
@@ -208,8 +211,13 @@ def basin(spec, plant, params: AgentParams, g=0.0, *, T: int = 500, hold: int | 
     hold = max(1, T // 10) if hold is None else hold
     core = make_core(spec, params, g)
     e = None if exo is None else jnp.broadcast_to(jnp.asarray(exo, dtype), (T, x0.shape[0], jnp.size(exo)))
-    traj = rollout(core, plant, x0, T, exo=e, emit=("x_next",))
-    dev = jnp.abs(traj.x_next[T - hold:] - target)  # (hold, n, k)
-    error = jnp.max(jnp.where(jnp.isfinite(dev), dev, jnp.inf), axis=(0, 2))
-    converged = error <= tol
-    return Basin(jnp.mean(converged.astype(dtype)), converged, error, x0)
+
+    @jax.jit
+    def run(x0, target, e):
+        traj = rollout(core, plant, x0, T, exo=e, emit=("x_next",))
+        dev = jnp.abs(traj.x_next[T - hold:] - target)  # (hold, n, k)
+        error = jnp.max(jnp.where(jnp.isfinite(dev), dev, jnp.inf), axis=(0, 2))
+        converged = error <= tol
+        return Basin(jnp.mean(converged.astype(dtype)), converged, error, x0)
+
+    return run(x0, target, e)
