@@ -236,6 +236,13 @@ def test_fixed_point_of_a_linear_loop_has_todays_joint_matrix():
     np.testing.assert_array_equal(np.asarray(fp.s), 0.0)
     np.testing.assert_allclose(np.asarray(fp.P), np.asarray(agent_joint_matrix(spec, plant, params, 0.8)),
                                rtol=1e-13, atol=1e-15)
+    # a reduced low-rank agent in float32 (stepped in float64 on [m U]): P similar to the orthonormal reduced P
+    spec = AgentSpec(N=30, rank=1, activation="linear", trainable=("z", "U", "V"))
+    params = init_params(spec, jax.random.PRNGKey(3), dtype=jnp.float32)
+    params = params._replace(z=params.z * 5, V=params.V * 3)
+    fp = fixed_point(spec, plant, params)
+    assert bool(fp.converged) and fp.P.shape == (4, 4) and fp.P.dtype == F64
+    np.testing.assert_allclose(spectrum(np.asarray(fp.P)), spectrum(agent_joint_matrix(spec, plant, params)), atol=1e-6)
 
 
 def test_fixed_point_of_a_tanh_agent_on_the_double_integrator_has_J0():

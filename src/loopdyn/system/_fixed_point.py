@@ -88,20 +88,22 @@ def newton_fixed_point(F, s0, *, tol: float | None = None, max_iter: int = 50, r
     """
     s0 = jnp.asarray(s0)
     tol = _default_tol(s0.dtype) if tol is None else tol
-    jac = jax.jacfwd(F)
+    def step(s):  # a map that computes in another dtype (a reduced core: float64) keeps the iterate's
+        return F(s).astype(s.dtype)
+
+    jac = jax.jacfwd(step)
     eye = jnp.eye(s0.shape[0], dtype=s0.dtype)
     running = -1
 
     def residual(s):
-        return jnp.max(jnp.abs(F(s) - s))
+        return jnp.max(jnp.abs(step(s) - s))
 
     def body(carry):
         s, it, status, _ = carry
-        r = F(s) - s
+        r = step(s) - s
         res = jnp.max(jnp.abs(r))
         done = res <= tol * (1 + jnp.max(jnp.abs(s)))
-        step = jnp.linalg.solve(jac(s) - eye, -r)
-        s_new = s + step
+        s_new = s + jnp.linalg.solve(jac(s) - eye, -r)
         bad = ~jnp.all(jnp.isfinite(s_new))
         far = jnp.max(jnp.abs(s_new - s0)) > radius
         status = jnp.where(done, 0, jnp.where(bad, 2, jnp.where(far, 3, running))).astype(jnp.int32)
@@ -161,12 +163,16 @@ def fixed_point(spec, plant, params: AgentParams, g=0.0, *, s0=None, exo=None, t
       regulation target with the agent at rest); `exo`: a constant exogenous input `(n_exo,)` (:func:`loop_step`);
     - `tol`, `max_iter`, `radius`: as :func:`newton_fixed_point`.
 
-    **Returns:** a :class:`FixedPoint` in the dtype of the parameters.
+    **Returns:** a :class:`FixedPoint` in the dtype the core computes in (that of the parameters, float64 for a
+    reduced linear agent). `s` and `P` are in the core's coordinates, like :func:`loopdyn.system.joint_step`:
+    neurons, or for a reduced agent the coordinates on $[m\;U]$ (then $P$ is similar to, not equal to,
+    :func:`loopdyn.system.agent_joint_matrix`, which uses an orthonormal basis).
     """
-    dtype = _param_dtype(params)
+    core = make_core(spec, params, g)
+    dtype = core.dtype or _param_dtype(params)
     F = loop_step(spec, plant, params, g, exo)
     if s0 is None:
-        s0 = jnp.zeros((plant.n_states + make_core(spec, params, g).hidden_dim,), dtype)
+        s0 = jnp.zeros((plant.n_states + core.hidden_dim,), dtype)
     return newton_fixed_point(F, jnp.asarray(s0, dtype), tol=tol, max_iter=max_iter, radius=radius)
 
 
@@ -204,12 +210,12 @@ def basin(spec, plant, params: AgentParams, g=0.0, *, T: int = 500, hold: int | 
 
     **Returns:** a :class:`Basin`. Angles are not wrapped: a pendulum that swings over to $2\pi$ does not converge.
     """
-    dtype = _param_dtype(params)
+    core = make_core(spec, params, g)
+    dtype = core.dtype or _param_dtype(params)
     k = plant.n_states
     x0 = basin_test_set(k, dtype=dtype) if x0 is None else jnp.asarray(x0, dtype)
     target = jnp.zeros((k,), dtype) if target is None else jnp.asarray(target, dtype)
     hold = max(1, T // 10) if hold is None else hold
-    core = make_core(spec, params, g)
     e = None if exo is None else jnp.broadcast_to(jnp.asarray(exo, dtype), (T, x0.shape[0], jnp.size(exo)))
 
     @jax.jit
