@@ -189,7 +189,7 @@ def basin_test_set(n_states: int, scales=BASIN_SCALES, n_random: int = 8, dtype=
 
 class Basin(NamedTuple):
     """What :func:`basin` returns: `fraction` of the test states that converge; per state `(n,)`: `converged`,
-    `error` ($\\max|x_t - x^\\dagger|$ over the last `hold` steps, NaN/inf for a diverged run); the states `x0` `(n, k)`."""
+    `error` ($\\max|x_t - x^\\dagger|$ over the last `hold` steps, inf for a diverged run); the states `x0` `(n, k)`."""
 
     fraction: jax.Array
     converged: jax.Array
