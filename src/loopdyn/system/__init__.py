@@ -1,12 +1,22 @@
 """The joint agent-environment system: the one rollout, the joint matrix P and its reduced forms,
 spectra, overlaps, the effective cubic, the Jacobian at the origin and the effective gains
-(Ger & Barak 2025; spec §3-4). Part of the model, below training."""
+(Ger & Barak 2025; spec §3-4); fixed points of nonlinear loops, P there, and the basin of the target
+(issue #19). Part of the model, below training."""
 
 from ._effective import characteristic_cubic as characteristic_cubic
 from ._effective import cubic_roots as cubic_roots
 from ._effective import dominant_modulus_sq_approx as dominant_modulus_sq_approx
 from ._effective import effective_spectrum_discrepancy as effective_spectrum_discrepancy
 from ._effective import lambda3_perturbative as lambda3_perturbative
+from ._fixed_point import BASIN_SCALES as BASIN_SCALES
+from ._fixed_point import FIXED_POINT_STATUS as FIXED_POINT_STATUS
+from ._fixed_point import Basin as Basin
+from ._fixed_point import FixedPoint as FixedPoint
+from ._fixed_point import basin as basin
+from ._fixed_point import basin_test_set as basin_test_set
+from ._fixed_point import fixed_point as fixed_point
+from ._fixed_point import loop_step as loop_step
+from ._fixed_point import newton_fixed_point as newton_fixed_point
 from ._gains import effective_gains as effective_gains
 from ._gains import gain_moments as gain_moments
 from ._gains import gains_from_moments as gains_from_moments
