@@ -45,6 +45,14 @@ def param(default, *, doc: str, check=None, choices=None, allow_nan: bool = Fals
                                             "key": key})
 
 
+def each(description: str, predicate, *, nonempty: bool = True):
+    """The check of a list parameter whose every element must satisfy `predicate` (and that must not be empty
+    unless `nonempty=False`), for :func:`param`'s `check`: `param((1.0,), doc=..., check=each("> 0", ...))`
+    refuses `[]` and `[1.0, -1.0]` with "must be a non-empty list, each > 0"."""
+    what = f"a non-empty list, each {description}" if nonempty else f"each {description}"
+    return what, lambda v: (len(v) > 0 or not nonempty) and all(predicate(x) for x in v)
+
+
 class InvalidParameter(ValueError):
     """Raised by a part's :meth:`Part.check`: `key` (dotted, e.g. `"plant.length"`) and what is wrong with it."""
 
