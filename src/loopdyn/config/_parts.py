@@ -248,12 +248,15 @@ def coerce(source: str, dotted: str, value: Any, fld: dataclasses.Field) -> Any:
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
             raise err(f"= {value!r} must be a list of strings")
         value = tuple(value)
+    def shown(v):  # as written in TOML: lists, not the tuples they become
+        return [shown(x) for x in v] if isinstance(v, tuple) else v
+
     choices = fld.metadata.get("choices")
     if choices and value not in choices:
-        raise err(f"= {value!r} is not allowed; choose one of {', '.join(map(str, choices))}")
+        raise err(f"= {shown(value)!r} is not allowed; choose one of {', '.join(map(str, choices))}")
     check = fld.metadata.get("check")
     if check and not (isinstance(value, float) and math.isnan(value)) and not check[1](value):
-        raise err(f"= {value!r} must be {check[0]}")
+        raise err(f"= {shown(value)!r} must be {check[0]}")
     return value
 
 
