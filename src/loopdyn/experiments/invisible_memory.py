@@ -104,7 +104,7 @@ class InvisibleMemory(Experiment):
         return {"memory": " ".join(parts)} if parts else {}
 
     def validate(self, cfg) -> None:
-        t, s, a = cfg.table, cfg.source, cfg.agent
+        s, a = cfg.source, cfg.agent
         if cfg.task.kind != "impulse" or not (a.rank == 1 and a.activation == "linear" and a.g == 0):
             raise ConfigError(f"{s}: the invisible-memory experiment needs task.kind = 'impulse' and a linear rank-1 agent "
                               f"with g = 0; start from the shipped 'invisible-memory' config")

@@ -163,7 +163,7 @@ class TrackingExperiment(Experiment):
                              "median |Im λ − ω|/ω at acquisition"], "rows": rows}]
 
     def validate(self, cfg) -> None:
-        t, s = cfg.table, cfg.source
+        s = cfg.source
         if cfg.task.kind != "tracking":
             raise ConfigError(f"{s}: the tracking experiment needs task.kind = 'tracking'; start from the shipped "
                               f"'tracking' config")
