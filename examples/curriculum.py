@@ -5,23 +5,34 @@ one before (the same runs, the optimiser restarted) with the next, longer episod
 whether "episode-length scheduling" could ease the competition between short-term improvement and
 long-term stability; this experiment is the simplest form of it.
 
-Its table, `[curriculum]`:
+Its table, `[curriculum]` (the class `CurriculumTable`: each key's type, default, documentation and check,
+checked key by key when a configuration is loaded):
 
 - `T_values`: the episode lengths, one phase each, e.g. `[10, 25, 50]`;
-- `phase_epochs`: the epochs of each phase (as many as `T_values`).
+- `phase_epochs`: the epochs of each phase (as many as `T_values`: checked in `validate`, as it involves two keys).
 
     experiment = "examples.curriculum:Curriculum"
 """
 
-from loopdyn.config import ConfigError
+from dataclasses import dataclass
+
+from loopdyn.config import ConfigError, each, param
 from loopdyn.experiments import Experiment
 from loopdyn.plots import training_figure
+
+
+@dataclass(frozen=True)
+class CurriculumTable:
+    T_values: tuple[int, ...] = param((10, 25, 50), doc="the episode lengths, one phase each",
+                                      check=each("> 0", lambda T: T > 0))
+    phase_epochs: tuple[int, ...] = param((100, 100, 100), doc="the epochs of each phase",
+                                          check=each("> 0", lambda e: e > 0))
 
 
 class Curriculum(Experiment):
     name = "curriculum"
     description = "phases of growing episode length T, each starting where the last ended"
-    defaults = {"T_values": [10, 25, 50], "phase_epochs": [100, 100, 100]}
+    table = CurriculumTable
     figure_names = ("training",)
 
     def validate(self, cfg) -> None:
@@ -29,8 +40,6 @@ class Curriculum(Experiment):
         if len(t["phase_epochs"]) != len(t["T_values"]):
             raise ConfigError(f"{cfg.source}: curriculum.phase_epochs must give one number of epochs per entry of "
                               f"curriculum.T_values ({len(t['T_values'])})")
-        if any(T <= 0 for T in t["T_values"]) or any(e <= 0 for e in t["phase_epochs"]):
-            raise ConfigError(f"{cfg.source}: curriculum.T_values and curriculum.phase_epochs must be > 0")
         if cfg.start.store or cfg.teacher.store:
             raise ConfigError(f"{cfg.source}: [start] and [teacher] are set by the curriculum; remove them")
 

@@ -24,6 +24,8 @@ from ._load import load as load
 from ._load import parse_seeds as parse_seeds
 from ._load import replace as replace
 from ._load import shipped as shipped
+from ._load import table_defaults as table_defaults
+from ._load import table_type as table_type
 from ._load import to_dict as to_dict
 from ._load import with_parts as with_parts
 from ._load import with_values as with_values
@@ -33,6 +35,7 @@ from ._parts import InvalidParameter as InvalidParameter
 from ._parts import Part as Part
 from ._parts import build_part as build_part
 from ._parts import declare_family as declare_family
+from ._parts import each as each
 from ._parts import family as family
 from ._parts import param as param
 from ._parts import parameters as parameters

@@ -3,14 +3,15 @@
 This layer knows no plant, task, agent or experiment by name: each `[plant]`, `[task]`, `[agent]` and
 `[[loss]]` table names a part by its `kind` and the part validates its own parameters
 (:mod:`loopdyn.config._parts`); the experiment (`experiment = ...`) is a part too, whose class declares
-its own table (`defaults`) and checks (`validate`).
+its own table (`table`, a frozen dataclass of :func:`~loopdyn.config.param` fields, validated here key by key
+like a part's) and the checks of values that are wrong together (`validate`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import itertools
-import math
 import re
 import tomllib
 from importlib import resources
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ._parts import InvalidParameter, build_part, coerce, family, parameters, part_to_dict
+from ._parts import InvalidParameter, build_part, coerce, family, param, parameters, part_to_dict
 from ._ensemble import MEMORY_FRACTION, estimate_resources
 from ._schema import HYPERPARAMETERS, PART_SECTIONS, SECTIONS, TOP_KEYS, Config, _static_combinations, replace
 
@@ -53,10 +54,6 @@ def check_single_phase_sources(cfg: Config) -> None:
 
 # ------------------------------------------------------------------------------------------ values
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _build_section(source: str, name: str, table: Any) -> Any:
@@ -133,30 +130,68 @@ def _check_ensemble_size(source: str, base: Config, sweep_table: dict) -> None:
                    f"this configuration fit; use fewer runs per store (seeds x sweep)")
 
 
-def _table_value(source: str, key: str, value: Any, default: Any) -> Any:
-    def same_kind(v, d):
-        if isinstance(d, bool):
-            return isinstance(v, bool)
-        if isinstance(d, int):
-            return isinstance(v, int) and not isinstance(v, bool)
-        if isinstance(d, float):
-            return _is_number(v) and math.isfinite(v)
-        return isinstance(v, type(d))
+def _plain(v: Any) -> Any:
+    """A table's value as TOML/JSON data: tuples as lists."""
+    return [_plain(x) for x in v] if isinstance(v, (tuple, list)) else v
 
-    if isinstance(default, list):
-        ok = isinstance(value, (list, tuple)) and value and (not default or all(same_kind(v, default[0]) for v in value))
-        if not ok:
-            kind = type(default[0]).__name__ if default else "value"
-            raise _err(source, key, f"= {value!r} must be a non-empty list of {'numbers' if kind == 'float' else kind + 's'}")
-        return [float(v) for v in value] if default and isinstance(default[0], float) else list(value)
-    if not same_kind(value, default):
-        kind = "a number" if isinstance(default, float) else f"of type {type(default).__name__}"
-        raise _err(source, key, f"= {value!r} must be {kind} like the default {default!r}")
-    return float(value) if isinstance(default, float) else value
+
+_DERIVED: dict[tuple[type, str], type] = {}
+
+
+def _type_of(default: Any) -> str:
+    for t in (bool, int, float, str):
+        if isinstance(default, t):
+            return t.__name__
+    if isinstance(default, (list, tuple)) and default:
+        inner = _type_of(default[0])
+        if inner in ("int", "float", "str"):
+            return f"tuple[{inner}, ...]"
+    return "Any"
+
+
+def table_from_defaults(cls: type, defaults: dict[str, Any]) -> type:
+    """A frozen dataclass for an experiment that declares its table as a plain dict `defaults` (the older way,
+    still accepted): each key typed by its default, a list a non-empty tuple of its first element's type."""
+    key = (cls, repr(defaults))
+    if key not in _DERIVED:
+        fields = []
+        for k, d in defaults.items():
+            t = _type_of(d)
+            check = ("a non-empty list", lambda v: len(v) > 0) if t.startswith("tuple") else None
+            default = tuple(d) if t.startswith("tuple") else d
+            fields.append((k, t, param(default, doc=f"(default {d!r})", check=check)))
+        _DERIVED[key] = dataclasses.make_dataclass(f"{cls.__name__}Table", fields, frozen=True)
+    return _DERIVED[key]
+
+
+def table_type(exp: Any) -> type | None:
+    """The typed table of an experiment (an instance or its class): its `table` (a dataclass whose fields are
+    declared with :func:`param`), else one derived from a plain dict `defaults`; None without a table."""
+    cls = exp if isinstance(exp, type) else type(exp)
+    table = getattr(cls, "table", None)
+    if table is not None:
+        if not (isinstance(table, type) and dataclasses.is_dataclass(table)):
+            raise ConfigError(f"experiment {getattr(cls, 'name', cls.__name__)!r}: its `table` = {table!r} must be a "
+                              f"dataclass whose fields are declared with loopdyn.config.param (docs/extending.md)")
+        return table
+    defaults = inspect.getattr_static(cls, "defaults", None)  # not a derived `defaults` (a descriptor)
+    return table_from_defaults(cls, dict(defaults)) if isinstance(defaults, dict) and defaults else None
+
+
+def table_defaults(table: type | None) -> dict[str, Any]:
+    """The default values of a typed table, as plain data (lists, not tuples), by key."""
+    if table is None:
+        return {}
+    out = {}
+    for k, f in parameters(table).items():
+        d = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        out[k] = _plain(d)
+    return out
 
 
 def _experiment(source: str, tables: dict) -> tuple[str, tuple, str]:
-    """`(name, its table's settings, its table's name)` of the configuration's experiment."""
+    """`(name, its table's settings, its table's name)` of the configuration's experiment; each key of its table
+    checked by its field (:func:`coerce`: type, choices, check), with the same one-line errors as every key."""
     name = tables.get("experiment")
     if name is None:  # inferred from the table present (stores written before the key existed)
         present = [n for n in experiment_names() if ":" not in n and n.replace("-", "_") in tables]
@@ -166,16 +201,21 @@ def _experiment(source: str, tables: dict) -> tuple[str, tuple, str]:
     except ConfigError as e:
         raise ConfigError(f"{source}: {str(e).replace('experiment.kind', 'experiment', 1)}") from None
     table_name = exp.name.replace("-", "_")
-    defaults = dict(exp.defaults)
+    fields = parameters(table_type(exp)) if table_type(exp) is not None else {}
     table = tables.get(table_name, {})
     if not isinstance(table, dict):
         raise _err(source, table_name, f"= {table!r} must be a table of the {name} experiment's settings")
-    unknown = [k for k in table if k not in defaults]
+    unknown = [k for k in table if k not in fields]
     if unknown:
-        allowed = ", ".join(defaults) or "(none)"
+        allowed = ", ".join(fields) or "(none)"
         raise _err(source, f"{table_name}.{unknown[0]}", f"is not a known key; allowed: {allowed}")
-    values = {k: _table_value(source, f"{table_name}.{k}", v, defaults[k]) for k, v in table.items()}
-    return name, tuple({**defaults, **values}.items()), table_name
+    values = {}
+    for k, f in fields.items():
+        if k in table:
+            values[k] = coerce(source, f"{table_name}.{k}", table[k], f)
+        else:
+            values[k] = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+    return name, tuple(values.items()), table_name
 
 
 def _build_parts(source: str, tables: dict, lenient: bool) -> dict[str, Any]:
@@ -312,7 +352,7 @@ def to_dict(cfg: Config) -> dict[str, Any]:
     if cfg.sweep:
         out["sweep"] = {k: list(v) for k, v in cfg.sweep}
     if cfg.settings:
-        out[experiment_table(cfg.experiment)] = dict(cfg.settings)
+        out[experiment_table(cfg.experiment)] = {k: _plain(v) for k, v in cfg.settings}
     return out
 
 

@@ -45,6 +45,14 @@ def param(default, *, doc: str, check=None, choices=None, allow_nan: bool = Fals
                                             "key": key})
 
 
+def each(description: str, predicate, *, nonempty: bool = True):
+    """The check of a list parameter whose every element must satisfy `predicate` (and that must not be empty
+    unless `nonempty=False`), for :func:`param`'s `check`: `param((1.0,), doc=..., check=each("> 0", ...))`
+    refuses `[]` and `[1.0, -1.0]` with "must be a non-empty list, each > 0"."""
+    what = f"a non-empty list, each {description}" if nonempty else f"each {description}"
+    return what, lambda v: (len(v) > 0 or not nonempty) and all(predicate(x) for x in v)
+
+
 class InvalidParameter(ValueError):
     """Raised by a part's :meth:`Part.check`: `key` (dotted, e.g. `"plant.length"`) and what is wrong with it."""
 
@@ -240,12 +248,15 @@ def coerce(source: str, dotted: str, value: Any, fld: dataclasses.Field) -> Any:
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
             raise err(f"= {value!r} must be a list of strings")
         value = tuple(value)
+    def shown(v):  # as written in TOML: lists, not the tuples they become
+        return [shown(x) for x in v] if isinstance(v, tuple) else v
+
     choices = fld.metadata.get("choices")
     if choices and value not in choices:
-        raise err(f"= {value!r} is not allowed; choose one of {', '.join(map(str, choices))}")
+        raise err(f"= {shown(value)!r} is not allowed; choose one of {', '.join(map(str, choices))}")
     check = fld.metadata.get("check")
     if check and not (isinstance(value, float) and math.isnan(value)) and not check[1](value):
-        raise err(f"= {value!r} must be {check[0]}")
+        raise err(f"= {shown(value)!r} must be {check[0]}")
     return value
 
 

@@ -4,7 +4,7 @@ A configuration has one table per model part (`plant`, `task`, `agent`: each a `
 parameters, validated by the part, :mod:`loopdyn.config._parts`), a list `[[loss]]` of further loss terms,
 one table per concern (`train`, `teacher`, `start`, `record`), top-level keys (`name`, `experiment`, `seeds`, `epochs`, `dtype`), an
 optional `[sweep]` table mapping dotted keys to lists, and the table of its experiment (e.g. `[stages]`),
-whose keys the experiment declares (its `defaults`).
+whose keys the experiment declares (its `table`, a frozen dataclass of :func:`param` fields).
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ class Config:
     start: StartConfig = StartConfig()
     record: RecordConfig = RecordConfig()
     sweep: tuple[tuple[str, tuple[Any, ...]], ...] = ()
-    settings: tuple[tuple[str, Any], ...] = ()  # the experiment's own table, resolved (defaults applied)
+    settings: tuple[tuple[str, Any], ...] = ()  # the experiment's own table, resolved (defaults applied, lists as tuples)
     source: str = "<inline>"
 
     def get(self, dotted: str, *default: Any) -> Any:
@@ -131,7 +131,8 @@ class Config:
 
     @property
     def table(self) -> dict[str, Any]:
-        """The experiment's table (e.g. `[stages]`) with its defaults applied."""
+        """The experiment's table (e.g. `[stages]`) with its defaults applied: key -> value, each checked by its
+        field of the experiment's typed table (`Experiment.table`); lists as tuples."""
         return dict(self.settings)
 
 

@@ -1,7 +1,8 @@
 """What an experiment is, and the registry `loopdyn train/analyze/figures NAME` look experiments up in.
 
-An experiment owns, in one module: its config table (keys and defaults, checked when a config is
-loaded), its training phases, its analyses and theory runs (hooks of :func:`loopdyn.analysis.analyze_store`),
+An experiment owns, in one module: its config table (`table`: a frozen dataclass whose fields, declared with
+:func:`loopdyn.config.param`, give each key's type, default, documentation and check; the loader checks a
+configuration's table field by field), its training phases, its analyses and theory runs (hooks of :func:`loopdyn.analysis.analyze_store`),
 its lines of the analysis summary, and its figures. Adding one is one module plus its shipped TOML.
 """
 
@@ -14,6 +15,9 @@ from .. import config as cfg_mod
 from ..errors import ConfigError, StoreError
 
 REGISTRY: dict[str, "Experiment"] = {}
+
+POSITIVE_INTEGERS = ("a non-empty list of positive integers", lambda v: len(v) > 0 and all(x > 0 for x in v))
+"""The check of a table's list of episode lengths or epochs (`param(..., check=POSITIVE_INTEGERS)`)."""
 
 
 @dataclass(frozen=True)
@@ -37,12 +41,27 @@ class Reproduce:
     claims: dict[str, str] = field(default_factory=dict)
 
 
+class _Defaults:
+    """`Experiment.defaults`: the default values of the experiment's table, key -> plain value (lists), derived
+    from its typed `table`. An experiment may instead declare `defaults = {...}` itself (the older way, still
+    accepted): its keys are then typed by their defaults (:func:`loopdyn.config.table_type`)."""
+
+    def __get__(self, obj, cls) -> dict[str, Any]:
+        return cfg_mod.table_defaults(cfg_mod.table_type(cls))
+
+
 class Experiment:
-    """Base class: override what the experiment needs. Subclasses are registered with :func:`register`."""
+    """Base class: override what the experiment needs. Subclasses are registered with :func:`register`.
+
+    `table`: the experiment's table `[name]` (with `-` as `_`), a frozen dataclass whose fields are declared with
+    :func:`loopdyn.config.param` (default, `doc`, `check`, `choices`); a configuration's table is checked field by
+    field when it is loaded and its resolved values are `cfg.table` (key -> value, lists as tuples). Checks that
+    involve several keys or the rest of the configuration belong in :meth:`validate`."""
 
     name: str = ""
     description: str = ""
-    defaults: dict[str, Any] = {}
+    table: type | None = None
+    defaults: dict[str, Any] = _Defaults()  # type: ignore[assignment]
     figure_names: tuple[str, ...] = ()
     reproduce: Reproduce | None = None  # set to take part in `loopdyn reproduce`
 

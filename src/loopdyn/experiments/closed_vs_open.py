@@ -17,9 +17,12 @@ carries its training loss, its closed-loop test loss and its effective gains $(k
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..analysis import UNSTABLE_OSCILLATORY, closed_open_pairs, closed_stages, rebound_peak, stability_region, store_config
+from ..config import param
 from ..errors import ConfigError, StoreError
 from ..plots import figure_1c, figure_2, gain_path
 from ._base import Experiment, Reproduce, register
@@ -27,11 +30,19 @@ from ._base import Experiment, Reproduce, register
 OPEN_MODES = ("open_loop_noise", "open_loop_teacher")
 
 
+@dataclass(frozen=True)
+class ClosedVsOpenTable:
+    """The table `[closed_vs_open]` (and `[closed_vs_open_seeds]`)."""
+
+    open_mode: str = param("open_loop_noise", doc="train.mode of the open-loop student (phase `open`)",
+                           choices=OPEN_MODES)
+
+
 @register
 class ClosedVsOpen(Experiment):
     name = "closed-vs-open"
     description = "closed loop, then an open-loop student of the final closed-loop network from the same initial weights"
-    defaults = {"open_mode": "open_loop_noise"}
+    table = ClosedVsOpenTable
     figure_names = ("fig_1c", "fig_2")
     reproduce = Reproduce(
         "closed-vs-open", quick=("epochs=100",), quick_seeds="0", order=10,
@@ -47,9 +58,6 @@ class ClosedVsOpen(Experiment):
                          "point (-0.340, -1.012)."})
 
     def validate(self, cfg) -> None:
-        mode = cfg.table["open_mode"]
-        if mode not in OPEN_MODES:
-            raise ConfigError(f"{cfg.source}: closed_vs_open.open_mode = {mode!r}; choose one of {', '.join(OPEN_MODES)}")
         if cfg.train.mode != "closed_loop":
             raise ConfigError(f"{cfg.source}: train.mode = {cfg.train.mode!r}; the closed-vs-open experiment trains "
                               f"closed_loop first (the open phase's mode is closed_vs_open.open_mode)")

@@ -22,11 +22,14 @@ like B: the difference is carried by the invisible overlaps alone.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ..agents import RANK1_INDEX, AgentParams, gram_core
+from ..config import NON_NEGATIVE, POSITIVE, each, param
 from ..errors import ConfigError, StoreError
 from ..plots import figure_memory
 from ..store import read_analysis
@@ -52,14 +55,29 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
+@dataclass(frozen=True)
+class InvisibleMemoryTable:
+    """The table `[invisible_memory]`."""
+
+    first_epochs: int = param(3000, doc="epochs of both histories on the first target before B's detours",
+                              check=POSITIVE)
+    detours: tuple[float, ...] = param((0.4, 0.2, 0.4), doc="task.decay of each of B's detour targets",
+                                       check=each(">= 0", lambda c: c >= 0))
+    detour_epochs: int = param(1000, doc="epochs of each detour", check=POSITIVE)
+    noise: float = param(0.1, doc="task.target_noise of B's noisy phase", check=NON_NEGATIVE)
+    noise_lr_factor: float = param(2.0, doc="train.lr of B's noisy phase, as a multiple of train.lr", check=POSITIVE)
+    noise_epochs: int = param(4000, doc="epochs of B's noisy phase", check=POSITIVE)
+    settle_epochs: int = param(1000, doc="epochs of B's noise-free phase back on the first target", check=POSITIVE)
+    new_decay: float = param(0.4, doc="task.decay of the new target both histories learn", check=NON_NEGATIVE)
+    new_epochs: int = param(1000, doc="epochs on the new target", check=POSITIVE)
+
+
 @register
 class InvisibleMemory(Experiment):
     name = "invisible-memory"
     description = ("Ger & Barak 2026: two training histories reach the same function; their invisible overlaps differ "
                    "and make them learn a new target differently")
-    defaults = {"first_epochs": 3000, "detours": [0.4, 0.2, 0.4], "detour_epochs": 1000, "noise": 0.1,
-                "noise_lr_factor": 2.0, "noise_epochs": 4000, "settle_epochs": 1000, "new_decay": 0.4,
-                "new_epochs": 1000}
+    table = InvisibleMemoryTable
     figure_names = ("memory",)
     reproduce = Reproduce(
         "invisible-memory", quick=("invisible_memory.first_epochs=1000", "invisible_memory.detour_epochs=300",
@@ -86,18 +104,13 @@ class InvisibleMemory(Experiment):
         return {"memory": " ".join(parts)} if parts else {}
 
     def validate(self, cfg) -> None:
-        t, s, a = cfg.table, cfg.source, cfg.agent
+        s, a = cfg.source, cfg.agent
         if cfg.task.kind != "impulse" or not (a.rank == 1 and a.activation == "linear" and a.g == 0):
             raise ConfigError(f"{s}: the invisible-memory experiment needs task.kind = 'impulse' and a linear rank-1 agent "
                               f"with g = 0; start from the shipped 'invisible-memory' config")
         if cfg.start.store or cfg.teacher.store or cfg.sweep:
             raise ConfigError(f"{s}: the invisible-memory experiment builds its own phases; remove [start], [teacher] and "
                               f"[sweep]")
-        for key in ("first_epochs", "detour_epochs", "noise_epochs", "settle_epochs", "new_epochs"):
-            if t[key] < 1:
-                raise ConfigError(f"{s}: invisible_memory.{key} = {t[key]} must be > 0")
-        if any(c < 0 for c in t["detours"]) or t["new_decay"] < 0 or t["noise"] < 0 or t["noise_lr_factor"] <= 0:
-            raise ConfigError(f"{s}: invisible_memory decays and noise must be >= 0 and noise_lr_factor > 0")
 
     def phases(self, cfg):
         t = cfg.table

@@ -15,6 +15,7 @@ $|\lambda_1|^2$ and $\lambda_3$ with the gradient conflict.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 import json
 
 import jax
@@ -26,6 +27,7 @@ from ..agents import AgentParams, gram_matrix
 from ..analysis import closed_loop_trajectory as closed_loop_trajectory  # in loopdyn.analysis; kept for old imports
 from ..analysis import (NONE, checkpoint_params, complex_pair, dominant_pair, effective_exact, n_eig,
                         overlaps_of, store_config, third_eigenvalue, zigzag)
+from ..config import NON_NEGATIVE, POSITIVE, each, param
 from ..errors import ConfigError, StoreError
 from ..plots import closed_run, figure_3, figure_4, figure_5, figure_stage2_theory, run_stages
 from ..store import read_analysis
@@ -33,7 +35,7 @@ from ..system import OVERLAP_NAMES, effective_matrix, spectrum
 from ..theory import (geometric_sum_loss, optimise_surrogate, simulated_stage1_loss, train_effective_model,
                       train_overlap_model)
 from ..training import HyperParams, build_problem, init_run, make_epoch
-from ._base import Experiment, Reproduce, register
+from ._base import POSITIVE_INTEGERS, Experiment, Reproduce, register
 
 PHASES = ("closed", "T-continuation", "beta-continuation")
 STAGE1_GRID = (np.linspace(-0.5, -1e-4, 100), np.linspace(1e-4, 0.3, 100))
@@ -92,15 +94,32 @@ def _full(result, name, shape, dtype):
     return result.full(name, shape, dtype, *VARIABLES[name])
 
 
+@dataclass(frozen=True)
+class StagesTable:
+    """The table `[stages]`."""
+
+    T_start_epoch: int = param(10, doc="epoch of the closed phase the T-continuation starts from (< epochs)",
+                               check=NON_NEGATIVE)
+    T_values: tuple[int, ...] = param((10, 20, 50, 100, 120), doc="episode lengths T of the T-continuation (Fig 4e)",
+                                      check=POSITIVE_INTEGERS)
+    T_epochs: int = param(150, doc="epochs of the T-continuation", check=POSITIVE)
+    beta_start: str = param("stabilisation", doc="where the beta-continuation starts: 'stabilisation' or an epoch of "
+                            "the closed phase (< epochs)", check=("'stabilisation' or an epoch (digits)",
+                                                                  lambda v: v == "stabilisation" or v.isdigit()))
+    beta_values: tuple[float, ...] = param((0.0, 0.5, 2.0, 5.0), doc="control penalties beta of the beta-continuation "
+                                           "(Fig 5d)", check=each(">= 0", lambda b: b >= 0))
+    beta_epochs: int = param(1000, doc="epochs of the beta-continuation", check=POSITIVE)
+    alphas: tuple[float, ...] = param((0.0, 0.48, 0.52, 0.55, 1.0), doc="the surrogate's alpha values (Fig 4d)",
+                                      check=each("in [0, 1]", lambda a: 0 <= a <= 1))
+    surrogate_T: int = param(10, doc="episode length of the surrogate alpha-sweep", check=POSITIVE)
+    surrogate_steps: int = param(240, doc="gradient steps of the surrogate alpha-sweep", check=POSITIVE)
+
+
 @register
 class Stages(Experiment):
     name = "stages"
     description = "the three stages of closed-loop learning with the stage theories and T and beta continuations"
-    defaults = {
-        "T_start_epoch": 10, "T_values": [10, 20, 50, 100, 120], "T_epochs": 150,
-        "beta_start": "stabilisation", "beta_values": [0.0, 0.5, 2.0, 5.0], "beta_epochs": 1000,
-        "alphas": [0.0, 0.48, 0.52, 0.55, 1.0], "surrogate_T": 10, "surrogate_steps": 240,
-    }
+    table = StagesTable
     figure_names = ("fig_3", "fig_4", "fig_5", "fig_4_theory")
     reproduce = Reproduce(
         "stages", quick=("epochs=250", "stages.T_values=[10, 50, 120]", "stages.T_epochs=50", "stages.beta_epochs=100",
@@ -131,20 +150,11 @@ class Stages(Experiment):
                               f"integrator, whose 4-D effective model the theories use; start from the shipped 'stages' config")
         if cfg.teacher.store or cfg.start.store or cfg.train.mode != "closed_loop":
             raise ConfigError(f"{s}: the stages experiment trains closed_loop from a fresh start; remove [teacher] and [start]")
-        for key in ("T_start_epoch", "T_epochs", "beta_epochs", "surrogate_T", "surrogate_steps"):
-            if t[key] < (0 if key == "T_start_epoch" else 1):
-                raise ConfigError(f"{s}: stages.{key} = {t[key]} must be {'>= 0' if key == 'T_start_epoch' else '> 0'}")
         if t["T_start_epoch"] >= cfg.epochs:
             raise ConfigError(f"{s}: stages.T_start_epoch = {t['T_start_epoch']} must be < epochs = {cfg.epochs} "
                               f"(the T-continuation starts from that epoch of the closed phase)")
-        if any((not isinstance(v, int)) or v <= 0 for v in t["T_values"]):
-            raise ConfigError(f"{s}: stages.T_values = {t['T_values']!r} must be positive integers")
-        if any(v < 0 for v in t["beta_values"]):
-            raise ConfigError(f"{s}: stages.beta_values = {t['beta_values']!r} must be >= 0")
-        if any(not 0 <= v <= 1 for v in t["alphas"]):
-            raise ConfigError(f"{s}: stages.alphas = {t['alphas']!r} must lie in [0, 1]")
         b = t["beta_start"]
-        if not (b == "stabilisation" or (b.isdigit() and int(b) < cfg.epochs)):
+        if b != "stabilisation" and int(b) >= cfg.epochs:
             raise ConfigError(f"{s}: stages.beta_start = {b!r} must be 'stabilisation' or an epoch < epochs = {cfg.epochs}")
 
     def phases(self, cfg):

@@ -28,10 +28,13 @@ closed phase's length against the human data $[2.5, 4, 6, 9.5]/20$ (spec §8 row
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.linalg
 
 from ..analysis import acquisition_epochs, checkpoint_params, complex_pair, interference, store_config
+from ..config import param
 from ..errors import ConfigError, StoreError
 from ..plots import figure_6
 from ..store import read_analysis
@@ -39,6 +42,12 @@ from ._base import Experiment, Reproduce, register
 
 PHASES = ("closed", "open")
 HUMAN_ACQUISITION = np.array([2.5, 4.0, 6.0, 9.5]) / 20.0
+OPEN_UNIT = ("in (0, 1)", lambda v: 0 < v < 1)
+AT_LEAST_1 = (">= 1", lambda v: v >= 1)
+
+
+def _distinct_parameters(names: tuple[str, ...]) -> bool:
+    return len(names) > 0 and len(set(names)) == len(names) and all(p in ("m", "W", "z") for p in names)
 """Normalised acquisition times of the four frequencies in the human data of Fig 6f (spec §8 row 21)."""
 
 VARIABLES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -76,13 +85,29 @@ def _full(result, name, shape, dtype):
     return result.full(name, shape, dtype, *VARIABLES[name])
 
 
+@dataclass(frozen=True)
+class TrackingTable:
+    """The table `[tracking]`."""
+
+    open_epochs: int = param(10000, doc="epochs of the open-loop student (phase `open`); 0 = no open phase",
+                             check=(">= 0 (0 = no open phase)", lambda v: v >= 0))
+    open_trainable: tuple[str, ...] = param(("m", "W", "z"), doc="the parameters the open-loop student trains",
+                                            check=("distinct parameters among m, W, z", _distinct_parameters))
+    acquisition_fraction: float = param(0.375, doc="a frequency is acquired when its probe loss falls below this "
+                                        "fraction of a^2/2", check=OPEN_UNIT)
+    acquisition_window: int = param(20, doc="epochs the probe loss must stay below the threshold", check=AT_LEAST_1)
+    interference_window: int = param(100, doc="epochs after an acquisition searched for interference",
+                                     check=AT_LEAST_1)
+    eig_tolerance: float = param(0.1, doc="an eigenvalue of W matches a frequency when |Im λ − ω|/ω is below this",
+                                 check=OPEN_UNIT)
+
+
 @register
 class TrackingExperiment(Experiment):
     name = "tracking"
     description = ("multi-frequency tracking with the 2-D point mass: closed loop, then the open-loop student of "
                    "the final closed-loop network from the same initial weights (Fig 6)")
-    defaults = {"open_epochs": 10000, "open_trainable": ["m", "W", "z"], "acquisition_fraction": 0.375,
-                "acquisition_window": 20, "interference_window": 100, "eig_tolerance": 0.1}
+    table = TrackingTable
     figure_names = ("fig_6",)
     reproduce = Reproduce(
         "tracking", quick=("epochs=1000", "tracking.open_epochs=150"), quick_seeds="0", order=30,
@@ -138,7 +163,7 @@ class TrackingExperiment(Experiment):
                              "median |Im λ − ω|/ω at acquisition"], "rows": rows}]
 
     def validate(self, cfg) -> None:
-        t, s = cfg.table, cfg.source
+        s = cfg.source
         if cfg.task.kind != "tracking":
             raise ConfigError(f"{s}: the tracking experiment needs task.kind = 'tracking'; start from the shipped "
                               f"'tracking' config")
@@ -150,19 +175,6 @@ class TrackingExperiment(Experiment):
                               f"(its open phase is the teacher-driven student)")
         if cfg.teacher.store or cfg.start.store:
             raise ConfigError(f"{s}: [teacher] and [start] are set by the tracking experiment; remove them")
-        if t["open_epochs"] < 0:
-            raise ConfigError(f"{s}: tracking.open_epochs = {t['open_epochs']} must be >= 0 (0 = no open phase)")
-        bad = [p for p in t["open_trainable"] if p not in ("m", "W", "z")]
-        if bad or len(set(t["open_trainable"])) != len(t["open_trainable"]):
-            raise ConfigError(f"{s}: tracking.open_trainable = {t['open_trainable']!r} must name distinct parameters "
-                              f"among m, W, z")
-        if not 0 < t["acquisition_fraction"] < 1:
-            raise ConfigError(f"{s}: tracking.acquisition_fraction = {t['acquisition_fraction']:g} must lie in (0, 1)")
-        if not 0 < t["eig_tolerance"] < 1:
-            raise ConfigError(f"{s}: tracking.eig_tolerance = {t['eig_tolerance']:g} must lie in (0, 1)")
-        for key in ("acquisition_window", "interference_window"):
-            if t[key] < 1:
-                raise ConfigError(f"{s}: tracking.{key} = {t[key]} must be >= 1")
 
     def phases(self, cfg):
         t = cfg.table

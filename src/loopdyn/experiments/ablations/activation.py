@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ...analysis import fmt_spread, stability_boundaries
-from ...errors import ConfigError
+from ...config import each, param
 from ...plots import condition_colors, condition_epochs, condition_runs, first_run
 from .._base import Reproduce, register
 from ._ablation import Ablation, ablation_numbers, in_memory
+
+ACTIVATIONS = ("linear", "tanh", "relu")
+
+
+@dataclass(frozen=True)
+class ActivationTable:
+    """The table `[ablation_activation]`."""
+
+    activations: tuple[str, ...] = param(("linear", "tanh"), doc="the agent.activation of each condition",
+                                         check=each("one of linear, tanh, relu", lambda a: a in ACTIVATIONS))
 
 
 @register
 class Activation(Ablation):
     name = "ablation-activation"
     description = "rank-1 network with phi linear vs tanh, all else equal: the three stages (spec §6.1)"
-    defaults = {"activations": ["linear", "tanh"]}
+    table = ActivationTable
     figure_names = ("ablation_activation",)
     extra_metrics = ("gain_stage1_end", "gain_stage2_end")
     n_panels = 1
@@ -24,12 +36,6 @@ class Activation(Ablation):
         claims={"ablation_activation": "Spec §6.1 (summary of the paper): nonlinear RNNs show qualitatively the same "
                                        "three stages as the linear network (reference runs: linear stage 1 ends at "
                                        "epoch 8 and stage 2 at 129; tanh 12 and 110)."})
-
-    def validate(self, cfg) -> None:
-        super().validate(cfg)
-        bad = [a for a in cfg.table["activations"] if a not in ("linear", "tanh", "relu")]
-        if bad:
-            raise ConfigError(f"{cfg.source}: ablation_activation.activations contains {bad[0]!r}; choose linear, tanh, relu")
 
     def conditions(self, cfg):
         return [(a, {"agent.activation": a}) for a in cfg.table["activations"]]

@@ -7,7 +7,7 @@ import numpy as np
 from ...analysis import METRIC_VARIABLES, fmt_spread, rebound_peak
 from ...plots import CLOSED_BLUE, OPEN_RED, condition_colors, condition_epochs, condition_runs, no_nan_warning
 from .._base import Reproduce, register
-from ..closed_vs_open import ClosedVsOpen
+from ..closed_vs_open import ClosedVsOpen, ClosedVsOpenTable
 from ._ablation import Ablation, ablation_numbers, in_memory
 
 
@@ -15,7 +15,7 @@ from ._ablation import Ablation, ablation_numbers, in_memory
 class ClosedVsOpenSeeds(Ablation):
     name = "closed-vs-open-seeds"
     description = "closed vs open loop over seeds: the open-loop student's peak closed-loop test loss (spec §6.6)"
-    defaults = {"open_mode": "open_loop_noise"}
+    table = ClosedVsOpenTable
     figure_names = ("closed_vs_open_seeds",)
     extra_metrics = ("peak_test_loss", "peak_epoch", "peak_rise")
     n_panels = 2

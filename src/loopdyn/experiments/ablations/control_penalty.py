@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ...analysis import closed_loop_trajectory, fmt_spread
-from ...errors import ConfigError
+from ...config import each, param
 from ...plots import condition_colors, condition_epochs, first_run, loss_bands_panel
 from .._base import Reproduce, register
 from ._ablation import Ablation, ablation_numbers, in_memory
+
+
+@dataclass(frozen=True)
+class ControlPenaltyTable:
+    """The table `[ablation_beta]`."""
+
+    beta_values: tuple[float, ...] = param((0.0, 0.5, 2.0, 5.0), doc="the control penalty task.beta of each condition",
+                                           check=each(">= 0", lambda b: b >= 0))
 
 
 @register
 class ControlPenalty(Ablation):
     name = "ablation-beta"
     description = "control penalty beta, from scratch (spec §6.5, Fig 5d)"
-    defaults = {"beta_values": [0.0, 0.5, 2.0, 5.0]}
+    table = ControlPenaltyTable
     figure_names = ("ablation_beta",)
     n_panels = 2
     reproduce = Reproduce(
@@ -23,11 +33,6 @@ class ControlPenalty(Ablation):
         claims={"ablation_beta": "Fig 5d / spec §6.5: a control penalty beta slows stage 3 and ends at a higher "
                                  "loss (reference run, continued from its stabilisation epoch: final training loss "
                                  "≈ 0.25, 1.2, 2.2, 3.5 for beta = 0, 0.5, 2, 5)."})
-
-    def validate(self, cfg) -> None:
-        super().validate(cfg)
-        if any(b < 0 for b in cfg.table["beta_values"]):
-            raise ConfigError(f"{cfg.source}: ablation_beta.beta_values = {cfg.table['beta_values']!r} must be >= 0")
 
     def conditions(self, cfg):
         return [(f"beta={b:g}", {"task.beta": float(b)}) for b in cfg.table["beta_values"]]

@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ...analysis import BASE, fmt_spread
-from ...errors import ConfigError
+from ...config import NON_NEGATIVE, param
 from ...plots import OPEN_RED, condition_colors, condition_epochs, condition_runs, first_run, no_nan_warning, unit_circle
-from .._base import Reproduce, register
+from .._base import POSITIVE_INTEGERS, Reproduce, register
 from ._ablation import Ablation, ablation_numbers, in_memory
+
+
+@dataclass(frozen=True)
+class EpisodeLengthTable:
+    """The table `[ablation_T]`."""
+
+    T_values: tuple[int, ...] = param((10, 20, 50, 100, 120), doc="the episode length task.T of each condition",
+                                      check=POSITIVE_INTEGERS)
+    start_epoch: int = param(10, doc="the epoch of the base phase (T = task.T) every condition continues from",
+                             check=NON_NEGATIVE)
 
 
 @register
 class EpisodeLength(Ablation):
     name = "ablation-T"
     description = "episode length T, continued from each seed's epoch-10 model (spec §6.2, Fig 4e)"
-    defaults = {"T_values": [10, 20, 50, 100, 120], "start_epoch": 10}
+    table = EpisodeLengthTable
     figure_names = ("ablation_T",)
     extra_metrics = ("imag_change",)
     n_panels = 2
@@ -25,14 +37,6 @@ class EpisodeLength(Ablation):
                               "and long-term stability: from the same stage-2 model, short T moves the dominant "
                               "eigenvalue up the imaginary axis (more oscillatory, it stays unstable), long T moves it "
                               "down toward the real axis."})
-
-    def validate(self, cfg) -> None:
-        super().validate(cfg)
-        t = cfg.table
-        if any((not isinstance(v, int)) or v <= 0 for v in t["T_values"]):
-            raise ConfigError(f"{cfg.source}: ablation_T.T_values = {t['T_values']!r} must be positive integers")
-        if t["start_epoch"] < 0:
-            raise ConfigError(f"{cfg.source}: ablation_T.start_epoch = {t['start_epoch']} must be >= 0")
 
     def base(self, cfg):
         e = int(cfg.table["start_epoch"])

@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ...analysis import fmt_spread, zigzag
+from ...config import each, param
 from ...errors import ConfigError
 from ...plots import condition_colors, condition_epochs, condition_runs, first_run
 from .._base import Reproduce, register
 from ._ablation import Ablation, ablation_numbers, in_memory
 
 
+@dataclass(frozen=True)
+class OptimizerTable:
+    """The table `[ablation_optimizer]`."""
+
+    optimizers: tuple[str, ...] = param(("sgd", "adam"), doc="the train.optimizer of each condition",
+                                        check=each("sgd or adam", lambda o: o in ("sgd", "adam")))
+    lrs: tuple[float, ...] = param((0.01, 0.001), doc="the train.lr of each condition (one per optimiser)",
+                                   check=each("> 0", lambda lr: lr > 0))
+
+
 @register
 class Optimizer(Ablation):
     name = "ablation-optimizer"
     description = "SGD vs Adam from the same initial weights, the stage-2 zig-zag (spec §6.3)"
-    defaults = {"optimizers": ["sgd", "adam"], "lrs": [0.01, 0.001]}
+    table = OptimizerTable
     figure_names = ("ablation_optimizer",)
     extra_metrics = ("zigzag_imag", "zigzag_k1")
     n_panels = 1
@@ -31,11 +44,6 @@ class Optimizer(Ablation):
         if len(t["optimizers"]) != len(t["lrs"]):
             raise ConfigError(f"{cfg.source}: ablation_optimizer.optimizers and .lrs must have the same length "
                               f"({len(t['optimizers'])} vs {len(t['lrs'])})")
-        bad = [o for o in t["optimizers"] if o not in ("sgd", "adam")]
-        if bad:
-            raise ConfigError(f"{cfg.source}: ablation_optimizer.optimizers contains {bad[0]!r}; choose sgd or adam")
-        if any(lr <= 0 for lr in t["lrs"]):
-            raise ConfigError(f"{cfg.source}: ablation_optimizer.lrs = {t['lrs']!r} must be > 0")
 
     def conditions(self, cfg):
         return [(f"{o} {lr:g}", {"train.optimizer": o, "train.lr": float(lr)})

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ...analysis import closed_loop_trajectory, fmt_spread
+from ...config import UNIT_INTERVAL, param
 from ...errors import ConfigError
 from ...plots import condition_colors, condition_runs, first_run
 from .._base import Reproduce, register
 from ._ablation import Ablation, ablation_numbers, in_memory
 
 
+@dataclass(frozen=True)
+class TimeStepTable:
+    """The table `[ablation_time]`."""
+
+    dt: float = param(0.1, doc="the time step of the continuous condition (plant.dt and agent.alpha)",
+                      check=UNIT_INTERVAL)
+
+
 @register
 class TimeStep(Ablation):
     name = "ablation-time"
     description = "discrete time vs a leaky RNN on the continuous-time double integrator, dt = 0.1 (spec §6.4)"
-    defaults = {"dt": 0.1}
+    table = TimeStepTable
     figure_names = ("ablation_time",)
     n_panels = 1
     reproduce = Reproduce(
@@ -26,9 +37,6 @@ class TimeStep(Ablation):
 
     def validate(self, cfg) -> None:
         super().validate(cfg)
-        dt = cfg.table["dt"]
-        if not 0 < dt <= 1:
-            raise ConfigError(f"{cfg.source}: ablation_time.dt = {dt} must lie in (0, 1]")
         if cfg.plant.kind != "double_integrator" or cfg.agent.alpha != 1.0:
             raise ConfigError(f"{cfg.source}: the ablation-time experiment starts from the discrete double integrator "
                               f"and alpha = 1 (its continuous condition sets plant.dt and agent.alpha = dt)")
