@@ -357,8 +357,10 @@ def test_a_part_is_checked_before_anything_of_it_is_called(kind, needles):
 def test_shipped_parts_are_announced_through_entry_points():
     from importlib.metadata import entry_points
 
-    for section, names in (("plant", {"double_integrator", "integrator", "point_mass_2d", "linear"}),
-                           ("task", {"regulation", "tracking", "impulse"}), ("agent", {"rnn"}),
+    for section, names in (("plant", {"double_integrator", "integrator", "point_mass_2d", "linear", "inverted_pendulum",
+                                      "cartpole", "two_link_arm"}),
+                           ("task", {"regulation", "tracking", "impulse"}), ("agent", {"rnn", "gru"}),
+                           ("optimizer", {"sgd", "adam"}),
                            ("loss", {"state", "control"})):
         fam = cfg_mod.family(section)
         announced = {ep.name for ep in entry_points(group=fam.group)}
