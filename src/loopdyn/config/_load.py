@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import itertools
 import re
 import tomllib
 from importlib import resources
@@ -21,7 +20,7 @@ from typing import Any
 from ..errors import ConfigError
 from ._parts import InvalidParameter, build_part, coerce, family, param, parameters, part_to_dict
 from ._ensemble import MEMORY_FRACTION, estimate_resources
-from ._schema import HYPERPARAMETERS, PART_SECTIONS, SECTIONS, TOP_KEYS, Config, _static_combinations, replace
+from ._schema import PART_SECTIONS, SECTIONS, TOP_KEYS, Config, _static_combinations, replace
 
 
 def _err(source: str, key: str, msg: str) -> ConfigError:

@@ -22,6 +22,7 @@ the rest of the configuration in :meth:`Part.check`, raising :class:`InvalidPara
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import math
 from dataclasses import dataclass, field
@@ -112,7 +113,7 @@ class Family:
         return cls
 
     def _entry_points(self) -> dict[str, metadata.EntryPoint]:
-        return {ep.name: ep for ep in metadata.entry_points(group=self.group)}
+        return _announced(self.group)
 
     def names(self) -> list[str]:
         """Every kind known by name: registered in this process and announced by installed packages."""
@@ -172,6 +173,12 @@ class Family:
             if ep.value.replace(" ", "") == path:
                 return name
         return path
+
+
+@functools.lru_cache(maxsize=None)
+def _announced(group: str) -> dict[str, metadata.EntryPoint]:
+    """The entry points of `group` (read once per process: scanning the installed distributions takes ms)."""
+    return {ep.name: ep for ep in metadata.entry_points(group=group)}
 
 
 FAMILIES: dict[str, Family] = {}
