@@ -27,36 +27,15 @@ PLANTS = {
 
 
 def measure(config: str, kind: str, n_runs: int, epochs: int) -> dict:
-    import time
-
-    import jax
-    import jax.numpy as jnp
     import numpy as np
 
     import loopdyn
-    from loopdyn.training import HyperParams, compile_chunk, init_run, make_groups
+    from bench_train import time_chunk
 
     cfg = loopdyn.load_config(config, [f"epochs={epochs}", f"record.chunk={epochs}", f"plant.kind={kind!r}"],
                               f"0..{n_runs - 1}")
-    (g,) = make_groups([(cfg, "bench")])
+    g, t_compile, best, rec = time_chunk(cfg, epochs, mesh_devices=False)
     assert not (g.problem.linear_loop or g.problem.superposed or g.problem.compress_batch)  # the plain rollout
-    hyper = HyperParams(**{k: jnp.asarray(v, g.problem.dtype) for k, v in g.hyper.items()})
-    s, c = jax.vmap(lambda seed, h: init_run(g.problem, seed, h))(jnp.asarray(g.seeds), hyper)
-    test_x0 = g.problem.task.sample_x0(jax.random.PRNGKey(0), cfg.task.test_batch, g.problem.dtype)
-    fn = compile_chunk(g.problem, test_x0, None)
-    epochs_arr = jnp.arange(epochs, dtype=jnp.int32)
-    t0 = time.perf_counter()
-    compiled = fn.lower(s, c, epochs_arr).compile()
-    t_compile = time.perf_counter() - t0
-    s, rec = compiled(s, c, epochs_arr)  # warm-up
-    jax.block_until_ready(rec)
-    reps = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        s, rec = compiled(s, c, epochs_arr + epochs)
-        jax.block_until_ready(rec)
-        reps.append(time.perf_counter() - t0)
-    best = min(reps)
     return {"kind": kind, "runs": n_runs, "epochs": epochs, "compile_s": round(t_compile, 2),
             "ms_per_run_epoch": round(1e3 * best / (n_runs * epochs), 3),
             "states": cfg.plant.n_states, "observed": cfg.plant.n_observed,

@@ -16,21 +16,19 @@ import subprocess
 import sys
 
 
-def measure(config: str, n_runs: int, epochs: int) -> dict:
+def time_chunk(cfg, epochs: int, mesh_devices: bool = True):
+    """Compile the chunk of `cfg`'s single group and time it: `(group, compile s, best s of 3, records)`."""
     import time
 
     import jax
     import jax.numpy as jnp
-    import numpy as np
 
-    import loopdyn
     from loopdyn.training import HyperParams, compile_chunk, device_layout, init_run, make_groups
 
-    cfg = loopdyn.load_config(config, [f"epochs={epochs}", f"record.chunk={epochs}"], f"0..{n_runs - 1}")
     (g,) = make_groups([(cfg, "bench")])
     hyper = HyperParams(**{k: jnp.asarray(v, g.problem.dtype) for k, v in g.hyper.items()})
     s, c = jax.vmap(lambda seed, h: init_run(g.problem, seed, h))(jnp.asarray(g.seeds), hyper)
-    mesh, n = device_layout(len(g.runs))
+    mesh, n = device_layout(len(g.runs)) if mesh_devices else (None, len(g.runs))
     if n != len(g.runs):
         s, c = jax.tree.map(lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], n - len(g.runs), 0)]), (s, c))
     if mesh is not None:
@@ -49,7 +47,17 @@ def measure(config: str, n_runs: int, epochs: int) -> dict:
         s, rec = compiled(s, c, epochs_arr + epochs)
         jax.block_until_ready(rec)
         reps.append(time.perf_counter() - t0)
-    best = min(reps)
+    return g, t_compile, min(reps), rec
+
+
+def measure(config: str, n_runs: int, epochs: int) -> dict:
+    import jax
+    import numpy as np
+
+    import loopdyn
+
+    cfg = loopdyn.load_config(config, [f"epochs={epochs}", f"record.chunk={epochs}"], f"0..{n_runs - 1}")
+    _, t_compile, best, rec = time_chunk(cfg, epochs)
     return {"config": config, "runs": n_runs, "devices": len(jax.devices()), "epochs": epochs,
             "compile_s": round(t_compile, 2), "ms_per_run_epoch": round(1e3 * best / (n_runs * epochs), 4),
             "ms_per_epoch_ensemble": round(1e3 * best / epochs, 3), "finite": bool(np.all(np.isfinite(np.asarray(rec.train_loss))))}
