@@ -240,7 +240,7 @@ def analyze_store(store, *, extra: list[Hook] = (), experiment: str | None = Non
     `experiment`: its name, recorded.
 
     **Returns:** the :class:`Analysis` (arrays, descriptions and the summary numbers, which are also stored
-    in `analysis.json`).
+    in the analysis group's attribute `loopdyn_analysis`).
     """
     path = Path(store)
     with StoreLock(path, "analyse"):

@@ -23,7 +23,7 @@ from ..errors import ConfigError, Interrupted, LoopdynError, StoreError
 from ..analysis import store_statistics
 from ..experiments import REGISTRY, Experiment, analyze, figures, get, resume, train
 from ..plots import save_figures, training_figure
-from ..store import check, open_run, raw_dataset, read_analysis, read_progress
+from ..store import analysis_mtime, check, open_run, raw_dataset, read_analysis, read_progress
 from ._page import Section, write_page
 
 MANIFEST = "reproduce.json"
@@ -225,10 +225,9 @@ def _figure_paths(item: Item) -> list[Path]:
 
 
 def _figures_done(item: Item) -> bool:
-    pointer = item.store / "analysis.json"
+    analysed = analysis_mtime(item.store)
     paths = _figure_paths(item)
-    return bool(paths) and all(p.exists() and (not pointer.exists() or p.stat().st_mtime >= pointer.stat().st_mtime)
-                               for p in paths)
+    return bool(paths) and all(p.exists() and (analysed is None or p.stat().st_mtime >= analysed) for p in paths)
 
 
 def reproduce(out: str | Path, *, quick: bool = False, only: list[str] | None = None, overrides: tuple[str, ...] = (),

@@ -3,6 +3,7 @@ the analysis group, checks, and reading back as xarray Datasets."""
 
 from ..errors import StoreError as StoreError
 from ._files import StoreLock as StoreLock
+from ._files import analysis_mtime as analysis_mtime
 from ._files import lock_holder as lock_holder
 from ._files import os_error_line as os_error_line
 from ._files import read_progress as read_progress
@@ -17,6 +18,7 @@ from ._zarr import merge_runs as merge_runs
 from ._zarr import open_group as open_group
 from ._zarr import open_run as open_run
 from ._zarr import raw_dataset as raw_dataset
+from ._zarr import upgrade as upgrade
 from ._zarr import write_analysis as write_analysis
 
 

@@ -56,6 +56,7 @@ def layout(phases, groups, ckpts: np.ndarray):
         "test_loss": (("run", "epoch"), (R, E), f, (R, K)),
         "diverged_epoch": (("run",), (R,), np.int64, (R,)),
         "start_epoch": (("run",), (R,), np.int64, (R,)),
+        "committed": (("run", "epoch"), (R, E), np.bool_, (R, K)),
     }
     if any(g.problem.records_gains for g in groups):
         variables["gains"] = (("run", "epoch", "control", "state"), (R, E, m, k), f, (R, K, m, k))
@@ -89,3 +90,64 @@ def layout(phases, groups, ckpts: np.ndarray):
         else:
             variables[name] = (("run", "neuron", col), (R, n_max, width), f, (R, n_max, width))
     return coords, variables
+
+
+# ------------------------------------------------------------------------------------------ CF attributes
+# name -> (long_name, units or None, description or the root attribute `<x>_definition` that describes it)
+_PARAMETER = "agent parameter {} (spec §2): {}, one row per neuron (padded with NaN to the largest N of the store)"
+VARIABLE_ATTRS: dict[str, tuple[str, str | None, str]] = {
+    "run": ("run index", None, "one trained network of the ensemble; its settings are the coordinates along run"),
+    "epoch": ("training epoch", None, "@record_definition"),
+    "checkpoint": ("checkpoint epoch", None, "the epochs whose parameters are stored (record.checkpoint)"),
+    "eig": ("eigenvalue index", None, "eigenvalues sorted by decreasing modulus"),
+    "seed": ("random seed", None, "the run's seed: initial parameters, training batches and noise"),
+    "group": ("compiled group", None, "runs trained by one compiled program share a group"),
+    "phase": ("training phase", None, "the label of the phase (configuration) the run belongs to"),
+    "training_mode": ("training mode", None, "train.mode of the run: closed_loop, open_loop, ..."),
+    "lr": ("learning rate", "1", "train.lr of the run"),
+    "clip": ("gradient clip", "1", "train.clip: global-norm gradient clip of the run (0 = off)"),
+    "beta": ("control cost weight beta", "1", "task.beta of the run"),
+    "over": ("overlap scale", "1", "agent.over of the run"),
+    "g": ("recurrent gain g", "1", "agent.g of the run: scale of the random connectivity"),
+    "noise": ("plant noise", "1", "plant.noise of the run"),
+    "train_loss": ("training loss", "1", "@train_loss_definition"),
+    "test_loss": ("test loss", "1", "@test_loss_definition"),
+    "diverged_epoch": ("divergence epoch", None, "@diverged_definition"),
+    "start_epoch": ("start epoch", None, "the epoch of the earlier phase whose parameters started this run (-1: none)"),
+    "committed": ("epoch committed", None, "True where the run's values at this epoch are written and committed; "
+                  "False: not yet trained (NaN there means not written, not diverged; see the attribute epochs_done)"),
+    "gains": ("feedback gains K", "1", "@gains_definition"),
+    "eigenvalues": ("eigenvalues of the joint matrix P", "1", "@eigenvalues_definition"),
+    "spectral_radius": ("spectral radius rho(P)", "1", "largest modulus of the eigenvalues of the joint matrix P"),
+    "G": ("Gram matrix of m, z, U, V", "1", "@gram_definition"),
+    "m": ("input vectors m", "1", _PARAMETER.format("m", "input weights")),
+    "z": ("readout vectors z", "1", _PARAMETER.format("z", "readout weights")),
+    "U": ("left low-rank vectors U", "1", _PARAMETER.format("U", "output side of the low-rank connectivity U V^T / N")),
+    "V": ("right low-rank vectors V", "1", _PARAMETER.format("V", "input side of the low-rank connectivity U V^T / N")),
+    "W": ("full-rank connectivity W", "1", _PARAMETER.format("W", "trainable full-rank connectivity")),
+    "J": ("random connectivity J", "1", _PARAMETER.format("J", "the fixed random connectivity, scaled by g")),
+}
+for _a, _b in ("zm", "zu", "vm", "vu", "mu", "zv", "mm", "zz", "uu", "vv"):
+    VARIABLE_ATTRS[f"sigma_{_a}{_b}"] = (f"overlap sigma_{_a}{_b}", "1", "@gram_definition")
+
+
+def variable_attrs(name: str, root_attrs: dict, key_docs: dict | None = None) -> dict:
+    """The CF-style attributes (`long_name`, `units` where there is one, `description`) of the store's array
+    `name`, descriptions taken from the root attributes `<x>_definition` (which name the task's losses)."""
+    if name in VARIABLE_ATTRS:
+        long_name, units, description = VARIABLE_ATTRS[name]
+    elif name.startswith("extra_"):
+        long_name, units, description = f"agent parameter {name[6:]}", "1", "a further parameter of the agent"
+    elif f"{name}_definition" in root_attrs:  # a task's per-epoch metric
+        long_name, units, description = name.replace("_", " "), "1", f"@{name}_definition"
+    else:  # a swept setting or a task's metric coordinate
+        doc = (key_docs or {}).get(name)
+        long_name, units, description = (doc or name.replace("_", " ")), None, doc or ""
+    if description.startswith("@"):
+        description = str(root_attrs.get(description[1:], ""))
+    out = {"long_name": long_name}
+    if units is not None:
+        out["units"] = units
+    if description:
+        out["description"] = description
+    return out

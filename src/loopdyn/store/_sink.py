@@ -44,6 +44,7 @@ class StoreSink:
         layout_cfg = max((c for c, _ in phases), key=lambda c: c.epochs)
         self.ckpts = cfg_mod.checkpoint_epochs(layout_cfg) if ckpts is None else np.asarray(ckpts)
         self._arrays = None
+        self._written: list[tuple[int, int, int, int]] = []  # (lo, hi, start, stop) of chunks not yet committed
         self._identity = _files.identity(self.path)
 
     @contextlib.contextmanager
@@ -123,6 +124,7 @@ class StoreSink:
             for name, val in merged.items():
                 arrays[name][lo:hi, start:stop] = val
             arrays["diverged_epoch"][lo:hi] = np.concatenate([rec["diverged_epoch"] for rec in results])
+            self._written.append((lo, hi, start, stop))
             sel = np.nonzero((self.ckpts >= start) & (self.ckpts < stop))[0]
             if len(sel):
                 for g, rec in zip(groups, results):
@@ -133,6 +135,10 @@ class StoreSink:
 
     def commit(self, phase: int, stop: int, state: dict[str, np.ndarray], complete: bool) -> None:
         with self._writing(f"the commit of epoch {stop}"):
+            with _zarr._quiet():
+                for lo, hi, start, stop_ in self._written:
+                    self.arrays["committed"][lo:hi, start:stop_] = True
+            self._written = []
             _files.save_state(self.path, phase, stop, state)
             _files.write_progress(self.path, phase, stop, len(self.phases), complete)
         _files.prune_states(self.path, phase, stop)
@@ -154,6 +160,11 @@ def create_store(path: Path, phases, groups, *, devices: int, ckpts=None, extra_
     layout_cfg = max((c for c, _ in phases), key=lambda c: c.epochs)
     ckpts = cfg_mod.checkpoint_epochs(layout_cfg) if ckpts is None else np.asarray(ckpts)
     coords, variables = layout(phases, groups, ckpts)
+    key_docs = {}
+    for c, _ in phases:
+        for dotted, _ in c.sweep:
+            doc = _key_doc(c, dotted)
+            key_docs[dotted.split(".")[-1]] = f"{dotted}: {doc}" if doc else dotted
     task = groups[0].problem.task
     attrs = {
         "config": json.dumps(cfg_mod.to_dict(cfg)),
@@ -177,7 +188,7 @@ def create_store(path: Path, phases, groups, *, devices: int, ckpts=None, extra_
     tmp = _files.creation_dir(path)
     try:
         tmp.parent.mkdir(parents=True, exist_ok=True)
-        _zarr.create(tmp, attrs, coords, variables)
+        _zarr.create(tmp, attrs, coords, variables, key_docs)
         lock = _files.StoreLock(tmp, "train").acquire()
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -196,6 +207,27 @@ def create_store(path: Path, phases, groups, *, devices: int, ckpts=None, extra_
 
 
 def open_sink(path: Path, phases, groups, ckpts=None) -> StoreSink:
-    """The sink of an existing store, to resume it; takes the store's lock."""
+    """The sink of an existing store, to resume it; takes the store's lock (and rewrites a store of an older
+    format as the current one)."""
     lock = _files.StoreLock(path, "resume").acquire()
+    try:
+        _zarr.upgrade(path)
+    except BaseException:
+        lock.release()
+        raise
     return StoreSink(path, phases, groups, lock, ckpts)
+
+
+def _key_doc(cfg, dotted: str) -> str:
+    """The schema's `doc` of a configuration key (`"train.lr"` -> "learning rate"), or ""."""
+    import dataclasses
+
+    obj = cfg
+    *tables, key = dotted.split(".")
+    try:
+        for t in tables:
+            obj = getattr(obj, t)
+        field = next(f for f in dataclasses.fields(obj) if f.name == key)
+        return str(field.metadata.get("doc", ""))
+    except (AttributeError, StopIteration, TypeError):
+        return ""

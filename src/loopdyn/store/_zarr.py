@@ -1,13 +1,18 @@
 """Results stores: one Zarr (v3) group per experiment, read back as an xarray Dataset.
 
-Layout. Every array carries `dimension_names`, so `xarray.open_zarr` reads the store without loopdyn.
+Layout. Every array carries `dimension_names` and CF-style attributes (`long_name`, `units` where there is
+one, `description`), and the root attribute `coordinates` names the per-run settings (seed, phase, the
+swept keys), so `xarray.open_zarr` reads the store without loopdyn, settings as coordinates. Nothing but
+Zarr nodes lies in the hierarchy (see :mod:`loopdyn.store._files`).
 Per-epoch arrays are pre-allocated over the whole run (fill value NaN) and chunked along `epoch` in the
 same blocks the trainer writes, so a write never touches another block. Analyses live in their own
-subgroup, named in `analysis.json` (see :mod:`loopdyn.store._files`), and are replaced atomically.
+subgroup, reached through the link `analysis` (`xarray.open_zarr(store, group="analysis")`), and are
+replaced atomically.
 
 Atomicity. A store is built in a temporary directory and renamed into place when its layout is complete.
-After all arrays of a chunk are written, the trainer saves its state, and only then replaces
-`progress.json`; readers trust nothing beyond it, and `--resume` restarts from there.
+After all arrays of a chunk are written, the trainer marks the chunk's epochs in `committed`, saves its
+state, and only then replaces the progress marker (the root attributes `progress`, `epochs_done`);
+readers trust nothing beyond it, and `--resume` restarts from there.
 """
 
 from __future__ import annotations
@@ -28,12 +33,16 @@ import zarr
 from ..errors import StoreError
 from . import _files
 
-FORMAT = "loopdyn-store-3"
+FORMAT = "loopdyn-store-4"
 FORMATS_REFUSED = {"loopdyn-store-1": "loopdyn 0.1"}
-FORMATS_MIGRATED = ("loopdyn-store-2",)
-"""Formats read by migrating their attributes: loopdyn 0.2 stored every part table with the keys of every kind
-(`[plant]` with `order` for the double integrator, `[task]` with `freqs_x` for regulation); read back, each
-table keeps the keys of its own kind (:func:`_migrate_configs`). Arrays and layout are unchanged."""
+FORMATS_MIGRATED = ("loopdyn-store-2", "loopdyn-store-3")
+"""Formats read by migrating them in memory (:func:`_migrate_dataset`), and rewritten in place as the
+current format when loopdyn writes into them (:func:`upgrade`). loopdyn 0.2 (`-2`) stored every part table
+with the keys of every kind (`[plant]` with `order` for the double integrator); read back, each table keeps
+the keys of its own kind (:func:`_migrate_configs`). Formats `-2` and `-3` kept the progress marker, the
+training state, the lock and the analysis pointer in files that are not Zarr nodes (`progress.json`,
+`state/*.npz`, `lock`, `analysis.json`), had no attributes on their arrays, no `committed` mask and no
+`coordinates` attribute."""
 
 
 @contextlib.contextmanager
@@ -82,8 +91,24 @@ def write_arrays(group: zarr.Group, arrays: dict[str, tuple[tuple[str, ...], Any
             arr.attrs["description"] = descriptions[name]
 
 
+def run_coordinates(attrs: dict) -> list[str]:
+    coords = attrs.get("run_coords", "[]")
+    return list(json.loads(coords) if isinstance(coords, str) else coords)
+
+
+def describe(group: zarr.Group, key_docs: dict | None = None) -> None:
+    """Give every array of `group` its CF-style attributes, and the root the attribute `coordinates`."""
+    from ._layout import variable_attrs
+
+    attrs = dict(group.attrs)
+    for name, arr in group.arrays():
+        arr.attrs.update(variable_attrs(name, attrs, key_docs))
+    group.attrs["coordinates"] = " ".join(c for c in run_coordinates(attrs) if c in group)
+
+
 def create(tmp: Path, attrs: dict[str, Any], coords: dict[str, tuple[tuple[str, ...], np.ndarray]],
-           variables: dict[str, tuple[tuple[str, ...], tuple[int, ...], Any, tuple[int, ...]]]) -> zarr.Group:
+           variables: dict[str, tuple[tuple[str, ...], tuple[int, ...], Any, tuple[int, ...]]],
+           key_docs: dict | None = None) -> zarr.Group:
     """Create an empty store in the directory `tmp` (see :func:`loopdyn.store._files.creation_dir`).
 
     `coords`: name -> (dims, values), written at once. `variables`: name -> (dims, shape, dtype, chunks),
@@ -91,11 +116,13 @@ def create(tmp: Path, attrs: dict[str, Any], coords: dict[str, tuple[tuple[str, 
     """
     with _quiet():
         group = zarr.open_group(str(tmp), mode="w-", zarr_format=3)
-        group.attrs.update({"loopdyn_format": FORMAT, **attrs})
+        group.attrs.update({"loopdyn_format": FORMAT, "epochs_done": 0, "complete": False, **attrs})
         write_arrays(group, coords)
         for name, (dims, shape, dtype, chunks) in variables.items():
             group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, dimension_names=list(dims),
                                fill_value=fill_value(np.dtype(dtype)))
+        describe(group, key_docs)
+        group.create_group("state", attributes={"description": "loopdyn's training state after the last committed chunk"})
         group.attrs["layout"] = json.dumps({name: _array_layout(arr) for name, arr in group.arrays()})
     return group
 
@@ -230,7 +257,7 @@ def _migrate_configs(attrs: dict) -> dict:
 
 def _open_dataset(path: Path, group: str | None = None) -> xr.Dataset:
     if group is not None and not (Path(path) / group / "zarr.json").is_file():
-        raise StoreError(f"{path}: analysis.json names the analysis group {group!r}, which is missing; run "
+        raise StoreError(f"{path}: the analysis record names the analysis group {group!r}, which is missing; run "
                          f"'loopdyn analyze {path}' again")
     try:
         with _quiet():
@@ -278,8 +305,13 @@ def open_run(path: str | Path, *, analysis: bool = True) -> xr.Dataset:
             ds["diverged_epoch"] = ds.diverged_epoch.where(ds.diverged_epoch < done, -1)
         if "checkpoint" in ds.dims:
             ds = ds.sel(checkpoint=ds.checkpoint < done)
+    fmt = ds.attrs.get("loopdyn_format")
     ds.attrs = _decode_attrs(ds.attrs, path)
+    if fmt in FORMATS_MIGRATED:
+        ds = _migrate_dataset(ds)
     ds = ds.set_coords([c for c in ds.attrs.get("run_coords", []) if c in ds.data_vars])
+    for k in ("progress", "lock_holder", "coordinates"):
+        ds.attrs.pop(k, None)
     ds.attrs["epochs_done"] = ds.sizes["epoch"]
     ds.attrs["complete"] = complete
     ds.attrs["phase_done"] = progress["phase"]
@@ -292,11 +324,77 @@ def open_run(path: str | Path, *, analysis: bool = True) -> xr.Dataset:
     return ds
 
 
+def _migrate_dataset(ds: xr.Dataset) -> xr.Dataset:
+    """A dataset of an older format (already cut to its committed epochs) as the current format reads: CF
+    attributes on every variable and the `committed` mask (every epoch it holds is committed)."""
+    from ._layout import variable_attrs
+
+    if "committed" not in ds and "train_loss" in ds:
+        ds["committed"] = xr.ones_like(ds.train_loss, dtype=bool)
+    for name in ds.variables:
+        for k, v in variable_attrs(str(name), ds.attrs).items():
+            ds[name].attrs.setdefault(k, v)
+    return ds
+
+
+def upgrade(path: Path) -> None:
+    """Rewrite a store of an older format (:data:`FORMATS_MIGRATED`) in place as the current one, before
+    loopdyn writes into it (the caller holds its lock): progress, training state and the analysis move into
+    Zarr nodes, every array gets its attributes, the `committed` mask is written. Each step is safe to
+    repeat; the format attribute changes last."""
+    path = Path(path)
+    with _quiet():
+        group = zarr.open_group(str(path), mode="r+", zarr_format=3)
+        if group.attrs.get("loopdyn_format") == FORMAT:
+            return
+        attrs = _decode_attrs(dict(group.attrs), path)
+        progress = _files.read_progress(path)
+        if "committed" not in group and "train_loss" in group:
+            R, E = group["train_loss"].shape
+            done = E if progress["complete"] else progress["epochs_done"]
+            arr = group.create_array("committed", shape=(R, E), chunks=group["train_loss"].chunks, dtype=bool,
+                                     dimension_names=["run", "epoch"], fill_value=False)
+            arr[:, :done] = True
+            for key in ("variables", "layout"):
+                if key in group.attrs:
+                    recorded = json.loads(group.attrs[key])
+                    if isinstance(recorded, dict):
+                        recorded["committed"] = _array_layout(arr)
+                    else:
+                        recorded = sorted({*recorded, "committed"})
+                    group.attrs[key] = json.dumps(recorded)
+        describe(group)
+        if "state" not in group:
+            state = path / "state"
+            _files._write_group_meta(state, {"description": "loopdyn's training state after the last committed chunk"})
+        for npz in sorted((path / "state").glob("phase*_epoch*.npz")):
+            phase, done = (int(x) for x in npz.stem[len("phase"):].split("_epoch"))
+            _files.save_state(path, phase, done, _files.load_state(path, phase, done))
+            npz.unlink()
+    if (path / _files.OLD_PROGRESS).is_file():
+        _files.write_progress(path, progress["phase"], progress["epochs_done"], progress["phases"] or len(attrs.get("phases", [])) or 1,
+                              progress["complete"])
+        (path / _files.OLD_PROGRESS).unlink()
+    pointer = path / _files.OLD_ANALYSIS
+    if pointer.is_file():
+        record = _files.read_analysis_pointer(path)
+        name = record.pop("group", None)
+        if isinstance(name, str) and (path / name / "zarr.json").is_file():
+            with _quiet():
+                zarr.open_group(str(path / name), mode="r+", zarr_format=3).attrs["loopdyn_analysis"] = record
+            _files.point_analysis(path, name)
+        pointer.unlink()
+    (path / _files.OLD_LOCK).unlink(missing_ok=True)
+    _files.update_root_attrs(path, {"loopdyn_format": FORMAT, "migrated_from": attrs.get("loopdyn_format")})
+
+
 def write_analysis(path: Path, arrays: dict[str, tuple[tuple[str, ...], np.ndarray]], descriptions: dict[str, str],
                    record: dict) -> None:
-    """Replace the store's analysis atomically: write a new subgroup, point `analysis.json` at it, then
-    delete the previous subgroup (and any left by an interrupted analysis)."""
+    """Replace the store's analysis atomically: write a new subgroup (its attribute `loopdyn_analysis` holds
+    the record), point the link `analysis` at it, then delete the previous subgroup (and any left by an
+    interrupted analysis)."""
     path = Path(path)
+    upgrade(path)
     name = f"analysis-{uuid.uuid4().hex[:12]}"
     try:
         with _quiet():
@@ -305,7 +403,13 @@ def write_analysis(path: Path, arrays: dict[str, tuple[tuple[str, ...], np.ndarr
             chunks = {k: ((1,) + np.shape(v)[1:] if dims and dims[0] == "run" and np.ndim(v) > 1 else np.shape(v) or None)
                       for k, (dims, v) in arrays.items()}
             write_arrays(sub, arrays, chunks=chunks, descriptions=descriptions)
-        _files.write_analysis_pointer(path, {**record, "group": name, "variables": sorted(arrays)})
+            for k, (dims, v) in arrays.items():
+                sub[k].attrs.setdefault("long_name", k.replace("_", " "))
+            sub.attrs["loopdyn_analysis"] = json.loads(json.dumps({**record, "variables": sorted(arrays)},
+                                                                  default=_files._json_default))
+            sub.attrs["description"] = "loopdyn's analysis of the store (loopdyn analyze); open it with " \
+                                       "xarray.open_zarr(store, group='analysis')"
+        _files.point_analysis(path, name)
     except OSError as e:
         shutil.rmtree(path / name, ignore_errors=True)
         raise StoreError(f"{_files.os_error_line(e, path)}; the analysis of {path} was not written (any previous one "
@@ -314,7 +418,7 @@ def write_analysis(path: Path, arrays: dict[str, tuple[tuple[str, ...], np.ndarr
         shutil.rmtree(path / name, ignore_errors=True)
         raise
     for old in path.glob("analysis-*"):
-        if old.name != name and old.is_dir():
+        if old.name != name and old.is_dir() and not old.is_symlink():
             shutil.rmtree(old, ignore_errors=True)
 
 
@@ -345,11 +449,14 @@ def check(path: Path, *, analysis: bool = True) -> dict:
     raise AssertionError("unreachable")
 
 
-def _marker(path: Path) -> bytes | None:
-    try:
-        return (Path(path) / _files.PROGRESS).read_bytes()
-    except OSError:
-        return None
+def _marker(path: Path) -> tuple[bytes | None, ...]:
+    out = []
+    for name in (_files.PROGRESS, _files.OLD_PROGRESS):
+        try:
+            out.append((Path(path) / name).read_bytes())
+        except OSError:
+            out.append(None)
+    return tuple(out)
 
 
 def _check_once(path: Path, live: bool, analysis: bool) -> dict:
@@ -380,15 +487,14 @@ def _check_once(path: Path, live: bool, analysis: bool) -> dict:
                 sel = tuple(slice(0, n_ck) if d == "checkpoint" else s for d, s in zip(dims, sel))
             n_chunks += _check_chunks(path, name, arr, sel, progress["complete"] or done > 0)
     if done > 0 and not progress["complete"] and not live:
-        state = path / "state" / f"phase{progress['phase']}_epoch{done}.npz"
         _files.load_state(path, progress["phase"], done)
-        if not state.is_file():
+        if not _files.has_state(path, progress["phase"], done):
             raise StoreError(f"{path}: the training state of the last commit is missing; the store cannot be resumed")
     pointer = _files.read_analysis_pointer(path) if analysis else None
     if pointer is not None:
         group_name = pointer.get("group") if isinstance(pointer, dict) else None
         if not isinstance(group_name, str):
-            raise StoreError(f"{path}: analysis.json names no analysis group; run 'loopdyn analyze {path}' again")
+            raise StoreError(f"{path}: the analysis record names no analysis group; run 'loopdyn analyze {path}' again")
         analysis = _open_dataset(path, group_name)
         try:
             with _quiet():
