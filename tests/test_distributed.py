@@ -82,7 +82,7 @@ def _start(args):
 
 def _wait_for_units(store: Path, proc, timeout=180):
     t0 = time.time()
-    while not list((store / "units").glob("*.zarr/progress.json")):
+    while not list((store / "units").glob("*.zarr/state/phase*")):
         assert proc.poll() is None, proc.communicate()
         assert time.time() - t0 < timeout, "no unit committed a chunk"
         time.sleep(0.05)
@@ -114,7 +114,7 @@ def test_driver_killed_then_resumed_redoes_only_unfinished_units(tmp_path, sweep
         except ProcessLookupError:
             pass
     proc.wait()
-    before = {p.name: p.stat().st_mtime_ns for p in (store / "units").glob("*.zarr/progress.json")}
+    before = {p.name: p.stat().st_mtime_ns for p in (store / "units").glob("*.zarr/state/phase*")}
     res = subprocess.run([str(LOOPDYN), "train", "--resume", str(store), "--workers", "2", "--quiet"],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
@@ -160,7 +160,7 @@ def test_a_unit_failing_twice_is_reported_and_the_others_complete(tmp_path, swee
     with pytest.raises(loopdyn.StoreError, match="failed twice.*injected failure"):
         _units.run_units(path, None, progress=False)
     assert len(bad) == 2  # tried, and retried once
-    done = sorted(p.parent.name for p in (path / "units").glob("*.zarr/progress.json"))
+    done = sorted(p.parent.parent.name for p in (path / "units").glob("*.zarr/state/phase*"))
     assert done and all(not n.startswith("p0-g0-8-") for n in done)
     monkeypatch.setattr(_units, "run_unit", real)
     loopdyn.resume(path, progress=False)  # the cause is gone: only the failed unit is trained
@@ -243,5 +243,5 @@ def test_a_killed_scheduler_is_one_line_and_nothing_is_merged(tmp_path, real_clu
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1, err
     assert f"lost the Dask scheduler {address}" in lines[0] and f"loopdyn train --resume {store}" in lines[0], err
-    assert not (store / "progress.json").exists()  # nothing merged
+    assert "progress" not in loopdyn.store.read_root(store)["attributes"]  # nothing merged
     assert loopdyn.check_store(store)["epochs_done"] == 0

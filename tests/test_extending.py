@@ -81,7 +81,7 @@ def user_stores(tmp_path_factory):
     for s in stores.values():
         assert s.is_dir()
     for name in ("oscillator", "pendulum", "curriculum", "dale_rnn"):
-        assert not json.loads((stores[name] / "progress.json").read_text())["complete"], name
+        assert not loopdyn.store.read_progress(stores[name])["complete"], name
     text = _python(f"""
         from typer.testing import CliRunner
         from loopdyn.cli import app

@@ -276,7 +276,7 @@ def test_bad_teacher_is_one_line_exit_2(tmp_path, teachers, student, teacher, ne
     for n in needles:
         assert n in lines[0], lines[0]
     # nothing trained: no completed epoch anywhere
-    assert not any(p.name == "progress.json" for p in out.rglob("*"))
+    assert not any(p.name == "state" for p in out.rglob("*"))
 
 
 @pytest.mark.parametrize("student,teacher", [(dict(N=10), "double_integrator"), (dict(), "integrator")])

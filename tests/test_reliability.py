@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 import loopdyn
 from loopdyn.cli import app
+from loopdyn.store import _files
 
 runner = CliRunner()
 LOOPDYN = Path(sys.executable).parent / "loopdyn"
@@ -190,9 +191,14 @@ def long_reference(tmp_path_factory):
     return cfg, _arrays(root / "ref" / "long.zarr")
 
 
-def _wait_for(path: Path, proc, timeout=60.0):
+def _committed(store: Path):
+    """Whether a store has its first committed chunk (a saved training state)."""
+    return lambda: any((store / "state").glob("phase*_epoch*"))
+
+
+def _wait_for(path, proc, timeout=60.0):
     t0 = time.time()
-    while not path.exists():
+    while not (path() if callable(path) else path.exists()):
         assert proc.poll() is None, proc.communicate()
         assert time.time() - t0 < timeout
         time.sleep(0.01)
@@ -221,7 +227,7 @@ def test_ctrl_c_during_training_commits_and_resumes_identically(tmp_path, long_r
     store = tmp_path / "o" / "long.zarr"
     proc = subprocess.Popen([str(LOOPDYN), "train", str(cfg), "--out", str(tmp_path / "o"), "--quiet"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for(store / ("zarr.json" if when == "first chunk" else "progress.json"), proc)
+    _wait_for(store / "zarr.json" if when == "first chunk" else _committed(store), proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
@@ -260,7 +266,7 @@ def test_kill_9_then_resume_is_identical(tmp_path, long_reference):
     store = tmp_path / "o" / "long.zarr"
     proc = subprocess.Popen([str(LOOPDYN), "train", str(cfg), "--out", str(tmp_path / "o"), "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _wait_for(store / "progress.json", proc)
+    _wait_for(_committed(store), proc)
     time.sleep(0.2)
     proc.kill()
     proc.wait()
@@ -392,10 +398,10 @@ def _damage(kind, store: Path):
         f.write_bytes(f.read_bytes()[:5])
         return "cannot be decoded"
     if kind == "truncated progress":
-        (store / "progress.json").write_text('{"phase": 0, "epo')
+        _files.update_root_attrs(store, {"progress": {"phase": 0, "epo": 1}})
         return "progress marker is unreadable"
     if kind == "garbled progress":
-        (store / "progress.json").write_text("[1, 2]")
+        _files.update_root_attrs(store, {"progress": [1, 2]})
         return "progress marker is unreadable"
     if kind == "deleted array":
         shutil.rmtree(store / "sigma_vu")
@@ -409,7 +415,7 @@ def _damage(kind, store: Path):
         f.write_text(f.read_text()[:50])
         return "metadata is unreadable"
     if kind == "truncated state":
-        f = next((store / "state").glob("*.npz"))
+        f = next(p for p in sorted((store / "state").rglob("*")) if p.is_file() and p.parent.name == "c")
         f.write_bytes(f.read_bytes()[:100])
         return "training state is unreadable"
     raise ValueError(kind)
@@ -488,7 +494,7 @@ def test_a_store_being_trained_reads_as_busy_not_damaged(tmp_path):
     proc = subprocess.Popen([str(LOOPDYN), "train", str(cfg), "--out", str(tmp_path / "o"), "--quiet"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(store / "progress.json", proc)
+        _wait_for(_committed(store), proc)
         seen = set()
         for _ in range(6):
             res = loopdyn.check_store(store)
@@ -516,7 +522,7 @@ def test_check_looks_again_when_a_commit_lands_during_it(tmp_path, small_stores,
 
     store = tmp_path / "p.zarr"
     shutil.copytree(small_stores[1], store)  # 40 of 60 epochs committed: make it the store at epoch 20
-    (store / "state" / "phase0_epoch40.npz").rename(store / "state" / "phase0_epoch20.npz")
+    (store / "state" / "phase0_epoch40").rename(store / "state" / "phase0_epoch20")
     _files.write_progress(store, 0, 20, 1, False)
     real = _files.load_state
     calls = []
@@ -703,7 +709,7 @@ def test_disk_full_while_training_keeps_the_last_commit(tmp_path, monkeypatch):
     cfg = tmp_path / "cfg.toml"
     cfg.write_text(TINY.replace("epochs = 12", "epochs = 30"))
     store = tmp_path / "o" / "tiny.zarr"
-    full = _DiskFull(tmp_path / "o", when=lambda: (store / "progress.json").exists()).install(monkeypatch)
+    full = _DiskFull(tmp_path / "o", when=_committed(store)).install(monkeypatch)
     line = _one_line_exit_2(runner.invoke(app, ["train", str(cfg), "--out", str(tmp_path / "o"), "--quiet"]),
                             "no space left on device", "free space", f"loopdyn train --resume {store}")
     assert full.hits and "last commit is intact" in line
@@ -725,7 +731,7 @@ def test_disk_full_while_analysing_or_drawing_leaves_nothing(tmp_path, small_sto
     _one_line_exit_2(runner.invoke(app, ["figures", "training", str(store)]), "no space left on device",
                      "no figure was written")
     monkeypatch.undo()
-    assert sorted(p.name for p in store.iterdir()) == before  # no orphan analysis-* group, no analysis.json
+    assert sorted(p.name for p in store.iterdir()) == before  # no orphan analysis-* group, no analysis link
     assert not (tmp_path / "figures").exists() and _leftovers(tmp_path) == []
 
 

@@ -3,7 +3,6 @@ swept values, vmapped hyper-parameters included, into every analysis and theory 
 returns a controller whose rollout reproduces the store's recorded test loss."""
 
 import json
-import warnings
 
 import jax
 import jax.numpy as jnp
@@ -14,13 +13,6 @@ import loopdyn
 from loopdyn.experiments import stages
 from loopdyn.system import rollout
 from loopdyn.tasks import Episode
-
-
-@pytest.fixture(autouse=True)
-def _quiet_zarr():
-    with warnings.catch_warnings():  # progress.json and state/ live next to the Zarr nodes
-        warnings.filterwarnings("ignore", message=".*not recognized as a component")
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -131,9 +131,8 @@ class StoreLock:
         try:
             if (self.path / "zarr.json").is_file():
                 update_root_attrs(self.path, {"lock_holder": f"PID {os.getpid()} ({self.what})"})
-        except BaseException:
-            self.release()
-            raise
+        except (OSError, StoreError):
+            pass  # the holder's name is a courtesy: a full disk or damaged metadata is reported by the work itself
         return self
 
     def release(self) -> None:
@@ -374,6 +373,9 @@ def analysis_mtime(path: Path) -> float | None:
 def point_analysis(path: Path, name: str) -> None:
     """Make `analysis` lead to the subgroup `name` (a relative link, replaced atomically)."""
     path = Path(path)
+    link = path / ANALYSIS
+    if link.is_dir() and not link.is_symlink():  # a copy that followed the link: move it aside (deleted later)
+        os.replace(link, path / f"analysis-copy-{os.getpid()}")
     tmp = path / f"{name}.link-{os.getpid()}"  # a link to a complete group: a Zarr node for its short life
     tmp.unlink(missing_ok=True)
     os.symlink(name, tmp)
