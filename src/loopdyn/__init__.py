@@ -30,6 +30,7 @@ from .experiments import resume as resume  # noqa: E402
 from .experiments import train as train  # noqa: E402
 from .store import check as check_store  # noqa: E402
 from .store import open_run as open_run  # noqa: E402
+from .store import unstack_runs as unstack_runs  # noqa: E402
 
 try:
     __version__ = _metadata.version("loopdyn")
@@ -37,5 +38,5 @@ except _metadata.PackageNotFoundError:  # running from a source tree that is not
     __version__ = "0+unknown"
 
 __all__ = ["Config", "ConfigError", "Interrupted", "StoreError", "TrainedAgent", "analyze", "check_store",
-           "config_from_dict", "figures", "load_agent", "load_config", "open_run", "resume", "store_runs", "train",
+           "config_from_dict", "figures", "load_agent", "load_config", "open_run", "resume", "store_runs", "train", "unstack_runs",
            "__version__"]

@@ -62,3 +62,63 @@ def save_figures(figures: dict, outdir, formats=("png", "pdf"), dpi: int = 150) 
             fig.set_layout_engine("none")  # keep the solved layout for the next format
             paths.append(p)
     return paths
+
+
+_GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "lambda", "mu", "nu", "omega", "phi", "pi", "rho", "sigma",
+          "tau", "theta", "xi"}
+_FUNCS = {"exp": r"\exp", "log": r"\log", "min": r"\min", "max": r"\max", "sum": r"\sum"}
+
+
+_MATH_WORDS = _GREEK | {"dt", "exp", "sum", "mean", "log", "+", "-", "="}
+
+
+def _math_token(tok: str) -> str:
+    import re
+
+    def word(m):
+        w = m.group(0)
+        if w in _GREEK:
+            return "\\" + w
+        if w in _FUNCS:
+            return _FUNCS[w]
+        return r"\mathrm{" + w + "}" if len(w) > 1 else w
+    tok = re.sub(r"\b([a-z])(\d)\b", r"\1_\2", tok)  # x0 -> x_0
+    tok = re.sub(r"_([A-Za-z]{2,})", r"_{\1}", tok)  # u_student -> u_{student}
+    tok = re.sub(r"[A-Za-z]+", word, tok)
+    return tok.replace("~", r"\sim ").replace("%", r"\%")
+
+
+def mathtext(text: str) -> str:
+    r"""A definition written in ASCII maths (`"train loss mean_{t,i,b} x^2 + beta mean_b sum_t u^2"`) as
+    Matplotlib mathtext: runs of formula tokens (those with `_ ^ { } ( ) = + - * /`, single letters, Greek
+    names, numbers) become `$...$` with `\beta`, `\sum`, `\mathrm{mean}`; words stay text. Text that does
+    not parse is returned with its dollar signs escaped."""
+    import re
+
+    from matplotlib.mathtext import MathTextParser
+
+    if not text or "$" in text:
+        return text
+    tokens = text.split(" ")
+    bare = [t.strip(",;.") for t in tokens]
+    mathy = [bool(re.search(r"[_^{}()=+*/\[\]~|]", t)) or b in _MATH_WORDS or (len(b) == 1 and b not in "aA")
+             for t, b in zip(tokens, bare)]
+    out, i = [], 0
+    while i < len(tokens):
+        if not mathy[i]:
+            out.append(tokens[i])
+            i += 1
+            continue
+        j = i
+        while j < len(tokens) and mathy[j]:
+            j += 1
+        run = " ".join(tokens[i:j])
+        tail = run[len(run.rstrip(",;.")):]
+        out.append("$" + _math_token(run.rstrip(",;.")) + "$" + tail)
+        i = j
+    result = " ".join(out)
+    try:
+        MathTextParser("path").parse(result)
+    except ValueError:
+        return text.replace("$", r"\$")
+    return result

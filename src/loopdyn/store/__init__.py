@@ -13,6 +13,8 @@ from ._files import write_progress as write_progress
 from ._sink import StoreSink as StoreSink
 from ._sink import create_store as create_store
 from ._sink import open_sink as open_sink
+from ._sweep import swept_keys as swept_keys
+from ._sweep import unstack_runs as unstack_runs
 from ._zarr import FORMAT as FORMAT
 from ._zarr import check as check
 from ._zarr import merge_runs as merge_runs
