@@ -129,6 +129,25 @@ def test_report_in_headless_chromium(tiny, tmp_path):
     assert shot.stat().st_size > 10_000
 
 
+def test_the_page_names_everything_relative_to_itself(tiny, tmp_path):
+    """Issue #21.9: moved elsewhere, every link of the page (stores, log, manifest, figures) still resolves."""
+    import shutil
+    import urllib.parse
+
+    out, _, _ = tiny
+    moved = tmp_path / "elsewhere" / "out"
+    shutil.copytree(out, tmp_path / "copy", symlinks=True)
+    shutil.move(tmp_path / "copy", moved)
+    text = (moved / "index.html").read_text()
+    assert str(out) not in text and str(out.parent) not in text
+    links = re.findall(r"(?:href|src)='([^'#][^']*)'", text)
+    assert {"reproduce.log", "reproduce.json", "stores/ablation-beta.zarr/"} <= set(links), links
+    for link in links:
+        target = moved / urllib.parse.unquote(link)
+        assert not link.startswith(("/", "file:")) and target.exists(), link
+    assert loopdyn.check_store(moved / "stores" / "ablation-beta.zarr")["complete"]  # the store moved with it
+
+
 def test_page_config_is_toml_that_loads_back():
     import tomllib
 

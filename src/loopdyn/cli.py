@@ -129,6 +129,7 @@ def train(
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Seeds, e.g. 0..7 or 0,3,5."),
     out: Path = typer.Option(Path("results"), "--out", help="Directory for the store <name>.zarr."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted store."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="With --resume: continue a complete store to N epochs."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Train on a local Dask cluster of N single-core worker processes."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Train on the Dask cluster at this address (tcp://HOST:PORT)."),
@@ -142,9 +143,17 @@ def train(
             if resume is not None:
                 if config is not None or set_ or seeds:
                     raise cfg_mod.ConfigError("--resume takes the configuration stored in the store; drop CONFIG, --set and --seeds")
-                path = experiments.resume(resume, progress=not quiet, should_stop=lambda: stop.requested,
-                                          workers=workers, scheduler=scheduler)
+                if epochs is not None:
+                    if workers is not None or scheduler is not None:
+                        raise cfg_mod.ConfigError("--epochs extends a store in this process; drop --workers/--scheduler")
+                    path = experiments.extend(resume, epochs, progress=not quiet, should_stop=lambda: stop.requested)
+                else:
+                    path = experiments.resume(resume, progress=not quiet, should_stop=lambda: stop.requested,
+                                              workers=workers, scheduler=scheduler)
             else:
+                if epochs is not None:
+                    raise cfg_mod.ConfigError("--epochs extends a store: give it with --resume STORE (for a new run, "
+                                              "--set epochs=N)")
                 if config is None:
                     raise cfg_mod.ConfigError("give a CONFIG (file or shipped name: " + ", ".join(cfg_mod.shipped()) + ") or --resume STORE")
                 cfg = cfg_mod.load(config, set_, seeds)

@@ -18,5 +18,6 @@ from ..analysis import store_statistics as store_statistics
 from ..analysis import zigzag as zigzag
 from ._run import analyze as analyze
 from ._run import figures as figures
+from ._run import extend as extend
 from ._run import resume as resume
 from ._run import train as train

@@ -8,12 +8,14 @@ stores, and the memory and disk the run will need.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 from pathlib import Path
 from typing import Callable
 
 import jax
+import numpy as np
 
 from .. import config as cfg_mod
 from ..analysis import analyze_store, summary_lines
@@ -180,6 +182,69 @@ def resume(path: str | Path, *, progress: bool = True, should_stop: Callable[[],
     groups = make_groups(phases)
     return _run_trainer(path, phases, groups, open_sink(path, phases, groups), devices, progress, resume=True,
                         should_stop=should_stop)
+
+
+def extend(path: str | Path, epochs: int, *, progress: bool = True, should_stop: Callable[[], bool] | None = None) -> Path:
+    """Continue a complete store to `epochs` epochs (`loopdyn train --resume STORE --epochs N`); the result
+    equals a store trained to `epochs` at once (same configuration, seeds and host devices).
+
+    The store is rebuilt beside itself with the longer epoch axis, its committed epochs, checkpoints and
+    training state copied, swapped into place, and trained on from its last epoch; its analysis is dropped
+    (run `loopdyn analyze` again). One phase, trained in one process, checkpoints `every` or `every:K`
+    (`log` spaces them by the total epochs), and a length that is a multiple of `record.chunk`."""
+    from ..store import _files, copy_prefix
+
+    path = Path(path)
+    refuse_if_held(path, "extend")
+    info = check(path)
+    ds = raw_dataset(path)
+    phases = store_phases(path)
+    (cfg, label), E = phases[0], int(ds.attrs.get("epochs", 0))
+    if not info["complete"]:
+        raise ConfigError(f"{path}: training is incomplete; finish it with 'loopdyn train --resume {path}' first, then "
+                          f"extend it with --epochs")
+    if epochs == E:
+        return path
+    if epochs < E:
+        raise ConfigError(f"--epochs {epochs}: the store already holds {E} epochs; give more than {E}")
+    if len(phases) > 1 or ds.attrs.get("execution") == "units":
+        raise ConfigError(f"{path}: only a store of one phase trained in one process can be extended; train the "
+                          f"experiment again with 'loopdyn train --set epochs={epochs}'")
+    if E % cfg.record.chunk:
+        raise ConfigError(f"{path}: its {E} epochs are not a multiple of record.chunk = {cfg.record.chunk}; train it "
+                          f"again with 'loopdyn train --set epochs={epochs}'")
+    new_cfg = dataclasses.replace(cfg, epochs=int(epochs))
+    old_ck, new_ck = np.asarray(ds.checkpoint.values), cfg_mod.checkpoint_epochs(new_cfg)
+    kept = new_ck[new_ck < E]
+    if not np.isin(kept, old_ck).all():
+        raise ConfigError(f"{path}: record.checkpoint = {cfg.record.checkpoint!r} places checkpoints by the total "
+                          f"epochs, so a longer run stores others; extend only stores with checkpoints 'every' or "
+                          f"'every:K', or train again with 'loopdyn train --set epochs={epochs}'")
+    devices = int(ds.attrs.get("host_devices", 1))
+    if len(jax.devices()) < devices:
+        raise StoreError(f"{path}: was trained over {devices} host devices and this process has {len(jax.devices())}; "
+                         f"extend it with 'loopdyn train --resume {path} --epochs {epochs}'")
+    new_phases = [(new_cfg, label)]
+    groups = make_groups(new_phases)
+    staging = path.with_name(f"{path.name}.extending-{os.getpid()}")
+    backup = path.with_name(f"{path.name}.before-extending-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    with StoreLock(path, "extend"):
+        sink = create_store(staging, new_phases, groups, devices=devices, ckpts=new_ck,
+                            extra_attrs={"extended_from": E})
+        try:
+            copy_prefix(path, staging, E, [int(np.searchsorted(old_ck, c)) for c in kept])
+            _files.save_state(staging, 0, E, _files.load_state(path, 0, E))
+            _files.write_progress(staging, 0, E, 1, False)
+        except BaseException:
+            sink.lock.release()
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        os.rename(path, backup)
+        os.rename(staging, path)
+    shutil.rmtree(backup, ignore_errors=True)
+    sink.path = sink.lock.path = path
+    return _run_trainer(path, new_phases, groups, sink, devices, progress, resume=True, should_stop=should_stop)
 
 
 def experiment_of(ds) -> str:

@@ -42,7 +42,7 @@ class Section:
     title: str
     experiment: str
     description: str = ""
-    store: str = ""
+    store: str = ""  # relative to the page's folder
     figures: list[dict] = field(default_factory=list)  # {"name", "png", "pdf", "claim", "measured"}
     stats: list[dict] = field(default_factory=list)  # rows of loopdyn.experiments.store_statistics
     tables: list[dict] = field(default_factory=list)  # {"title", "columns", "rows"} of the experiment
@@ -149,7 +149,7 @@ def _section(s: Section) -> str:
         out.append(f"<p>{_e(s.description)}</p>")
     meta = []
     if s.store:
-        meta.append(f"experiment <code>{_e(s.experiment)}</code>, store <code>{_e(s.store)}</code>")
+        meta.append(f"experiment <code>{_e(s.experiment)}</code>, store <a href='{_e(s.store)}/'><code>{_e(s.store)}</code></a>")
     if s.protocol:
         meta.append(_e(s.protocol))
     if s.timings:
@@ -191,7 +191,8 @@ def _section(s: Section) -> str:
 
 
 def write_page(path: Path, title: str, sections: list[Section], intro: list[str] = (), extra_html: str = "") -> Path:
-    """Write the report page `path` (`index.html`); figure paths in the sections are relative to its folder."""
+    """Write the report page `path` (`index.html`); store and figure paths in the sections are relative to its
+    folder, so the page's links hold when the folder is moved."""
     path = Path(path)
     now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     nav = "".join(f"<li><a href='#{_anchor(s.title)}'>{_e(s.title)}</a>{' (failed)' if s.error else ''}</li>"

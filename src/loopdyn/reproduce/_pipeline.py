@@ -366,16 +366,18 @@ def store_section(store: Path, page_dir: Path, figdir: Path, *, title: str | Non
     name = str(ds.attrs.get("experiment") or ds.attrs["config"].get("experiment", "ensemble"))
     exp = REGISTRY.get(name)
     names = names if names is not None else list(exp.figure_names if exp else [])
-    sec = Section(title or name, name, description=str(ds.attrs["config"].get("description", "")), store=str(store),
+    rel = Path(os.path.relpath(Path(store).resolve(), Path(page_dir).resolve())).as_posix()
+    sec = Section(title or name, name, description=str(ds.attrs["config"].get("description", "")), store=rel,
                   phases=ds.attrs.get("phases", []), provenance=_provenance(ds), timings=timings or {},
                   protocol=protocol, summary=summary)
     sec.figures = _figure_entries(exp, ds, page_dir, figdir, names)
     sec.stats = store_statistics(ds)
     if not ds.attrs.get("complete", True):
         sec.notes.append(f"Incomplete store: {ds.attrs['epochs_done']} epochs of phase {ds.attrs.get('phase_done')} "
-                         f"committed; continue it with 'loopdyn train --resume {store}'.")
+                         f"committed; continue it with 'loopdyn train --resume {rel}' (from this page's folder).")
     if "analysis" not in ds.attrs:
-        sec.notes.append(f"Not analysed: run 'loopdyn analyze {store}' for stage boundaries and the experiment's figures.")
+        sec.notes.append(f"Not analysed: run 'loopdyn analyze {rel}' (from this page's folder) for stage boundaries and "
+                         f"the experiment's figures.")
     elif exp is not None:
         try:
             sec.tables = exp.tables(ds)
@@ -417,11 +419,12 @@ def write_reproduce_page(out: Path, manifest: dict) -> Path:
              f"Each figure's caption states the paper's claim and the numbers measured here.",
              ("Quick mode: shortened protocols (fewer seeds and epochs, per experiment below); the numbers check "
               "the pipeline, not the paper." if mode == "quick" else "Full protocols: the shipped configurations."),
-             f"Machine: {_machine()}." + (f" Total wall time of the runs into this directory: {wall:.0f} s." if wall else ""),
-             f"Log: {LOG}; protocol and steps: {MANIFEST}."]
+             f"Machine: {_machine()}." + (f" Total wall time of the runs into this directory: {wall:.0f} s." if wall else "")]
+    links = f"<p>Log: <a href='{LOG}'>{LOG}</a>; protocol and steps: <a href='{MANIFEST}'>{MANIFEST}</a>.</p>"
     if manifest.get("overrides") or manifest.get("seeds"):
         intro.append(f"Extra overrides for every experiment: {manifest.get('overrides')}, seeds {manifest.get('seeds')}.")
-    return write_page(out / "index.html", "loopdyn: the experiments of Ger & Barak (2025), reproduced", sections, intro)
+    return write_page(out / "index.html", "loopdyn: the experiments of Ger & Barak (2025), reproduced", sections, intro,
+                      extra_html=links)
 
 
 def report(stores: list[str | Path], out: str | Path) -> Path:
@@ -455,5 +458,6 @@ def report(stores: list[str | Path], out: str | Path) -> Path:
         if note:
             sec.notes.insert(0, note)
         sections.append(sec)
-    intro = [f"Stores: {', '.join(str(p) for p in paths)}. Machine: {_machine()}."]
+    intro = [f"Stores: {', '.join(Path(os.path.relpath(p.resolve(), out.resolve())).as_posix() for p in paths)} "
+             f"(relative to this page). Machine: {_machine()}."]
     return write_page(out / "index.html", "loopdyn report", sections, intro)

@@ -17,6 +17,7 @@ from ._sweep import swept_keys as swept_keys
 from ._sweep import unstack_runs as unstack_runs
 from ._zarr import FORMAT as FORMAT
 from ._zarr import check as check
+from ._zarr import copy_prefix as copy_prefix
 from ._zarr import merge_runs as merge_runs
 from ._zarr import open_group as open_group
 from ._zarr import open_run as open_run

@@ -535,6 +535,24 @@ def _check_chunks(path: Path, name: str, arr, sel, committed: bool) -> int:
     return count
 
 
+def copy_prefix(source: Path, target: Path, epochs: int, checkpoints: list[int]) -> None:
+    """Copy the first `epochs` epochs of every array of the store `source` into the store `target` of the
+    same runs and more epochs (`checkpoints`: the indices of `source`'s checkpoints that become `target`'s
+    first ones); arrays over neither axis are copied whole, the coordinates are the target's own."""
+    with _quiet():
+        src = open_group(source, mode="r")
+        dst = open_group(target, mode="r+")
+        coords = set(json.loads(src.attrs.get("run_coords", "[]"))) | {"run", "epoch", "checkpoint", "eig"}
+        for name in list(src.array_keys()):
+            if name not in dst or name in coords:
+                continue
+            dims = tuple(src[name].metadata.dimension_names or ())
+            sel = tuple(slice(0, epochs) if d == "epoch" else checkpoints if d == "checkpoint" else slice(None)
+                        for d in dims)
+            value = src[name].get_orthogonal_selection(sel) if dims else src[name][...]
+            dst[name][tuple(slice(0, n) for n in np.shape(value))] = value
+
+
 def merge_runs(source: Path, target: Path, rows: list[int], epochs: int) -> None:
     """Copy every per-run array of the store `source` into run rows `rows` of the store `target` (the first
     `epochs` epochs; narrower arrays into the leading part of wider ones). Used to merge the stores of
