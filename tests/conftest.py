@@ -5,3 +5,17 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
 
 import loopdyn  # noqa: E402,F401  (enables float64 support before any test builds arrays)
+
+
+import pytest  # noqa: E402
+
+SWEPT = ["epochs=6", "agent.N=8", "task.batch=16", "record.chunk=6", "sweep.train.lr=[0.003, 0.01]",
+         "sweep.train.clip=[0.5]"]
+
+
+@pytest.fixture(scope="session")
+def swept_store(tmp_path_factory):
+    """A small complete store of 2 learning rates x 2 seeds (linear-rank1, 6 epochs), shared by the tests
+    that only read it (copy it before writing into it)."""
+    cfg = loopdyn.load_config("linear-rank1", SWEPT, "0..1")
+    return loopdyn.train(cfg, tmp_path_factory.mktemp("runs") / "swept.zarr", progress=False)

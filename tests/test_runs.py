@@ -15,13 +15,6 @@ from loopdyn.system import rollout
 from loopdyn.tasks import Episode
 
 
-@pytest.fixture(scope="module")
-def swept_store(tmp_path_factory):
-    cfg = loopdyn.load_config("linear-rank1", ["epochs=6", "agent.N=8", "task.batch=16", "record.chunk=6",
-                                               "sweep.train.lr=[0.003, 0.01]", "sweep.train.clip=[0.5]"], "0..1")
-    return loopdyn.train(cfg, tmp_path_factory.mktemp("runs") / "swept.zarr", progress=False)
-
-
 def test_each_run_reads_its_own_swept_values(swept_store):
     ds = loopdyn.open_run(swept_store)
     runs = loopdyn.store_runs(ds)

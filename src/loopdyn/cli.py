@@ -229,12 +229,13 @@ def analyze(store: Path = typer.Argument(..., help="A complete store written by 
 @app.command()
 def figures(name: str = typer.Argument(..., help="An experiment (closed-vs-open, stages, ...) or 'training'."),
             store: Path = typer.Argument(..., help="A store of that experiment."),
-            out: Optional[Path] = typer.Option(None, "--out", help="Directory for the figures (default: figures/ beside the store).")):
+            out: Optional[Path] = typer.Option(None, "--out", help="Directory for the figures (default: figures/ beside the store)."),
+            hue: Optional[str] = typer.Option(None, "--hue", help="'training': colour the runs by this per-run key (lr, seed, ...; default: the first swept key).")):
     """Draw an experiment's figures (PNG and PDF) from its store; 'training' draws the overview of any store."""
     from .experiments import figures as draw
 
     try:
-        paths = draw(name, store, out)
+        paths = draw(name, store, out, hue=hue)
     except (LoopdynError, OSError) as e:
         _fail(e)
     for p in paths:

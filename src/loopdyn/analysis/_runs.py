@@ -18,7 +18,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import jax.numpy as jnp
 import numpy as np
@@ -109,9 +109,17 @@ def store_runs(ds) -> list[Run]:
     return out
 
 
-def checkpoint_params(ds, run: Run, sel) -> AgentParams:
-    """The run's parameters at the checkpoints `sel` (indices along `checkpoint`; an integer drops the axis),
-    float64, trimmed to its own sizes."""
+def checkpoint_params(ds, run: Run | int, sel: int | np.integer | slice | Sequence[int] | np.ndarray) -> AgentParams:
+    """The run's parameters at the checkpoints `sel` (indices along `checkpoint`), float64, trimmed to its own
+    sizes. `run`: a :class:`Run` of :func:`store_runs` or a run index. `sel` a scalar (Python or NumPy
+    integer, 0-d array): each parameter as the agent holds it; a slice, list or array: every parameter with
+    a leading axis over the selected checkpoints (parameters that were not trained repeated along it)."""
+    if isinstance(run, (int, np.integer)):
+        run = store_runs(ds)[int(run)]
+    scalar = np.ndim(sel) == 0 and not isinstance(sel, slice)
+    if scalar:
+        sel = int(sel)
+    k = len(np.arange(ds.sizes.get("checkpoint", 0))[sel]) if not scalar else None
     N = run.spec.N
     out = {}
     for name in run.spec.parameter_names:
@@ -120,14 +128,14 @@ def checkpoint_params(ds, run: Run, sel) -> AgentParams:
             var = var.isel(checkpoint=sel)
         a = np.asarray(var.values, np.float64)
         if name == "G":  # a Gram matrix (the overlap representation) has no neuron axis
-            out[name] = a
+            out[name] = a if scalar or "checkpoint" in var.dims else np.broadcast_to(a, (k, *a.shape))
             continue
         a = a[..., :N, :N] if name in ("W", "J") else a[..., :N, :]
         if name in ("U", "V"):
             a = a[..., : run.spec.rank]
         if name.startswith(EXTRA):
             a = a[..., : run.spec.part.extra_parameters(run.spec)[name[len(EXTRA):]][0]]
-        out[name] = a
+        out[name] = a if scalar or "checkpoint" in var.dims else np.broadcast_to(a, (k, *a.shape))
     return AgentParams.of(out)
 
 

@@ -263,8 +263,9 @@ def analyze(path: str | Path) -> str:
     return "\n".join([f"analysis of {path}", *summary_lines(result.numbers), *exp.summary_lines(result.numbers)])
 
 
-def figures(name: str, path: str | Path, outdir: str | Path | None = None) -> list[Path]:
-    """Draw experiment `name`'s figures (or `training`, the overview of any store) from a store as PNG and PDF."""
+def figures(name: str, path: str | Path, outdir: str | Path | None = None, *, hue: str | None = None) -> list[Path]:
+    """Draw experiment `name`'s figures (or `training`, the overview of any store, its runs coloured by the
+    per-run coordinate `hue`: default the first swept key) from a store as PNG and PDF."""
     from ..plots import save_figures, training_figure
 
     path = Path(path)
@@ -272,8 +273,10 @@ def figures(name: str, path: str | Path, outdir: str | Path | None = None) -> li
     check(path)
     ds = open_run(path)
     if name == "training":
-        figs = {f"{path.stem}-training": training_figure(ds)}
+        figs = {f"{path.stem}-training": training_figure(ds, hue=hue)}
     else:
+        if hue is not None:
+            raise ConfigError(f"--hue {hue}: only 'loopdyn figures training' colours by a key")
         exp = get(name)
         stored = experiment_of(ds)
         if stored != name:
