@@ -192,8 +192,13 @@ def long_reference(tmp_path_factory):
 
 
 def _committed(store: Path):
-    """Whether a store has its first committed chunk (a saved training state)."""
-    return lambda: any((store / "state").glob("phase*_epoch*"))
+    """Whether a store has its first committed chunk (its progress marker moved)."""
+    def committed():
+        try:
+            return _files.read_progress(store)["epochs_done"] > 0
+        except loopdyn.StoreError:  # not created yet
+            return False
+    return committed
 
 
 def _wait_for(path, proc, timeout=60.0):

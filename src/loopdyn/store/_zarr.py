@@ -175,6 +175,8 @@ def derived_layout(path: Path, group) -> dict[str, dict]:
                      "dtype": "StringDType()" if values.dtype.kind == "U" else str(values.dtype),
                      "chunks": list(values.shape)}
     for name, (dims, shape, dtype, chunks) in variables.items():
+        if name == "committed" and name not in group:  # a store of a format before the mask
+            continue
         out[name] = {"dims": list(dims), "shape": list(shape), "dtype": str(np.dtype(dtype)), "chunks": list(chunks)}
     return out
 
@@ -364,6 +366,9 @@ def upgrade(path: Path) -> None:
                         recorded = sorted({*recorded, "committed"})
                     group.attrs[key] = json.dumps(recorded)
         describe(group)
+        if attrs.get("loopdyn_format") == "loopdyn-store-2":  # the configurations as read (part tables of one kind)
+            group.attrs.update({"config": json.dumps(attrs["config"]),
+                                "phases": json.dumps(attrs["phases"])})
         if "state" not in group:
             state = path / "state"
             _files._write_group_meta(state, {"description": "loopdyn's training state after the last committed chunk"})
