@@ -243,6 +243,21 @@ def figures(name: str = typer.Argument(..., help="An experiment (closed-vs-open,
 
 
 @app.command()
+def view(store: Path = typer.Argument(..., help="A store written by 'loopdyn train'."),
+         out: Optional[Path] = typer.Option(None, "--out", help="The HTML file (default: <store>-view.html beside the store)."),
+         hue: Optional[str] = typer.Option(None, "--hue", help="Colour the runs by this per-run key (default: the first swept key).")):
+    """Write one self-contained interactive HTML page of a store (no server, nothing fetched): loss curves and
+    rho(P) per run with hover, the eigenvalues of P with a slider over epochs."""
+    from .experiments import view as write_view
+
+    try:
+        page = write_view(store, out, hue=hue)
+    except (LoopdynError, OSError) as e:
+        _fail(e)
+    typer.echo(f"page: {page}")
+
+
+@app.command()
 def reproduce(
     quick: bool = typer.Option(False, "--quick", help="Shortened protocols: fewer seeds and epochs (under 3 minutes on 2 cores)."),
     out: Path = typer.Option(Path("results/reproduce"), "--out", help="Output directory; an existing one is continued."),

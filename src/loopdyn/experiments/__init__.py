@@ -20,4 +20,5 @@ from ._run import analyze as analyze
 from ._run import figures as figures
 from ._run import extend as extend
 from ._run import resume as resume
+from ._run import view as view
 from ._run import train as train

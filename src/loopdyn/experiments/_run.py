@@ -247,6 +247,19 @@ def extend(path: str | Path, epochs: int, *, progress: bool = True, should_stop:
     return _run_trainer(path, new_phases, groups, sink, devices, progress, resume=True, should_stop=should_stop)
 
 
+def view(path: str | Path, out: str | Path | None = None, *, hue: str | None = None) -> Path:
+    """Write the interactive page of a store (:func:`loopdyn.plots.view_page`) to `out` (default:
+    `<store>-view.html` beside the store); returns its path. The store is only read."""
+    from ..plots import view_page
+
+    path = Path(path)
+    out = Path(out) if out is not None else path.with_name(f"{path.name.removesuffix('.zarr')}-view.html")
+    if out.is_dir():
+        raise ConfigError(f"--out {out}: is a directory; give the path of the HTML file to write")
+    check(path, analysis=False)
+    return view_page(open_run(path, analysis=False), out, title=path.name, hue=hue)
+
+
 def experiment_of(ds) -> str:
     return str(ds.attrs.get("experiment") or ds.attrs["config"].get("experiment", "ensemble"))
 

@@ -37,4 +37,6 @@ from ._style import save_figures as save_figures
 from ._style import shade_stages as shade_stages
 from ._style import unit_circle as unit_circle
 from ._tracking import figure_6 as figure_6
+from ._style import mathtext as mathtext
 from ._training import training_figure as training_figure
+from ._view import view_page as view_page
