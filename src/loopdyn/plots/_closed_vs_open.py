@@ -10,7 +10,7 @@ from matplotlib.lines import Line2D
 from ..analysis import (Stages, closed_open_pairs, closed_stages, lqr_gain, stability_boundaries, store_config,
                         training_cost_lqr_weights)
 from ._gains import GAIN_AXES, LANDSCAPE_LABEL, boundaries, gain_path, landscape, path, stage_points
-from ._style import CLOSED_BLUE, OPEN_RED, STAGE1_MARK, STAGE2_MARK, label_panels, log_limits, shade_stages
+from ._style import CLOSED_BLUE, OPEN_RED, STAGE1_MARK, STAGE2_MARK, label_panels, log_limits, set_caption, shade_stages
 
 
 GAIN_BOX = (-1.2, 0.6)  # k1 and k2 range of Fig 2b (spec §4.6)
@@ -182,7 +182,8 @@ def figure_1c(ds) -> Figure:
                Line2D([], [], color=OPEN_RED, label="closed-loop test loss, open run"),
                Line2D([], [], color="k", ls="--", label="training loss (right axis)")]
     fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=7)
-    fig.suptitle(_definitions(ds), fontsize=6, wrap=True)
+    fig.suptitle("Closed vs open loop: test loss of each run; the stages of the closed run shaded", fontsize=10)
+    set_caption(fig, _definitions(ds))
     return fig
 
 
@@ -204,13 +205,14 @@ def figure_2(ds) -> Figure:
         axes[row, 0].set_title(f"seed {seed}: closed-loop test loss", fontsize=8)
         cs = gain_space_panel(axes[row, 1], closed, open_, stages, lqr)
         fig.colorbar(cs, ax=axes[row, 1], label=LANDSCAPE_LABEL, shrink=0.9).ax.yaxis.label.set_fontsize(7)
-        axes[row, 1].set_title(f"seed {seed}: effective gains (least squares, u = Kx)", fontsize=8)
+        axes[row, 1].set_title(f"seed {seed}: effective gains (least squares, $u = Kx$)", fontsize=8)
         cz = gain_zoom_panel(axes[row, 2], closed, open_, stages)
         fig.colorbar(cz, ax=axes[row, 2], label=LANDSCAPE_LABEL, shrink=0.9).ax.yaxis.label.set_fontsize(7)
         axes[row, 2].set_title(f"seed {seed}: stages 1-2 (dots: epochs)", fontsize=8)
         label_panels(axes[row])
-    fig.suptitle(_definitions(ds, "  Gains: least-squares K with u = Kx over each epoch's closed-loop trajectories of a batch (t = 0 dropped); "
-                                  "black lines: edges of the stable region (k1 = 0, k2 = k1), dotted: real/complex "
-                                  "eigenvalue boundary k1 = -k2^2/4; silver: end of stage 1, gold: stabilisation (closed run)."),
-                 fontsize=6, wrap=True)
+    fig.suptitle("Closed vs open loop: test losses and the paths of the effective gains", fontsize=10)
+    set_caption(fig, _definitions(ds, "  Gains: least-squares K with u = Kx over each epoch's closed-loop trajectories "
+                                      "of a batch (t = 0 dropped); black lines: edges of the stable region (k1 = 0, "
+                                      "k2 = k1), dotted: real/complex eigenvalue boundary k1 = -k2^2/4; silver: end of "
+                                      "stage 1, gold: stabilisation (closed run)."))
     return fig

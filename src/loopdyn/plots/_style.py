@@ -45,20 +45,35 @@ def log_limits(*series) -> tuple[float, float]:
 
 
 def label_panels(axes, letters: str = "abcdef", title_size: float = 8) -> None:
+    r"""Panel letters: each axes' title becomes its left-aligned title led by the bold letter (`$\bf{a}$  title`),
+    so that the letter and the title share one line and cannot overlap."""
     for ax, letter in zip(axes, letters):
-        ax.text(-0.02, 1.02, letter, transform=ax.transAxes, ha="right", va="bottom", fontsize=11, fontweight="bold")
-        ax.title.set_fontsize(title_size)
+        title = ax.get_title()
+        ax.set_title("")
+        ax.set_title(rf"$\bf{{{letter}}}$   {title}" if title else rf"$\bf{{{letter}}}$", loc="left",
+                     fontsize=title_size)
+
+
+CAPTION = "_loopdyn_caption"  # a figure's caption (the exact definitions), saved in its files' metadata
+
+
+def set_caption(fig, text: str) -> None:
+    """Attach a caption to a figure: written into the PNG's `Description` and the PDF's `Subject`, not drawn."""
+    setattr(fig, CAPTION, text)
 
 
 def save_figures(figures: dict, outdir, formats=("png", "pdf"), dpi: int = 150) -> list[Path]:
-    """Save `name -> Figure` as `outdir/name.png` and `.pdf`; returns the paths."""
+    """Save `name -> Figure` as `outdir/name.png` and `.pdf` (a caption of :func:`set_caption` in their
+    metadata); returns the paths."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, fig in figures.items():
         for ext in formats:
             p = outdir / f"{name}.{ext}"
-            fig.savefig(p, dpi=dpi)
+            caption = getattr(fig, CAPTION, None)
+            meta = {} if not caption else {"Description": caption} if ext == "png" else {"Subject": caption} if ext == "pdf" else {}
+            fig.savefig(p, dpi=dpi, metadata=meta or None)
             fig.set_layout_engine("none")  # keep the solved layout for the next format
             paths.append(p)
     return paths

@@ -15,7 +15,7 @@ from ..analysis import checkpoint_params, store_runs
 from ..errors import StoreError
 from ..store import read_analysis
 from ..system import rollout
-from ._style import CLOSED_BLUE, OPEN_RED, label_panels
+from ._style import CLOSED_BLUE, OPEN_RED, label_panels, set_caption
 
 
 def _phase_runs(ds) -> list[tuple[int, int, int | None]]:
@@ -221,7 +221,7 @@ def figure_6(ds) -> Figure:
     interference_panel(ax_e, ds, c)
     acquisition_time_panel(ax_f, ds, seeds)
     label_panels([ax_a, ax_b, ax_c[0], ax_d, ax_e, ax_f])
-    fig.suptitle(f"Multi-frequency tracking (seed {seed}). {ds.attrs.get('train_loss_definition', '')}; open loop: "
-                 f"{ds.attrs.get('test_loss_definition', '')}. Probe: {ds.attrs.get('probe_loss_definition', '')}.",
-                 fontsize=6, wrap=True)
+    fig.suptitle(f"Multi-frequency tracking (seed {seed})", fontsize=10)
+    set_caption(fig, f"{ds.attrs.get('train_loss_definition', '')}; open loop: {ds.attrs.get('test_loss_definition', '')}. "
+                     f"Probe: {ds.attrs.get('probe_loss_definition', '')}.")
     return fig

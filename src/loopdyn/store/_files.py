@@ -220,6 +220,8 @@ def read_progress(path: Path) -> dict:
     """The progress marker (`{"phase": 0, "epochs_done": 0, ...}` before the first committed chunk)."""
     path = Path(path)
     where = path / "zarr.json"
+    if not where.is_file():  # not created (yet): nothing committed
+        return {"phase": 0, "epochs_done": 0, "phases": None, "complete": False}
     data = read_root(path)["attributes"].get("progress")
     if data is None and (path / OLD_PROGRESS).is_file():  # loopdyn-store-3 and older
         where = path / OLD_PROGRESS
