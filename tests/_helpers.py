@@ -25,6 +25,8 @@ def text_overlaps(fig, tolerance: float = 1.0) -> list[tuple[str, str]]:
         for axis in ax._axis_map.values():
             for tick in [*axis.majorTicks, *axis.minorTicks]:
                 tick_labels.update((id(tick.label1), id(tick.label2)))
+            if not (axis.get_visible() and ax.get_visible()):
+                continue
             for tick in axis._update_ticks():  # the ticks inside the view, which are drawn
                 drawn.update(id(lb) for lb, on in ((tick.label1, tick.label1.get_visible()),
                                                    (tick.label2, tick.label2.get_visible())) if on)
@@ -40,14 +42,20 @@ def text_overlaps(fig, tolerance: float = 1.0) -> list[tuple[str, str]]:
         for b, bb in texts[i + 1:]:
             w = min(ba.x1, bb.x1) - max(ba.x0, bb.x0)
             h = min(ba.y1, bb.y1) - max(ba.y0, bb.y0)
-            if w > tolerance and h > tolerance:
+            same = a.get_text() == b.get_text() and all(abs(u - v) < 0.5 for u, v in zip(ba.extents, bb.extents))
+            if w > tolerance and h > tolerance and not same:  # one label drawn twice (twin axes) reads as one
                 out.append((a.get_text(), b.get_text()))
     return out
 
 
-def small_text(fig, minimum: float = 6.0) -> list[tuple[str, float]]:
-    """Visible texts of a figure smaller than `minimum` points at its saved size (print readability)."""
+PRINT_WIDTH = 7.2  # inches: a journal's two-column width (183 mm)
+
+
+def small_text(fig, minimum: float = 5.0) -> list[tuple[str, float]]:
+    """Visible texts of a figure smaller than `minimum` points once the figure is scaled to the print width
+    (:data:`PRINT_WIDTH`; figures narrower than it are not enlarged)."""
     from matplotlib.text import Text
 
-    return [(t.get_text(), t.get_fontsize()) for t in fig.findobj(Text)
-            if t.get_visible() and t.get_text().strip() and t.get_fontsize() < minimum]
+    scale = min(1.0, PRINT_WIDTH / fig.get_figwidth())
+    return [(t.get_text(), round(t.get_fontsize() * scale, 2)) for t in fig.findobj(Text)
+            if t.get_visible() and t.get_text().strip() and t.get_fontsize() * scale < minimum]

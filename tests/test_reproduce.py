@@ -5,6 +5,7 @@ import json
 import re
 import time
 
+import matplotlib.text
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -146,6 +147,43 @@ def test_the_page_names_everything_relative_to_itself(tiny, tmp_path):
         target = moved / urllib.parse.unquote(link)
         assert not link.startswith(("/", "file:")) and target.exists(), link
     assert loopdyn.check_store(moved / "stores" / "ablation-beta.zarr")["complete"]  # the store moved with it
+
+
+def test_every_figure_has_no_overlapping_text_and_is_readable_in_print(tiny):
+    """Issue #21.7: every figure of the reproduce run (and each store's training overview), drawn: no two
+    texts' tight boxes overlap, no text under 5 pt at a journal's two-column width, maths as mathtext."""
+    from _helpers import small_text, text_overlaps
+    from loopdyn.plots import training_figure
+
+    out, _, _ = tiny
+    manifest = json.loads((out / "reproduce.json").read_text())
+    drawn = 0
+    for name, entry in manifest["experiments"].items():
+        ds = loopdyn.open_run(out / entry["store"])
+        figs = {**loopdyn.experiments.get(name).figures(ds), "training": training_figure(ds)}
+        for fig_name, fig in figs.items():
+            assert text_overlaps(fig) == [], (name, fig_name)
+            assert small_text(fig) == [], (name, fig_name)
+            assert not any(re.search(r"(mean|sum)_|\^2", t.get_text()) and "$" not in t.get_text()
+                           for t in fig.findobj(matplotlib.text.Text)), (name, fig_name)  # no raw ASCII maths
+            drawn += 1
+    assert drawn >= 2
+
+
+def test_the_overlap_check_finds_overlapping_text():
+    from matplotlib.figure import Figure
+
+    from _helpers import small_text, text_overlaps
+
+    fig = Figure(figsize=(4, 3))
+    ax = fig.subplots()
+    ax.set_title("a title long enough")
+    ax.text(0.5, 1.02, "over the title", transform=ax.transAxes, ha="center")
+    assert text_overlaps(fig) == [("a title long enough", "over the title")] or \
+        text_overlaps(fig) == [("over the title", "a title long enough")]
+    ax.texts[0].set_visible(False)
+    assert text_overlaps(fig) == []
+    assert small_text(Figure(figsize=(14.4, 3)).text(0.5, 0.5, "x", fontsize=8).get_figure()) == [("x", 4.0)]
 
 
 def test_page_config_is_toml_that_loads_back():

@@ -27,6 +27,7 @@ from ._stages import figure_5 as figure_5
 from ._stages import figure_stage2_theory as figure_stage2_theory
 from ._stages import run_stages as run_stages
 from ._style import CLOSED_BLUE as CLOSED_BLUE
+from ._style import FIGURE_WIDTH as FIGURE_WIDTH
 from ._style import OPEN_RED as OPEN_RED
 from ._style import STAGE1_MARK as STAGE1_MARK
 from ._style import STAGE2_MARK as STAGE2_MARK

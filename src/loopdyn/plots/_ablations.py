@@ -37,7 +37,7 @@ def loss_bands_panel(ds, ax, rows, colors, var: str = "test_loss") -> None:
         ax.loglog(x, med, color=color, lw=1.3, label=label)
     what = "closed-loop test loss" if var == "test_loss" else "training loss"
     ax.set(xlabel="epoch + 1 (of the condition's phase)", ylabel=f"{what} (median, IQR)")
-    ax.legend(fontsize=6)
+    ax.legend(fontsize=7.5)
 
 
 @contextlib.contextmanager
@@ -66,21 +66,22 @@ def gains_panel(ds, ax, rows, colors) -> None:
         ax.plot(*b["complex_unit"], color="k", lw=0.6, ls="--")
         ax.axvline(0, color="k", lw=0.6, ls="--")
     ax.set(xlabel=r"final $k_1$", ylabel=r"final $k_2$", title="final gains; crosses: medians")
-    ax.legend(fontsize=6)
+    ax.legend(fontsize=7.5)
 
 
 def _tick(label: str, s: dict | None, epochs: bool) -> str:
-    """A strip's tick label: the condition, then median, [IQR] and (k/n) on lines of their own."""
+    """A strip's tick label: the condition, then the median and (k/n) on lines of their own (the IQR is the
+    bar, and in the report's table)."""
     if not s or s["median"] is None:
         return f"{label}\n{'never' if epochs and s and s['n'] else '-'}"
     fmt = (lambda v: f"{v:.0f}") if epochs else (lambda v: f"{v:.3g}")
-    text = f"{label}\n{fmt(s['median'])}\n[{fmt(s['q25'])}, {fmt(s['q75'])}]"
+    text = f"{label}\n{fmt(s['median'])}"
     return text + (f"\n({s['n_valid']}/{s['n']})" if s["n_valid"] < s["n"] else "")
 
 
 def strip_panel(ds, ax, rows, name: str, colors, title: str) -> None:
     """Every run's value (jittered dot) per condition, median and IQR as a bar; the tick labels give the
-    median, [IQR] and, when some runs have no value (never reached, diverged), (k/n)."""
+    median and, when some runs have no value (never reached, diverged), (k/n)."""
     epochs = name.endswith(("_end", "_epoch"))
     rng = np.random.default_rng(0)
     ticks = []
@@ -96,9 +97,9 @@ def strip_panel(ds, ax, rows, name: str, colors, title: str) -> None:
         ticks.append(_tick(row["condition"], s, epochs))
     if name.endswith("loss"):
         ax.set_yscale("log")
-    ax.set_xticks(range(len(rows)), ticks, fontsize=5.5)
+    ax.set_xticks(range(len(rows)), ticks, fontsize=7.5)
     ax.set_xlim(-0.6, len(rows) - 0.4)
-    ax.set_title(title, fontsize=7)
+    ax.set_title(title, fontsize=8)
 
 
 def first_run(ds, label: str) -> int:

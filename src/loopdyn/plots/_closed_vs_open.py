@@ -10,7 +10,7 @@ from matplotlib.lines import Line2D
 from ..analysis import (Stages, closed_open_pairs, closed_stages, lqr_gain, stability_boundaries, store_config,
                         training_cost_lqr_weights)
 from ._gains import GAIN_AXES, LANDSCAPE_LABEL, boundaries, gain_path, landscape, path, stage_points
-from ._style import CLOSED_BLUE, OPEN_RED, STAGE1_MARK, STAGE2_MARK, label_panels, log_limits, set_caption, shade_stages
+from ._style import FIGURE_WIDTH, CLOSED_BLUE, OPEN_RED, STAGE1_MARK, STAGE2_MARK, label_panels, log_limits, set_caption, shade_stages
 
 
 GAIN_BOX = (-1.2, 0.6)  # k1 and k2 range of Fig 2b (spec §4.6)
@@ -33,8 +33,8 @@ def loss_pair_panel(ax, run, stages: Stages, color: str, title: str, test_label:
         a.set_ylim(lo, hi)
     ax.set_xlim(0.8, n * 1.1)
     ax.set_xlabel("epoch + 1")
-    ax.set_ylabel(test_label, color=color, fontsize=7)
-    ax2.set_ylabel(train_label, fontsize=7)
+    ax.set_ylabel(test_label, color=color, fontsize=7.5)
+    ax2.set_ylabel(train_label, fontsize=7.5)
     ax.tick_params(axis="y", colors=color)
     ax.set_title(title, fontsize=8)
 
@@ -57,13 +57,13 @@ def test_loss_panel(ax, closed, open_, stages: Stages, test_label: str) -> None:
     if np.any(np.isfinite(to)):
         peak = int(np.nanargmax(to))
         ax.annotate(f"Peak\n(epoch {peak})", (peak + 1, to[peak]), xytext=(0, 6), textcoords="offset points",
-                    ha="center", va="bottom", fontsize=7, color=OPEN_RED)
+                    ha="center", va="bottom", fontsize=7.5, color=OPEN_RED)
     lo, hi = log_limits(tc, to)
     ax.set_ylim(lo, hi * 10)
     ax.set_xlim(0.8, n * 1.1)
     ax.set(xlabel="epoch + 1", ylabel=test_label)
-    ax.yaxis.label.set_fontsize(7)
-    ax.legend(fontsize=6, loc="lower left")
+    ax.yaxis.label.set_fontsize(7.5)
+    ax.legend(fontsize=7.5, loc="lower left")
 
 
 def gain_space_panel(ax, closed, open_, stages: Stages, lqr: tuple[np.ndarray, str] | None = None,
@@ -80,28 +80,28 @@ def gain_space_panel(ax, closed, open_, stages: Stages, lqr: tuple[np.ndarray, s
     cs = landscape(ax, GAIN_BOX, GAIN_BOX, grid)
     boundaries(ax, np.linspace(*GAIN_BOX, 400), lw_main=1.3)
     (c1, c2), (o1, o2) = _both_paths(ax, closed, open_, stages, lw=0.7)
-    ax.annotate("Start", (c1[0], c2[0]), xytext=(6, 6), textcoords="offset points", fontsize=7, color="w")
+    ax.annotate("Start", (c1[0], c2[0]), xytext=(6, 6), textcoords="offset points", fontsize=7.5, color="w")
     for k1, k2, colour in ((c1, c2, CLOSED_BLUE), (o1, o2, OPEN_RED)):
         ax.plot(k1[-1], k2[-1], "*", ms=11, color=colour, mec="w", mew=0.7, zorder=7)
-    ax.annotate("End", (c1[-1], c2[-1]), xytext=(8, -4), textcoords="offset points", fontsize=7, color="w")
+    ax.annotate("End", (c1[-1], c2[-1]), xytext=(8, -4), textcoords="offset points", fontsize=7.5, color="w")
     if lqr is not None:
         K, label = lqr
         k1, k2 = float(K[0, 0]), float(K[0, 1])
         lo, hi = GAIN_BOX
         if lo <= k1 <= hi and lo <= k2 <= hi:
             ax.plot(k1, k2, "X", ms=8, color="w", mec="k", zorder=7)
-            ax.annotate(f"{label}", (k1, k2), xytext=(6, -10), textcoords="offset points", fontsize=6, color="w")
+            ax.annotate(f"{label}", (k1, k2), xytext=(6, -10), textcoords="offset points", fontsize=7.5, color="w")
         else:  # an arrow from inside the box towards the gain, ending on the box edge
             edge = (min(max(k1, lo), hi), min(max(k2, lo), hi))
             ax.annotate(f"{label}:\n({k1:.2f}, {k2:.2f}), off the map", edge, xytext=(-0.1, -0.97), ha="left",
-                        fontsize=6, color="w", zorder=7, arrowprops=dict(arrowstyle="->", color="w", lw=0.9))
-    ax.text(-1.1, 0.5, "Unstable (osc.)", fontsize=7, color="w", va="top")
-    ax.text(0.12, -0.6, "Unstable\n(real)", fontsize=7, color="w")
+                        fontsize=7.5, color="w", zorder=7, arrowprops=dict(arrowstyle="->", color="w", lw=0.9))
+    ax.text(-1.1, 0.5, "Unstable (osc.)", fontsize=7.5, color="w", va="top")
+    ax.text(0.12, -0.6, "Unstable\n(real)", fontsize=7.5, color="w")
     ax.text(-0.95, -1.1, "Stable", fontsize=8, color="w", fontweight="bold")
     ax.set(xlim=GAIN_BOX, ylim=GAIN_BOX, xticks=[-0.9, 0, 0.5], yticks=[-0.9, 0, 0.5])
-    ax.set_xlabel(GAIN_AXES[0], fontsize=7)
-    ax.set_ylabel(GAIN_AXES[1], fontsize=7)
-    ax.legend(fontsize=6, loc="upper right")
+    ax.set_xlabel(GAIN_AXES[0], fontsize=7.5)
+    ax.set_ylabel(GAIN_AXES[1], fontsize=7.5)
+    ax.legend(fontsize=7.5, loc="upper right")
     return cs
 
 
@@ -128,13 +128,13 @@ def gain_zoom_panel(ax, closed, open_, stages: Stages, grid: int = 120):
     ax.plot(k1r, k1r, color="k", lw=2.5, zorder=3)
     ax.plot(*stability_boundaries(k1r)["discriminant_upper"], color="k", lw=0.8, ls=":", zorder=3)
     (c1, c2), _ = _both_paths(ax, closed, open_, stages, ms=2.0)
-    ax.text(-0.055, 0.035, "Unstable (osc.)", fontsize=7, color="w", va="top")
-    ax.text(-0.055, -0.055, "Stable", fontsize=7, color="w", fontweight="bold")
-    ax.text(0.003, -0.02, r"$k_1 = 0$", fontsize=7, color="w", rotation=90)
-    ax.text(-0.045, -0.041, r"$k_2 = k_1$", fontsize=7, color="w", rotation=45)
+    ax.text(-0.055, 0.035, "Unstable (osc.)", fontsize=7.5, color="w", va="top")
+    ax.text(-0.055, -0.055, "Stable", fontsize=7.5, color="w", fontweight="bold")
+    ax.text(0.003, -0.02, r"$k_1 = 0$", fontsize=7.5, color="w", rotation=90)
+    ax.text(-0.045, -0.041, r"$k_2 = k_1$", fontsize=7.5, color="w", rotation=45)
     ax.set(xlim=ZOOM_K1, ylim=ZOOM_K2)
-    ax.set_xlabel(GAIN_AXES[0], fontsize=7)
-    ax.set_ylabel(GAIN_AXES[1], fontsize=7)
+    ax.set_xlabel(GAIN_AXES[0], fontsize=7.5)
+    ax.set_ylabel(GAIN_AXES[1], fontsize=7.5)
     return cs
 
 
@@ -170,7 +170,7 @@ def figure_1c(ds) -> Figure:
     """Fig 1c: one row per seed; closed run (left), open run (right)."""
     pairs = closed_open_pairs(ds)
     test, train, imitation = _loss_labels(ds)
-    fig = Figure(figsize=(11.0, 3.0 * len(pairs) + 0.5), layout="constrained")
+    fig = Figure(figsize=(FIGURE_WIDTH, 3.0 * len(pairs) + 0.5), layout="constrained")
     axes = fig.subplots(len(pairs), 2, squeeze=False)
     for row, (seed, c, o) in enumerate(pairs):
         closed, open_ = ds.isel(run=c), ds.isel(run=o)
@@ -181,7 +181,7 @@ def figure_1c(ds) -> Figure:
     handles = [Line2D([], [], color=CLOSED_BLUE, label="closed-loop test loss, closed run"),
                Line2D([], [], color=OPEN_RED, label="closed-loop test loss, open run"),
                Line2D([], [], color="k", ls="--", label="training loss (right axis)")]
-    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=7)
+    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=7.5)
     fig.suptitle("Closed vs open loop: test loss of each run; the stages of the closed run shaded", fontsize=10)
     set_caption(fig, _definitions(ds))
     return fig
@@ -196,7 +196,7 @@ def figure_2(ds) -> Figure:
     R = training_cost_lqr_weights(cfg, plant.n_states)
     K, _ = lqr_gain(plant.A, plant.B, np.eye(plant.n_states), R)
     lqr = (K, f"LQR, Q = I, R = {R:g}")
-    fig = Figure(figsize=(13.5, 4.0 * len(pairs)), layout="constrained")
+    fig = Figure(figsize=(FIGURE_WIDTH, 3.4 * len(pairs)), layout="constrained")
     axes = fig.subplots(len(pairs), 3, squeeze=False)
     for row, (seed, c, o) in enumerate(pairs):
         closed, open_ = ds.isel(run=c), ds.isel(run=o)
@@ -204,10 +204,10 @@ def figure_2(ds) -> Figure:
         test_loss_panel(axes[row, 0], closed, open_, stages, test)
         axes[row, 0].set_title(f"seed {seed}: closed-loop test loss", fontsize=8)
         cs = gain_space_panel(axes[row, 1], closed, open_, stages, lqr)
-        fig.colorbar(cs, ax=axes[row, 1], label=LANDSCAPE_LABEL, shrink=0.9).ax.yaxis.label.set_fontsize(7)
+        fig.colorbar(cs, ax=axes[row, 1], label=LANDSCAPE_LABEL, shrink=0.9).ax.yaxis.label.set_fontsize(7.5)
         axes[row, 1].set_title(f"seed {seed}: effective gains (least squares, $u = Kx$)", fontsize=8)
         cz = gain_zoom_panel(axes[row, 2], closed, open_, stages)
-        fig.colorbar(cz, ax=axes[row, 2], label=LANDSCAPE_LABEL, shrink=0.9).ax.yaxis.label.set_fontsize(7)
+        fig.colorbar(cz, ax=axes[row, 2], label=LANDSCAPE_LABEL, shrink=0.9).ax.yaxis.label.set_fontsize(7.5)
         axes[row, 2].set_title(f"seed {seed}: stages 1-2 (dots: epochs)", fontsize=8)
         label_panels(axes[row])
     fig.suptitle("Closed vs open loop: test losses and the paths of the effective gains", fontsize=10)

@@ -14,6 +14,7 @@ CLOSED_BLUE = "#4c72b0"  # seaborn "deep" blue: closed loop
 OPEN_RED = "#c44e52"  # seaborn "deep" red: open loop, theory
 STAGE_COLORS = ("#b7e3d1", "#5fa8c4", "#3a5a9a")  # light -> dark, after seaborn's mako_r
 STAGE1_MARK, STAGE2_MARK = "silver", "gold"
+FIGURE_WIDTH = 10.8  # inches at most: printed at a journal's two-column width (7.2 in), 7.5 pt text stays 5 pt
 
 
 def unit_circle(ax, **kw) -> None:
@@ -31,7 +32,7 @@ def shade_stages(ax, spans: dict[int, tuple[int, int]], *, labels: bool = True, 
         ax.axvspan(lo + shift, hi + shift, color=STAGE_COLORS[k - 1], alpha=alpha, lw=0, zorder=0)
         if labels:
             x = np.sqrt((lo + shift) * (hi + shift)) if log_x else (lo + hi) / 2
-            ax.text(x, 0.97, f"Stage {k}", transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=7,
+            ax.text(x, 0.97, f"Stage {k}", transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=7.5,
                     fontweight="bold" if k == highlight else "normal")
 
 
@@ -50,8 +51,35 @@ def label_panels(axes, letters: str = "abcdef", title_size: float = 8) -> None:
     for ax, letter in zip(axes, letters):
         title = ax.get_title()
         ax.set_title("")
-        ax.set_title(rf"$\bf{{{letter}}}$   {title}" if title else rf"$\bf{{{letter}}}$", loc="left",
-                     fontsize=title_size)
+        text = wrap(rf"$\bf{{{letter}}}$   {title}", axes_width(ax), title_size) if title else rf"$\bf{{{letter}}}$"
+        ax.set_title(text, loc="left", fontsize=title_size)
+
+
+def axes_width(ax) -> float:
+    """The width of `ax` in inches, as its figure's grid places it (before the layout engine trims it)."""
+    fig = ax.get_figure()
+    return ax.get_position().width * fig.get_figwidth() if fig is not None else 4.0
+
+
+def wrap(text: str, width_in: float, size: float) -> str:
+    """`text` broken at spaces (never inside `$...$`) into lines of at most `width_in` inches at `size` points
+    (an average glyph taken as 0.55 em)."""
+    limit = max(int(width_in * 72 / (0.55 * size)), 10)
+    words, merged = text.replace("\n", " ").split(" "), []
+    for w in words:  # keep each mathtext span one word
+        if merged and merged[-1].count("$") % 2:
+            merged[-1] += " " + w
+        else:
+            merged.append(w)
+    lines, line = [], ""
+    for w in merged:
+        visible = len(line) + 1 + len(w.replace("$", "").replace("\\", ""))
+        if line and visible > limit:
+            lines.append(line)
+            line = w
+        else:
+            line = f"{line} {w}" if line else w
+    return "\n".join([*lines, line])
 
 
 CAPTION = "_loopdyn_caption"  # a figure's caption (the exact definitions), saved in its files' metadata
@@ -116,7 +144,7 @@ def mathtext(text: str) -> str:
         return text
     tokens = text.split(" ")
     bare = [t.strip(",;.") for t in tokens]
-    mathy = [bool(re.search(r"[_^{}()=+*/\[\]~|]", t)) or b in _MATH_WORDS or (len(b) == 1 and b not in "aA")
+    mathy = [bool(re.search(r"[_^{}=+*/\[\]~|]|\b(exp|log)\(", t)) or b in _MATH_WORDS or (len(b) == 1 and b.isalpha() and b not in "aA")
              for t, b in zip(tokens, bare)]
     out, i = [], 0
     while i < len(tokens):

@@ -7,7 +7,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from ..analysis import stabilisation_epoch
-from ._style import mathtext
+from ._style import FIGURE_WIDTH, axes_width, mathtext, wrap
 
 
 def _hue(ds, hue: str | None):
@@ -42,7 +42,7 @@ def training_figure(ds, hue: str | None = None) -> Figure:
     """Training loss, closed-loop test loss and (linear agents) the spectral radius of P per run, coloured
     by the per-run coordinate `hue` (default: the first swept setting; the legend names its values)."""
     has_eig = "spectral_radius" in ds
-    fig = Figure(figsize=(15 if has_eig else 10, 4), layout="constrained")
+    fig = Figure(figsize=(FIGURE_WIDTH if has_eig else FIGURE_WIDTH * 2 / 3, 3.6), layout="constrained")
     axes = fig.subplots(1, 3 if has_eig else 2)
     epochs = ds.epoch.values + 1
     stab = stabilisation_epoch(ds.spectral_radius.values) if has_eig else None
@@ -61,7 +61,7 @@ def training_figure(ds, hue: str | None = None) -> Figure:
         axes[2].axhline(1.0, color="k", ls="--", lw=0.8)
         axes[2].set(xlabel="epoch + 1", ylabel=r"spectral radius $\rho(P)$", title="joint matrix; dots = stabilisation epoch")
     if sum(lb is not None for lb in labels) <= 16:
-        axes[0].legend(fontsize=7)
+        axes[0].legend(fontsize=7.5)
     for ax in axes:
-        ax.title.set_fontsize(8)
+        ax.set_title(wrap(ax.get_title(), axes_width(ax), 8), fontsize=8)
     return fig

@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 from ... import config as cfg_mod
 from ...analysis import METRICS, SHORT, condition_statistics, run_metrics, statistics_lines
 from ...errors import ConfigError, StoreError
-from ...plots import condition_colors, gains_panel, label_panels, loss_bands_panel, strip_panel
+from ...plots import FIGURE_WIDTH, condition_colors, gains_panel, label_panels, loss_bands_panel, mathtext, strip_panel
 from ...store import read_analysis
 from .._base import Experiment
 
@@ -77,20 +77,23 @@ class Ablation(Experiment):
         one strip per statistic (every run a dot, the median and IQR as a bar, the numbers written out)."""
         rows = numbers["conditions"]
         extra = list(self.extra_metrics[:3])
-        top = self.n_panels + 2
-        bottom = 4 + len(extra)
-        width = max(3.2, 0.72 * len(rows))  # per panel: the strips' tick labels need room per condition
-        fig = Figure(figsize=(width * max(top, bottom), 7.2), layout="constrained")
-        sub_top, sub_bottom = fig.subfigures(2, 1)
-        axes_top = list(sub_top.subplots(1, top))
-        axes_bottom = list(sub_bottom.subplots(1, bottom))
-        self.panels(ds, axes_top[: self.n_panels], numbers)
+        strips = ("stage1_end", "stage2_end", "final_test_loss", "final_train_loss", *extra)
+        n_axes = self.n_panels + 2 + len(strips)
+        width = max(2.7, 0.8 * len(rows))  # per panel: the strips' tick labels need room per condition
+        ncols = max(2, min(4, int(FIGURE_WIDTH // width)))  # a grid of about a page's width: readable in print
+        nrows = -(-n_axes // ncols)
+        fig = Figure(figsize=(width * ncols, 2.9 * nrows + 0.4), layout="constrained")
+        axes = list(fig.subplots(nrows, ncols, squeeze=False).ravel())
+        for ax in axes[n_axes:]:
+            fig.delaxes(ax)
+        axes = axes[:n_axes]
+        self.panels(ds, axes[: self.n_panels], numbers)
         colors = self.palette(len(rows))
-        loss_bands_panel(ds, axes_top[self.n_panels], rows, colors)
-        gains_panel(ds, axes_top[self.n_panels + 1], rows, colors)
-        for ax, name in zip(axes_bottom, ("stage1_end", "stage2_end", "final_test_loss", "final_train_loss", *extra)):
-            strip_panel(ds, ax, rows, name, colors, numbers["metric_descriptions"].get(name, name))
-        label_panels([*axes_top, *axes_bottom], "abcdefghijkl")
+        loss_bands_panel(ds, axes[self.n_panels], rows, colors)
+        gains_panel(ds, axes[self.n_panels + 1], rows, colors)
+        for ax, name in zip(axes[self.n_panels + 2:], strips):
+            strip_panel(ds, ax, rows, name, colors, mathtext(numbers["metric_descriptions"].get(name, name)))
+        label_panels(axes, "abcdefghijkl")
         n = max(r["runs"] for r in rows)
         fig.suptitle(f"{self.description} — {n} seeds per condition; dots: runs, bars: median and IQR", fontsize=9)
         return fig

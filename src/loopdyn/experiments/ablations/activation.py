@@ -57,7 +57,7 @@ class Activation(Ablation):
         ax.axvline(0, color="k", lw=0.8)
         ax.set(xlabel=r"$k_1$", ylabel=r"$k_2$", title=f"seed {int(ds.seed.values[0])}: gain paths (silver: end of "
                "stage 1, gold: stable)")
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=7.5)
 
     def captions(self, ds) -> dict:
         ds = in_memory(ds)

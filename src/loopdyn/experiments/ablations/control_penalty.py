@@ -46,7 +46,7 @@ class ControlPenalty(Ablation):
         rows = numbers["conditions"]
         colors = condition_colors(len(rows))
         loss_bands_panel(ds, axes[0], rows, colors, var="train_loss")
-        axes[0].set_title(r"training loss (incl. $\beta\sum_t u_t^2$)", fontsize=7)
+        axes[0].set_title(r"training loss (incl. $\beta\sum_t u_t^2$)", fontsize=8)
         ax = axes[1]
         for row, color in zip(rows, colors):
             i = first_run(ds, row["condition"])
@@ -55,7 +55,7 @@ class ControlPenalty(Ablation):
             ax.plot(np.arange(50), xs[:, 0], color=color, lw=1.1, label=row["condition"])
         ax.axhline(0, color="0.6", lw=0.6)
         ax.set(xlabel="time step t", ylabel="position x", title=f"seed {int(ds.seed.values[0])}: final controllers from (1, -1)")
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=7.5)
 
     def captions(self, ds) -> dict:
         ds = in_memory(ds)

@@ -68,7 +68,7 @@ class EpisodeLength(Ablation):
         ax.set(xlim=(allp.real.min() - 0.005, max(allp.real.max(), 1.0) + 0.005),
                ylim=(max(allp.imag.min() - 0.02, 0), allp.imag.max() * 1.12 + 1e-3), xlabel=r"Re $\lambda_1$",
                ylabel=r"Im $\lambda_1$", title=f"seed {seed}: $\\lambda_1$ until stable")
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=7.5)
         ax = axes[1]
         for row, color in zip(rows, colors):
             idx = condition_runs(ds, row["condition"])

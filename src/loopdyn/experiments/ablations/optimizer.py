@@ -63,7 +63,7 @@ class Optimizer(Ablation):
                     label=f"{row['condition']}, zig-zag {zigzag(d.imag):.2f}")
         ax.set(xlabel="epoch (stage 2)", ylabel=r"Im $\lambda_1$",
                title=f"seed {int(ds.seed.values[0])}: " + r"Im $\lambda_1$ through stage 2")
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=7.5)
 
     def captions(self, ds) -> dict:
         from scipy.stats import mannwhitneyu

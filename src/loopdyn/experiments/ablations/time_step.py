@@ -61,7 +61,7 @@ class TimeStep(Ablation):
             ax.plot(np.arange(T) * dt, xs[:, 0], color=color, lw=1.1, label=f"{row['condition']} (T = {T})")
         ax.axhline(0, color="0.6", lw=0.6)
         ax.set(xlabel="time t dt", ylabel="position x", title=f"seed {int(ds.seed.values[0])}: final controllers from (1, -1)")
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=7.5)
 
     def captions(self, ds) -> dict:
         ds = in_memory(ds)
