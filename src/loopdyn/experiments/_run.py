@@ -192,7 +192,7 @@ def extend(path: str | Path, epochs: int, *, progress: bool = True, should_stop:
     training state copied, swapped into place, and trained on from its last epoch; its analysis is dropped
     (run `loopdyn analyze` again). One phase, trained in one process, checkpoints `every` or `every:K`
     (`log` spaces them by the total epochs), and a length that is a multiple of `record.chunk`."""
-    from ..store import _files, copy_prefix
+    from ..store import copy_prefix, load_state, save_state, write_progress
 
     path = Path(path)
     refuse_if_held(path, "extend")
@@ -234,8 +234,8 @@ def extend(path: str | Path, epochs: int, *, progress: bool = True, should_stop:
                             extra_attrs={"extended_from": E})
         try:
             copy_prefix(path, staging, E, [int(np.searchsorted(old_ck, c)) for c in kept])
-            _files.save_state(staging, 0, E, _files.load_state(path, 0, E))
-            _files.write_progress(staging, 0, E, 1, False)
+            save_state(staging, 0, E, load_state(path, 0, E))
+            write_progress(staging, 0, E, 1, False)
         except BaseException:
             sink.lock.release()
             shutil.rmtree(staging, ignore_errors=True)

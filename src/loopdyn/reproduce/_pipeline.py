@@ -367,6 +367,8 @@ def store_section(store: Path, page_dir: Path, figdir: Path, *, title: str | Non
     exp = REGISTRY.get(name)
     names = names if names is not None else list(exp.figure_names if exp else [])
     rel = Path(os.path.relpath(Path(store).resolve(), Path(page_dir).resolve())).as_posix()
+    for where in (str(store), str(Path(store).resolve())):  # the summary names the store as analysed
+        summary = summary.replace(where, rel)
     sec = Section(title or name, name, description=str(ds.attrs["config"].get("description", "")), store=rel,
                   phases=ds.attrs.get("phases", []), provenance=_provenance(ds), timings=timings or {},
                   protocol=protocol, summary=summary)
