@@ -21,7 +21,7 @@ import loopdyn
 from conftest import SWEPT
 from loopdyn.analysis import checkpoint_params
 from loopdyn.cli import app
-from loopdyn.errors import ConfigError, Interrupted
+from loopdyn.errors import ConfigError
 from loopdyn.store import StoreLock, _files, upgrade, write_analysis
 
 DATA = Path(__file__).parent / "data"
@@ -30,7 +30,7 @@ DATA = Path(__file__).parent / "data"
 # the reader a colleague without loopdyn has. Warnings are errors.
 PLAIN = r"""
 import json, sys, warnings
-sys.path.append(sys.argv[2])
+sys.path.append(sys.argv[1])
 try:
     import loopdyn
     sys.exit("loopdyn is importable")
@@ -38,30 +38,36 @@ except ImportError:
     pass
 warnings.simplefilter("error")
 import numpy as np, xarray as xr, zarr
-path = sys.argv[1]
-ds = xr.open_zarr(path, consolidated=False)
-list(zarr.open_group(path, mode="r").members(max_depth=None))  # every node of the hierarchy
-out = {"coords": {k: ds[k].values.tolist() for k in ds.coords if ds[k].dims == ("run",)},
-       "attrs": {k: dict(v.attrs) for k, v in ds.variables.items()},
-       "epochs_done": ds.attrs["epochs_done"], "complete": ds.attrs["complete"],
-       "committed": ds.committed.values.tolist(), "train_loss": np.where(np.isnan(ds.train_loss.values), None,
-                                                                       ds.train_loss.values).tolist()}
-try:
-    an = xr.open_zarr(path, group="analysis", consolidated=False)
-    enc = lambda a: {"re": a.real.tolist(), "im": a.imag.tolist()} if np.iscomplexobj(a) else a.tolist()
-    out["analysis"] = {k: enc(an[k].values) for k in an.data_vars}
-    out["analysis_record"] = an.attrs["loopdyn_analysis"]
-except FileNotFoundError:
-    pass
-print(json.dumps(out))
+def read(path):
+  ds = xr.open_zarr(path, consolidated=False)
+  list(zarr.open_group(path, mode="r").members(max_depth=None))  # every node of the hierarchy
+  out = {"coords": {k: ds[k].values.tolist() for k in ds.coords if ds[k].dims == ("run",)},
+         "attrs": {k: dict(v.attrs) for k, v in ds.variables.items()},
+         "epochs_done": ds.attrs["epochs_done"], "complete": ds.attrs["complete"],
+         "committed": ds.committed.values.tolist(), "train_loss": np.where(np.isnan(ds.train_loss.values), None,
+                                                                         ds.train_loss.values).tolist()}
+  try:
+      an = xr.open_zarr(path, group="analysis", consolidated=False)
+      enc = lambda a: {"re": a.real.tolist(), "im": a.imag.tolist()} if np.iscomplexobj(a) else a.tolist()
+      out["analysis"] = {k: enc(an[k].values) for k in an.data_vars}
+      out["analysis_record"] = an.attrs["loopdyn_analysis"]
+  except FileNotFoundError:
+      pass
+  return out
+
+
+for path in sys.argv[2:]:
+    print(json.dumps(read(path)))
 """
 
 
-def _plain(path: Path) -> dict:
-    res = subprocess.run([sys.executable, "-I", "-S", "-c", PLAIN, str(path), sysconfig.get_paths()["purelib"]],
-                         capture_output=True, text=True, cwd=path.parent, timeout=120)
+def _plain(*paths: Path):
+    """What xarray alone reads from each store (one fresh process for all of them)."""
+    res = subprocess.run([sys.executable, "-I", "-S", "-c", PLAIN, sysconfig.get_paths()["purelib"], *map(str, paths)],
+                         capture_output=True, text=True, cwd=paths[0].parent, timeout=120)
     assert res.returncode == 0, res.stderr
-    return json.loads(res.stdout)
+    out = [json.loads(line) for line in res.stdout.splitlines()]
+    return out if len(paths) > 1 else out[0]
 
 
 def _copy(src: Path, dst: Path) -> Path:
@@ -95,16 +101,20 @@ def test_a_store_read_with_xarray_alone_describes_itself(swept_store, tmp_path):
 
 def test_unwritten_epochs_are_told_from_diverged_ones_and_an_extension_equals_one_run(swept_store, tmp_path):
     store = _copy(swept_store, tmp_path / "s.zarr")
-    with pytest.raises(Interrupted):  # stop after the first new chunk: epochs 12..17 not yet written
-        loopdyn.experiments.extend(store, 18, progress=False, should_stop=lambda: True)
-    got = _plain(store)
+    seen = []
+
+    def probe():  # polled after each committed chunk: after the first, epochs 12..17 are not yet written
+        if not seen:
+            seen.append(_plain(store))
+        return False
+
+    loopdyn.experiments.extend(store, 18, progress=False, should_stop=probe)
+    got = seen[0]
     committed = np.array(got["committed"])
     assert got["epochs_done"] == 12 and got["complete"] is False and committed.shape == (4, 18)
     assert committed[:, :12].all() and not committed[:, 12:].any()
     loss = np.array(got["train_loss"], dtype=float)
     assert np.isnan(loss[:, 12:]).all() and np.isfinite(loss[:, :12]).all()
-    res = CliRunner().invoke(app, ["train", "--resume", str(store), "--quiet"])
-    assert res.exit_code == 0, res.output
     direct = loopdyn.train(loopdyn.load_config("linear-rank1", [*SWEPT, "epochs=18"], "0..1"), tmp_path / "d.zarr",
                            progress=False)
     a, b = loopdyn.open_run(store), loopdyn.open_run(direct)
@@ -118,33 +128,35 @@ def test_unwritten_epochs_are_told_from_diverged_ones_and_an_extension_equals_on
     assert res.exit_code == 2 and "already holds 18 epochs" in res.output and len(res.output.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("fixture", ["store-v2.zarr", "store-v3.zarr"])
-def test_older_formats_are_migrated_on_read_and_upgraded_when_written(fixture, tmp_path):
-    store = _copy(DATA / fixture, tmp_path / fixture)
-    with warnings.catch_warnings(record=True) as seen:  # the old layout: files that are not Zarr nodes
-        warnings.simplefilter("always")
-        xr.open_zarr(store, consolidated=False)
-    assert any("not recognized" in str(w.message) for w in seen)
-    old = loopdyn.open_run(store)
-    fmt = old.attrs["loopdyn_format"]
-    assert fmt == f"loopdyn-store-{fixture[7]}"
-    assert old.committed.values.all() and old.train_loss.attrs["long_name"] == "training loss"
-    assert old.train_loss.attrs["description"] == old.attrs["train_loss_definition"] and "seed" in old.coords
-    state = _files.load_state(store, 0, 6)
-    with StoreLock(store, "upgrade"):
-        upgrade(store)
-    got = _plain(store)  # no warning now, the same numbers
-    assert loopdyn.open_run(store).attrs["loopdyn_format"] == "loopdyn-store-4"
-    assert got["coords"]["seed"] == old.seed.values.tolist() and np.all(got["committed"])
-    np.testing.assert_array_equal(np.array(got["train_loss"], float), old.train_loss.values.astype(float))
-    assert not any((store / f).exists() for f in ("progress.json", "analysis.json", "lock"))
-    again = _files.load_state(store, 0, 6)  # the training state moved into a Zarr group, unchanged
-    assert again.keys() == state.keys() and all(np.array_equal(again[k], state[k]) for k in state)
-    for k in old.attrs["analysis"]["variables"]:
-        v = got["analysis"][k]
-        v = np.asarray(v["re"]) + 1j * np.asarray(v["im"]) if isinstance(v, dict) else np.asarray(v)
-        np.testing.assert_array_equal(v.astype(old[k].dtype), old[k].values, err_msg=k)
-    assert loopdyn.check_store(store)["complete"]
+def test_older_formats_are_migrated_on_read_and_upgraded_when_written(tmp_path):
+    stores, olds, states = [], [], []
+    for fixture in ("store-v2.zarr", "store-v3.zarr"):
+        store = _copy(DATA / fixture, tmp_path / fixture)
+        with warnings.catch_warnings(record=True) as seen:  # the old layout: files that are not Zarr nodes
+            warnings.simplefilter("always")
+            xr.open_zarr(store, consolidated=False)
+        assert any("not recognized" in str(w.message) for w in seen)
+        old = loopdyn.open_run(store)
+        assert old.attrs["loopdyn_format"] == f"loopdyn-store-{fixture[7]}"
+        assert old.committed.values.all() and old.train_loss.attrs["long_name"] == "training loss"
+        assert old.train_loss.attrs["description"] == old.attrs["train_loss_definition"] and "seed" in old.coords
+        states.append(_files.load_state(store, 0, 6))
+        with StoreLock(store, "upgrade"):
+            upgrade(store)
+        stores.append(store)
+        olds.append(old)
+    for store, old, state, got in zip(stores, olds, states, _plain(*stores)):  # no warning now, the same numbers
+        assert loopdyn.open_run(store).attrs["loopdyn_format"] == "loopdyn-store-4"
+        assert got["coords"]["seed"] == old.seed.values.tolist() and np.all(got["committed"])
+        np.testing.assert_array_equal(np.array(got["train_loss"], float), old.train_loss.values.astype(float))
+        assert not any((store / f).exists() for f in ("progress.json", "analysis.json", "lock"))
+        again = _files.load_state(store, 0, 6)  # the training state moved into a Zarr group, unchanged
+        assert again.keys() == state.keys() and all(np.array_equal(again[k], state[k]) for k in state)
+        for k in old.attrs["analysis"]["variables"]:
+            v = got["analysis"][k]
+            v = np.asarray(v["re"]) + 1j * np.asarray(v["im"]) if isinstance(v, dict) else np.asarray(v)
+            np.testing.assert_array_equal(v.astype(old[k].dtype), old[k].values, err_msg=k)
+        assert loopdyn.check_store(store)["complete"]
 
 
 def test_unstack_runs_indexes_the_run_dimension_by_the_swept_keys(swept_store):
