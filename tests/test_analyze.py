@@ -222,6 +222,10 @@ def test_draw_writes_png_and_pdf(stages_store, tmp_path):
     for p in paths:
         head = p.read_bytes()[:8]
         assert head.startswith(b"\x89PNG") if p.suffix == ".png" else head.startswith(b"%PDF")
+    from _helpers import small_text, text_overlaps  # issue #21.7: no overlapping text, readable in print
+
+    for name, fig in loopdyn.experiments.get("stages").figures(loopdyn.open_run(path)).items():
+        assert text_overlaps(fig) == [] and small_text(fig) == [], name
 
 
 def test_trajectory_panel_data_is_the_closed_loop_rollout(stages_store):

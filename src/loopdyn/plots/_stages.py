@@ -8,11 +8,12 @@ from matplotlib import colormaps
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..analysis import closed_loop_trajectory
 from ..errors import StoreError
 from ..store import read_analysis
-from ._style import CLOSED_BLUE, OPEN_RED, STAGE_COLORS, label_panels, unit_circle
+from ._style import CLOSED_BLUE, FIGURE_WIDTH, OPEN_RED, STAGE_COLORS, label_panels, unit_circle
 
 THEORY_RED = OPEN_RED
 
@@ -56,7 +57,7 @@ def loss_panel(ds, ax, highlight: int) -> None:
         if hi > lo:
             ax.axvspan(lo + 1, hi + 1, color=STAGE_COLORS[k - 1], alpha=0.55 if k == highlight else 0.15, lw=0)
             ax.text(np.sqrt((lo + 1) * (hi + 1)), 0.93, f"Stage {k}", transform=ax.get_xaxis_transform(), ha="center",
-                    fontsize=7, fontweight="bold" if k == highlight else "normal")
+                    fontsize=7.5, fontweight="bold" if k == highlight else "normal")
     for b in (s1, s2):
         if 0 < b < n:
             ax.axvline(b + 1, color="k", ls="--", lw=0.7)
@@ -73,7 +74,7 @@ def trajectory_panel(ds, ax, epoch: int, steps: int, horizon: int | None) -> Non
     ax.axhline(0, color="0.6", lw=0.6)
     if horizon is not None:
         ax.axvline(horizon, color=THEORY_RED, ls="--", lw=1.0, label=f"T = {horizon}")
-        ax.legend(fontsize=7, loc="upper left")
+        ax.legend(fontsize=7.5, loc="upper left")
     ax.set(xlabel="time step t", ylabel="position x", title=f"model of epoch {epoch}")
 
 
@@ -103,7 +104,7 @@ def stage1_theory_panel(ds, ax) -> None:
     ax.plot(s, ds.stage1_log_loss_theory.values, color="k", ls="--", lw=1.2, label="theory")
     ax.axvline(0, color="0.6", lw=0.6)
     ax.set(xlabel=r"$\sigma_{zm}$", ylabel=r"$\log \mathcal{L}$", title="Theoretical")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7.5)
 
 
 def sigma_trajectories_panel(ds, ax) -> None:
@@ -132,6 +133,7 @@ def stage2_eigenvalue_panel(ds, ax) -> None:
     pad_y = max(np.ptp(lam.imag) * 0.15, 5e-3)
     ax.set(xlim=(lam.real.min() - pad_x, max(lam.real.max(), 1.0) + pad_x), ylim=(lam.imag.min() - pad_y, lam.imag.max() + pad_y),
            xlabel=r"Re $\lambda_1$", ylabel=r"Im $\lambda_1$", title=f"$\\lambda_1$, epochs {epochs[0]}-{epochs[-1]}; edged: {s2}")
+    ax.xaxis.set_major_locator(MaxNLocator(4))  # readable ticks on a narrow range
     ax.figure.colorbar(ScalarMappable(norm, cmap), ax=ax, label="epoch", fraction=0.05)
 
 
@@ -155,7 +157,8 @@ def surrogate_panel(ds, ax) -> None:
     ax.set(xlim=(min(finite.real.min(), 0.97) - 0.005, max(finite.real.max(), 1.0) + 0.01),
            ylim=(0, min(finite.imag.max(), 0.8) * 1.08), xlabel=r"Re $\lambda_1$", ylabel=r"Im $\lambda_1$",
            title=rf"Theoretical (surrogate, $T$ = {int(_surrogate_T(ds))})")
-    ax.legend(fontsize=6, loc="upper left")
+    ax.xaxis.set_major_locator(MaxNLocator(4))  # readable ticks on a narrow range
+    ax.legend(fontsize=7.5, loc="upper left")
 
 
 def _surrogate_T(ds) -> int:
@@ -184,7 +187,8 @@ def horizon_panel(ds, ax) -> None:
     pts = np.concatenate(allpts)
     ax.set(xlim=(pts.real.min() - 0.005, max(pts.real.max(), 1.0) + 0.005), ylim=(max(pts.imag.min() - 0.02, 0), pts.imag.max() * 1.12),
            xlabel=r"Re $\lambda_1$", ylabel=r"Im $\lambda_1$", title="Empirical (episode length T)")
-    ax.legend(fontsize=6, loc="upper right", ncol=1)
+    ax.xaxis.set_major_locator(MaxNLocator(4))  # readable ticks on a narrow range
+    ax.legend(fontsize=7.5, loc="upper right", ncol=1)
 
 
 def stage3_eigenvalue_panel(ds, ax) -> None:
@@ -230,7 +234,7 @@ def effective_panel(ds, ax) -> None:
         ax.plot([], [], color="0.5", ls=":", lw=1.0, label="exact overlaps")
     start = int(ds.start_epoch.values[runs[0]])
     ax.set(xlabel="epoch + 1", ylabel="training loss", title=f"Theoretical & Empirical (from epoch {start})")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7.5)
 
 
 def stage2_theory_panels(ds, axes) -> None:
@@ -258,12 +262,15 @@ def stage2_theory_panels(ds, axes) -> None:
                 ax.axvspan(lo, hi, color=STAGE_COLORS[k - 1], alpha=0.25, lw=0)
         ax.set_xlabel("epoch")
         if ax is not axes[2]:
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7.5)
 
 
-def _figure(ncols: int, width: float = 3.3, height: float = 3.0) -> tuple[Figure, list]:
-    fig = Figure(figsize=(width * ncols, height), layout="constrained")
-    return fig, [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
+def _figure(n: int, width: float = 3.3, height: float = 3.0) -> tuple[Figure, list]:
+    """`n` panels in rows of at most :data:`FIGURE_WIDTH` (readable once printed at a page's width)."""
+    ncols = max(1, min(n, int(FIGURE_WIDTH // width)))
+    nrows = -(-n // ncols)
+    fig = Figure(figsize=(width * ncols, height * nrows + 0.3), layout="constrained")
+    return fig, [fig.add_subplot(nrows, ncols, i + 1) for i in range(n)]
 
 
 def figure_3(ds) -> Figure:

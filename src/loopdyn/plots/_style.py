@@ -6,6 +6,7 @@ Matplotlib `Axes`. Log-log epoch axes show `epoch + 1` so that epoch 0 appears.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -71,10 +72,11 @@ def wrap(text: str, width_in: float, size: float) -> str:
             merged[-1] += " " + w
         else:
             merged.append(w)
+    def visible(t: str) -> int:  # the characters drawn: no $, no mathtext commands or braces
+        return len(re.sub(r"\\[A-Za-z]+|[${}]", "", t))
     lines, line = [], ""
     for w in merged:
-        visible = len(line) + 1 + len(w.replace("$", "").replace("\\", ""))
-        if line and visible > limit:
+        if line and visible(line) + 1 + visible(w) > limit:
             lines.append(line)
             line = w
         else:
@@ -116,8 +118,6 @@ _MATH_WORDS = _GREEK | {"dt", "exp", "sum", "mean", "log", "+", "-", "="}
 
 
 def _math_token(tok: str) -> str:
-    import re
-
     def word(m):
         w = m.group(0)
         if w in _GREEK:
@@ -136,8 +136,6 @@ def mathtext(text: str) -> str:
     Matplotlib mathtext: runs of formula tokens (those with `_ ^ { } ( ) = + - * /`, single letters, Greek
     names, numbers) become `$...$` with `\beta`, `\sum`, `\mathrm{mean}`; words stay text. Text that does
     not parse is returned with its dollar signs escaped."""
-    import re
-
     from matplotlib.mathtext import MathTextParser
 
     if not text or "$" in text:
