@@ -191,7 +191,9 @@ def extend(path: str | Path, epochs: int, *, progress: bool = True, should_stop:
     The store is rebuilt beside itself with the longer epoch axis, its committed epochs, checkpoints and
     training state copied, swapped into place, and trained on from its last epoch; its analysis is dropped
     (run `loopdyn analyze` again). One phase, trained in one process, checkpoints `every` or `every:K`
-    (`log` spaces them by the total epochs), and a length that is a multiple of `record.chunk`."""
+    (`log` spaces them by the total epochs), and a length that is a multiple of `record.chunk`. A process
+    killed while it copies leaves `<store>.extending-<pid>` beside the intact store (delete it); killed between
+    the two renames, the old store is at `<store>.before-extending-<pid>`."""
     from ..store import copy_prefix, load_state, save_state, write_progress
 
     path = Path(path)
