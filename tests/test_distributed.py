@@ -80,9 +80,14 @@ def _start(args):
     return subprocess.Popen([str(LOOPDYN), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def _unit_states(store: Path) -> list[Path]:
+    """The saved training states of the units (one per unit that committed a chunk)."""
+    return [p for p in (store / "units").glob("*.zarr/state/phase*_epoch*") if ".tmp-" not in p.name]
+
+
 def _wait_for_units(store: Path, proc, timeout=180):
     t0 = time.time()
-    while not list((store / "units").glob("*.zarr/state/phase*")):
+    while not _unit_states(store):
         assert proc.poll() is None, proc.communicate()
         assert time.time() - t0 < timeout, "no unit committed a chunk"
         time.sleep(0.05)
@@ -114,7 +119,7 @@ def test_driver_killed_then_resumed_redoes_only_unfinished_units(tmp_path, sweep
         except ProcessLookupError:
             pass
     proc.wait()
-    before = {p.name: p.stat().st_mtime_ns for p in (store / "units").glob("*.zarr/state/phase*")}
+    before = {p.name: p.stat().st_mtime_ns for p in _unit_states(store)}
     res = subprocess.run([str(LOOPDYN), "train", "--resume", str(store), "--workers", "2", "--quiet"],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
@@ -160,7 +165,7 @@ def test_a_unit_failing_twice_is_reported_and_the_others_complete(tmp_path, swee
     with pytest.raises(loopdyn.StoreError, match="failed twice.*injected failure"):
         _units.run_units(path, None, progress=False)
     assert len(bad) == 2  # tried, and retried once
-    done = sorted(p.parent.parent.name for p in (path / "units").glob("*.zarr/state/phase*"))
+    done = sorted(p.parent.parent.name for p in _unit_states(path))
     assert done and all(not n.startswith("p0-g0-8-") for n in done)
     monkeypatch.setattr(_units, "run_unit", real)
     loopdyn.resume(path, progress=False)  # the cause is gone: only the failed unit is trained
