@@ -90,8 +90,8 @@ def experiment(seeds: str, keep: str | None = None) -> dict:
         store = Path(keep or tmp) / f"tracking-{seeds}.zarr"
 
         def stamp():
-            if (store / "progress.json").exists():  # polled once before the store exists
-                stamps.append((time.perf_counter(), json.loads((store / "progress.json").read_text())))
+            if (store / "zarr.json").exists():  # polled once before the store exists
+                stamps.append((time.perf_counter(), loopdyn.store.read_progress(store)))
             return False
 
         t0 = time.perf_counter()
