@@ -193,6 +193,10 @@ def declare_family(section: str, interface: type, group: str, default: str | Non
 
 
 def family(section: str) -> Family:
+    if section not in FAMILIES:  # the shipped families are declared on first use (loopdyn imports lazily)
+        from .. import _declare_parts
+
+        _declare_parts()
     try:
         return FAMILIES[section]
     except KeyError:
