@@ -293,7 +293,7 @@ def configs():
     import tomllib
     from importlib import resources
 
-    for res in sorted(resources.files("loopdyn.configs").iterdir(), key=lambda r: r.name):
+    for res in sorted(resources.files("loopdyn.configs").iterdir(), key=lambda r: r.name.removesuffix(".toml")):
         if res.name.endswith(".toml"):  # read as TOML only: listing them needs neither JAX nor the parts
             tables = tomllib.loads(res.read_text("utf-8"))
             typer.echo(f"{res.name[:-5]:<21} {tables.get('experiment', 'ensemble'):<21} {tables.get('description', '')}")
