@@ -21,23 +21,14 @@ pytest.importorskip("mkdocs")
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory):
     """Every example executed once (quick settings) in one shared kernel; the executed notebooks' folder."""
-    import nbformat
-    from jupyter_client.manager import KernelManager
+    sys.path.insert(0, str(ROOT / "docs" / "hooks"))
+    from execute_examples import EXAMPLES as listed
+    from execute_examples import execute
 
+    assert listed == EXAMPLES
     out = tmp_path_factory.mktemp("examples")
-    env = {**os.environ, "LOOPDYN_EXAMPLE_QUICK": "1", "LOOPDYN_EXAMPLE_OUT": str(out / "stores"),
-           "LOOPDYN_EXAMPLES": str(ROOT / "examples"), "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    km = KernelManager(kernel_name="python3")
-    km.kernel_spec.argv[0] = sys.executable  # this interpreter's environment
-    km.start_kernel(env=env, cwd=str(out))
-    try:
-        for name in EXAMPLES:
-            nb = jupytext.read(ROOT / "examples" / f"{name}.py")
-            nbclient.NotebookClient(nb, km=km, timeout=300, resources={"metadata": {"path": str(out)}}).execute()
-            nbformat.write(nb, out / f"{name}.ipynb")
-    finally:
-        km.shutdown_kernel(now=True)
+    seconds = execute(out, quick=True, timeout=300)
+    print("examples:", {k: round(v, 1) for k, v in seconds.items()})
     return out
 
 

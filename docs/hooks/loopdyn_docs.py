@@ -4,8 +4,9 @@
 - the key reference appended to `configs.md`, from `loopdyn.config.config_tables()` (the schema's fields
   and every part's parameters: doc, type, default, choices);
 - `examples/NAME.md` from `examples/NAME.py` (jupytext percent format): with the outputs of the executed
-  notebook `NAME.ipynb` in `$LOOPDYN_EXECUTED_EXAMPLES` when that is set (the test suite executes the
-  examples once and builds the site from them), else code and text alone.
+  notebook `NAME.ipynb` in `$LOOPDYN_EXECUTED_EXAMPLES` when that is set (`execute_examples.py` beside
+  this file writes them; the test suite executes the examples once and builds the site from them), else
+  code and text alone.
 
 Nothing is fetched from the network.
 """
@@ -15,12 +16,13 @@ from __future__ import annotations
 import base64
 import os
 import re
+import sys
 from pathlib import Path
 
 from mkdocs.structure.files import File
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ("fig3_stages", "sweep", "closed_vs_open", "user_plant", "reload_agent")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from execute_examples import EXAMPLES, ROOT  # noqa: E402  (the file beside this one)
 
 
 def _relink(text: str) -> str:
