@@ -1,6 +1,7 @@
 """The command line: bad input gives one line naming the problem, exit code 2, nothing written."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -125,8 +126,11 @@ def test_info_on_something_that_is_not_a_store(tmp_path):
 
 def test_train_info_json_and_resume(tmp_path):
     cfg = _write(tmp_path, TINY)
-    res = runner.invoke(app, ["train", str(cfg), "--seeds", "0..2", "--out", str(tmp_path / "o"), "--quiet"])
+    res = runner.invoke(app, ["train", str(cfg), "--seeds", "0..2", "--out", str(tmp_path / "o")])
     assert res.exit_code == 0, res.output
+    # the progress bar names the phase (the store's `phase`), after a line with the compilation's seconds
+    assert re.search(r"tiny \[ensemble\]: compiled in \d+\.\d s\n", res.output), res.output
+    assert re.search(r"tiny \[ensemble\] .*12/12 epochs", res.output), res.output
     store = tmp_path / "o" / "tiny.zarr"
     res = runner.invoke(app, ["info", str(store), "--json"])
     assert res.exit_code == 0, res.output
