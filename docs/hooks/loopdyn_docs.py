@@ -30,6 +30,11 @@ def _relink(text: str) -> str:
     return text.replace("](CHANGELOG.md)", "](changelog.md)")
 
 
+def _cell(text: str) -> str:
+    """Text for a table cell: pipes and angle brackets shown as such, not read as cell borders or HTML."""
+    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
+
+
 def _keys_markdown() -> str:
     from loopdyn.config import config_tables
 
@@ -40,8 +45,7 @@ def _keys_markdown() -> str:
             out.append("| key | type | default | meaning |\n|---|---|---|---|")
             for k in t.keys:
                 doc = k.doc + (f"; choices: {k.choices}" if k.choices else "")
-                cell = doc.replace("|", "\\|").replace("\n", " ")
-                out.append(f"| `{k.name}` | `{k.type.replace('|', '&#124;')}` | `{k.default}` | {cell} |")
+                out.append(f"| `{k.name}` | {_cell(k.type)} | `{k.default}` | {_cell(doc)} |")
             out.append("")
     return "\n".join(out)
 
