@@ -14,11 +14,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ("fig3_stages", "sweep", "closed_vs_open", "user_plant", "reload_agent")
 
-jupytext = pytest.importorskip("jupytext")
-nbclient = pytest.importorskip("nbclient")
-pytest.importorskip("mkdocs")
-
-
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory):
     """Every example executed once (quick settings) in one shared kernel; the executed notebooks' folder."""
