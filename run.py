@@ -42,7 +42,10 @@ def main(argv: list[str]) -> int:
     if argv[0] == "demo":
         cmd = [str(BIN / "loopdyn"), "demo", *argv[1:]]
     elif argv[0] == "test":
-        cmd = [str(BIN / "python"), "-m", "pytest", *argv[1:]]
+        # test modules run in parallel worker processes, one module per worker at a time (`--dist loadfile`:
+        # module-scoped fixtures, e.g. a trained store shared by a module's tests, are built once)
+        workers = ["-n", str(min(os.cpu_count() or 1, 4)), "--dist", "loadfile"]
+        cmd = [str(BIN / "python"), "-m", "pytest", *workers, *argv[1:]]
     else:
         cmd = [str(BIN / "loopdyn"), *argv[1:]]
     return subprocess.run(cmd, cwd=ROOT).returncode

@@ -214,7 +214,7 @@ def test_a_sweep_on_real_dask_workers_equals_the_in_process_run(tmp_path, real_c
     """Issue #18.3. Units on single-device workers give every number of an in-process run on one host
     device, bit for bit, whatever the units' sizes. The CLI's in-process run shards the runs over every
     core (one host device each); XLA compiles that multi-device program differently from a single-device
-    one, and float32 losses drift apart by the tolerance the README states (measured: 4.4e-5 relative
+    one, and float32 losses drift apart by the tolerance docs/scaling.md states (measured: 4.4e-5 relative
     after 400 epochs of linear-rank1, 32 seeds)."""
     address, _ = real_cluster
     res = subprocess.run([str(LOOPDYN), "train", "linear-rank1", *DRIFT, "--scheduler", address, "--out",

@@ -6,37 +6,72 @@ in docstrings refer to `docs/paper-spec.md`, our section-by-section specificatio
 Importing loopdyn turns on JAX's 64-bit mode (`jax_enable_x64`), as the README says: every array loopdyn
 creates carries the dtype of its configuration (`dtype = "float32"` by default), and the spectra of the
 joint matrix, whose stability boundary sits within 1e-3 of the unit circle, are computed in float64.
+
+The names below are imported when first used (PEP 562), so that `import loopdyn` and the command line start
+without JAX; the first one used declares every shipped part (plants, tasks, agents, experiments).
 """
 
+import importlib as _importlib
+import os as _os
+import sys as _sys
 from importlib import metadata as _metadata
 
-import jax as _jax
+if "jax" in _sys.modules:
+    _sys.modules["jax"].config.update("jax_enable_x64", True)
+else:  # read by JAX when it is imported (jax.config's default for jax_enable_x64)
+    _os.environ["JAX_ENABLE_X64"] = "1"
 
-_jax.config.update("jax_enable_x64", True)
-
-from . import experiments as _experiments  # noqa: E402  (registers the experiments' config tables)
-from .analysis import load_agent as load_agent  # noqa: E402
-from .analysis import store_runs as store_runs  # noqa: E402
-from .analysis import TrainedAgent as TrainedAgent  # noqa: E402
-from .config import Config as Config  # noqa: E402
-from .config import from_dict as config_from_dict  # noqa: E402
-from .config import load as load_config  # noqa: E402
-from .errors import ConfigError as ConfigError  # noqa: E402
-from .errors import Interrupted as Interrupted  # noqa: E402
-from .errors import StoreError as StoreError  # noqa: E402
-from .experiments import analyze as analyze  # noqa: E402
-from .experiments import figures as figures  # noqa: E402
-from .experiments import resume as resume  # noqa: E402
-from .experiments import train as train  # noqa: E402
-from .store import check as check_store  # noqa: E402
-from .store import open_run as open_run  # noqa: E402
-from .store import unstack_runs as unstack_runs  # noqa: E402
+_EXPORTS = {
+    "Config": ("config", "Config"),
+    "ConfigError": ("errors", "ConfigError"),
+    "Interrupted": ("errors", "Interrupted"),
+    "StoreError": ("errors", "StoreError"),
+    "TrainedAgent": ("analysis", "TrainedAgent"),
+    "analyze": ("experiments", "analyze"),
+    "check_store": ("store", "check"),
+    "config_from_dict": ("config", "from_dict"),
+    "figures": ("experiments", "figures"),
+    "load_agent": ("analysis", "load_agent"),
+    "load_config": ("config", "load"),
+    "open_run": ("store", "open_run"),
+    "resume": ("experiments", "resume"),
+    "store_runs": ("analysis", "store_runs"),
+    "train": ("experiments", "train"),
+    "unstack_runs": ("store", "unstack_runs"),
+}
+_PARTS = ("agents", "analysis", "config", "errors", "experiments", "optim", "plants", "plots", "report", "reproduce",
+          "store", "system", "tasks", "theory", "training")
 
 try:
     __version__ = _metadata.version("loopdyn")
 except _metadata.PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
+
+def _declare_parts() -> None:
+    """Declare every shipped family of parts (the experiments package imports the plants, tasks, agents and
+    optimisers and registers the experiments); :func:`loopdyn.config.family` calls it for a family not yet
+    declared."""
+    _importlib.import_module(".experiments", __name__)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        part, attr = _EXPORTS[name]
+        _declare_parts()
+        value = getattr(_importlib.import_module(f".{part}", __name__), attr)
+    elif name in _PARTS:
+        value = _importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'loopdyn' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS, *_PARTS])
+
+
 __all__ = ["Config", "ConfigError", "Interrupted", "StoreError", "TrainedAgent", "analyze", "check_store",
-           "config_from_dict", "figures", "load_agent", "load_config", "open_run", "resume", "store_runs", "train", "unstack_runs",
-           "__version__"]
+           "config_from_dict", "figures", "load_agent", "load_config", "open_run", "resume", "store_runs", "train",
+           "unstack_runs", "__version__"]

@@ -46,8 +46,18 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 _state = {"debug": False}
 
 
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"loopdyn {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _options(debug: bool = typer.Option(False, "--debug", help="On an error, also print its cause (a traceback).")):
+def _options(debug: bool = typer.Option(False, "--debug", help="On an error, also print its cause (a traceback)."),
+             version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                          help="Print loopdyn's version and exit.")):
     _state["debug"] = debug
 
 
@@ -304,11 +314,33 @@ def report(stores: list[Path] = typer.Argument(..., help="Stores written by 'loo
 
 @app.command()
 def configs():
-    """List the shipped configurations and the experiments they run."""
+    """List the shipped configurations: the experiment each runs and its description."""
+    import tomllib
+    from importlib import resources
+
+    for res in sorted(resources.files("loopdyn.configs").iterdir(), key=lambda r: r.name.removesuffix(".toml")):
+        if res.name.endswith(".toml"):  # read as TOML only: listing them needs neither JAX nor the parts
+            tables = tomllib.loads(res.read_text("utf-8"))
+            typer.echo(f"{res.name[:-5]:<21} {tables.get('experiment', 'ensemble'):<21} {tables.get('description', '')}")
+
+
+@app.command()
+def keys(table: Optional[str] = typer.Argument(None, help="A table: top, train, teacher, start, record, sweep, plant, "
+                                                          "task, agent, loss (every kind) or plant.KIND, or an "
+                                                          "experiment's table (stages, ...); default: all.")):
+    """Every key a config may hold: its type, default, allowed values and what it means."""
     from . import config as cfg_mod
 
-    for name in cfg_mod.shipped():
-        typer.echo(f"{name:<16} experiment = {cfg_mod.load(name).experiment}")
+    try:
+        tables = cfg_mod.find_tables(table) if table else cfg_mod.config_tables()
+    except (LoopdynError, OSError) as e:
+        _fail(e)
+    for t in tables:
+        typer.echo(f"{t.title}  {t.doc}")
+        for k in t.keys:
+            choices = f"; choices: {k.choices}" if k.choices else ""
+            typer.echo(f"  {k.name:<20} {k.type:<22} = {k.default:<12} {k.doc}{choices}")
+        typer.echo("")
 
 
 @app.command()

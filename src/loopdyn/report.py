@@ -8,10 +8,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+import xarray as xr
 
-from . import config as cfg_mod
 from .analysis import stabilisation_epoch
-from .experiments import figures, train
 from .store import check, open_run
 
 SHOWN_HYPER = ("lr", "beta", "clip", "over", "g", "noise")
@@ -31,12 +30,19 @@ def run_table(store) -> tuple[list[dict], dict]:
     cfg = ds.attrs["config"]
     swept = [c for c in ds.attrs.get("run_coords", []) if c not in ("seed", "group", "phase", "training_mode", *SHOWN_HYPER)]
     phase_epochs = {label: d["epochs"] for label, d in ds.attrs.get("phases", [])}
+    # Read once what the table shows (per-epoch scalars, per-run numbers), and of the eigenvalues only each
+    # run's last epoch: indexing the lazy store run by run costs more than reading it.
+    small = ds[[v for v in ("train_loss", "test_loss", "diverged_epoch", "stage1_end", "stage2_end",
+                            "acquisition_epoch", "eig_match_epoch", "spectral_radius") if v in ds]].load()
+    phases = [str(p) for p in small["phase"].values]
+    ends = np.array([min(phase_epochs.get(p, ds.sizes["epoch"]), ds.sizes["epoch"]) for p in phases])
+    if "eigenvalues" in ds:
+        last_eigs = ds.eigenvalues.isel(run=xr.DataArray(np.arange(len(ends)), dims="row"),
+                                        epoch=xr.DataArray(ends - 1, dims="row")).values
     rows = []
     for i in range(ds.sizes["run"]):
-        run = ds.isel(run=i)
-        phase = str(run["phase"].values)
-        run = run.isel(epoch=slice(0, min(phase_epochs.get(phase, ds.sizes["epoch"]), ds.sizes["epoch"])))
-        row = {"run": i, "seed": int(run.seed), "phase": phase, "training_mode": str(run["training_mode"].values)}
+        run = small.isel(run=i, epoch=slice(0, ends[i]))
+        row = {"run": i, "seed": int(run.seed), "phase": phases[i], "training_mode": str(run["training_mode"].values)}
         for name in dict.fromkeys([*swept, *SHOWN_HYPER]):
             if name in run.coords or name in run:
                 v = run[name].values.item()
@@ -56,7 +62,7 @@ def run_table(store) -> tuple[list[dict], dict]:
         if "spectral_radius" in ds:
             s = int(stabilisation_epoch(run.spectral_radius.values))
             row["stabilisation_epoch"] = None if s < 0 else s
-            lam = run.eigenvalues.values[-1]
+            lam = last_eigs[i]
             lam = lam[np.isfinite(lam)]
             row["final_spectral_radius"] = _num(run.spectral_radius.values[-1])
             row["final_dominant_eigenvalues"] = [[round(float(z.real), 4), round(float(z.imag), 4)] for z in lam[:3]]
@@ -119,6 +125,9 @@ def format_table(rows: list[dict], meta: dict) -> str:
 
 def demo(out: Path, *, epochs: int = 1000, seeds: str = "0..7", progress: bool = True) -> Path:
     """Train `linear-rank1` on several seeds, print the run table, write a figure and a report."""
+    from . import config as cfg_mod  # here, not above: `loopdyn info` (run_table) starts without JAX
+    from .experiments import figures, train
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = cfg_mod.load("linear-rank1", [f"epochs={epochs}"], seeds)

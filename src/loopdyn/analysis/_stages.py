@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._gains import STABLE, stability_region
 
 NONE = -1
 
@@ -177,6 +176,8 @@ def detect_stages_gains(k1, k2, tol: float = 1.0, window: int = 4) -> Stages:
     k1, k2 = np.broadcast_arrays(np.asarray(k1, dtype=np.float64), np.asarray(k2, dtype=np.float64))
     if k1.shape[-1] <= window:
         raise ValueError(f"need more than window = {window} epochs, got {k1.shape[-1]}")
+    from ._gains import STABLE, stability_region  # JAX: imported here, so that the stage detectors load without it
+
     s2 = _settled_epoch(stability_region(k1, k2) == STABLE)
     d1 = k1[..., window:] - k1[..., :-window]
     d2 = k2[..., window:] - k2[..., :-window]

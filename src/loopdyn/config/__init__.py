@@ -51,3 +51,8 @@ from ._schema import UNIT_INTERVAL as UNIT_INTERVAL
 from ._schema import Config as Config
 from ._schema import RecordConfig as RecordConfig
 from ._schema import TrainConfig as TrainConfig
+from ._keys import Key as Key
+from ._keys import Table as Table
+from ._keys import config_tables as config_tables
+from ._keys import find_tables as find_tables
+from ._parts import did_you_mean as did_you_mean

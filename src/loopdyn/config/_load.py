@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ._parts import InvalidParameter, build_part, coerce, family, param, parameters, part_to_dict
+from ._parts import InvalidParameter, build_part, coerce, did_you_mean, family, param, parameters, part_to_dict
 from ._ensemble import MEMORY_FRACTION, estimate_resources
 from ._schema import PART_SECTIONS, SECTIONS, TOP_KEYS, Config, _static_combinations, replace
 
@@ -43,6 +43,14 @@ def experiment_names() -> list[str]:
     return family("experiment").names()
 
 
+def _other_tables() -> list[str]:
+    """The tables of every experiment (a misplaced one is suggested by name)."""
+    try:
+        return [n.replace("-", "_") for n in experiment_names() if ":" not in n]
+    except ConfigError:
+        return []
+
+
 def check_single_phase_sources(cfg: Config) -> None:
     """A single-phase experiment has no earlier phase: `teacher.store` and `start.store` cannot be 'self'."""
     for section in ("teacher", "start"):
@@ -62,7 +70,8 @@ def _build_section(source: str, name: str, table: Any) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in table:
         if key not in fields:
-            raise _err(source, f"{name}.{key}", f"is not a known key; allowed: {', '.join(fields)}")
+            raise _err(source, f"{name}.{key}", f"is not a known key; allowed: {', '.join(fields)}"
+                       + did_you_mean(key, fields, f"{name}."))
     return cls(**{k: coerce(source, f"{name}.{k}", v, fields[k]) for k, v in table.items()})
 
 
@@ -207,7 +216,8 @@ def _experiment(source: str, tables: dict) -> tuple[str, tuple, str]:
     unknown = [k for k in table if k not in fields]
     if unknown:
         allowed = ", ".join(fields) or "(none)"
-        raise _err(source, f"{table_name}.{unknown[0]}", f"is not a known key; allowed: {allowed}")
+        raise _err(source, f"{table_name}.{unknown[0]}", f"is not a known key; allowed: {allowed}"
+                   + did_you_mean(unknown[0], fields, f"{table_name}."))
     values = {}
     for k, f in fields.items():
         if k in table:
@@ -242,7 +252,8 @@ def _sweep_field(source: str, cfg_tables: dict[str, Any], dotted: str):
     else:
         raise _err(source, f"sweep.{dotted}", f"must name a key of {', '.join([*PART_SECTIONS, *SECTIONS])}")
     if key not in fields:
-        raise _err(source, f"sweep.{dotted}", f"is not a known key; allowed in [{section}]: {', '.join(fields)}")
+        raise _err(source, f"sweep.{dotted}", f"is not a known key; allowed in [{section}]: {', '.join(fields)}"
+                   + did_you_mean(key, fields, f"{section}."))
     return fields[key]
 
 
@@ -260,7 +271,8 @@ def from_dict(tables: dict[str, Any], *, source: str = "<inline>", phase: bool =
     for key in tables:
         if key not in SECTIONS and key not in PART_SECTIONS and key not in TOP_KEYS and key != table_name:
             allowed = ", ".join([*TOP_KEYS, *PART_SECTIONS, *SECTIONS, table_name])
-            raise _err(source, key, f"is not a known key or table; allowed: {allowed}")
+            raise _err(source, key, f"is not a known key or table; allowed: {allowed}"
+                       + did_you_mean(key, [*TOP_KEYS, *PART_SECTIONS, *SECTIONS, table_name, *_other_tables()]))
     sections = {name: _build_section(source, name, tables.get(name, {})) for name in SECTIONS}
     if not sections["train"].optimizer:
         sections["train"] = dataclasses.replace(sections["train"], optimizer=family("optimizer").default)
@@ -399,7 +411,18 @@ def load(source: str | Path, overrides: list[str] | None = None, seeds: str | No
         _apply_override(tables, item)
     if seeds is not None:
         tables["seeds"] = seeds
-    return from_dict(tables, source=str(path))
+    given = {item.split("=", 1)[0].strip(): "--set" for item in overrides or []}
+    if seeds is not None:
+        given["seeds"] = "--seeds"
+    try:
+        return from_dict(tables, source=str(path))
+    except ConfigError as e:  # a value given on the command line is named as such, not as the file's
+        rest = str(e).removeprefix(f"{path}: ")
+        for key, option in given.items():
+            if rest != str(e) and (rest.startswith(f"{key} ") or rest.startswith(f"{key}.")):
+                shown = rest.removeprefix("seeds = ") if option == "--seeds" else rest
+                raise ConfigError(f"{option} {shown}") from None
+        raise
 
 
 def _apply_override(tables: dict, item: str) -> None:
@@ -426,7 +449,8 @@ def _apply_override(tables: dict, item: str) -> None:
         except ConfigError:
             pass  # reported by from_dict, naming the file
     if section not in known:
-        raise ConfigError(f"--set {key}: unknown table {section!r}; allowed: {', '.join(sorted(known))}")
+        raise ConfigError(f"--set {key}: unknown table {section!r}; allowed: {', '.join(sorted(known))}"
+                          + did_you_mean(section, sorted(known)))
     target = tables.setdefault(section, {})
     if not isinstance(target, dict):
         raise ConfigError(f"--set {key}: {section} is not a table in this config")
@@ -447,7 +471,8 @@ def _read(source: str | Path) -> tuple[str, str]:
     else:
         res = resources.files("loopdyn.configs") / f"{source}.toml"
         if not res.is_file():
-            raise ConfigError(f"{source}: neither a config file nor a shipped config; shipped: {', '.join(shipped())}")
+            raise ConfigError(f"{source}: neither a config file nor a shipped config; shipped: {', '.join(shipped())}"
+                              + did_you_mean(source, shipped()))
         data, name = res.read_bytes(), f"{source}.toml (shipped)"
     try:
         return name, data.decode("utf-8")

@@ -46,6 +46,14 @@ def param(default, *, doc: str, check=None, choices=None, allow_nan: bool = Fals
                                             "key": key})
 
 
+def did_you_mean(word: str, options, prefix: str = "") -> str:
+    """`"; did you mean X?"` for the option closest to a misspelt `word` (difflib), `""` when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
+    return f"; did you mean {prefix}{close[0]}?" if close else ""
+
+
 def each(description: str, predicate, *, nonempty: bool = True):
     """The check of a list parameter whose every element must satisfy `predicate` (and that must not be empty
     unless `nonempty=False`), for :func:`param`'s `check`: `param((1.0,), doc=..., check=each("> 0", ...))`
@@ -139,7 +147,7 @@ class Family:
             if ep is None:
                 raise ConfigError(f"{self.section}.kind = {kind!r} is not a known {self.section}; choose one of "
                                   f"{', '.join(self.names())}, or give the import path of your own as "
-                                  f"'package.module:Class'")
+                                  f"'package.module:Class'" + did_you_mean(kind, self.names()))
             try:
                 obj = ep.load()
             except Exception as e:  # a broken plugin: name it, never crash
@@ -193,6 +201,10 @@ def declare_family(section: str, interface: type, group: str, default: str | Non
 
 
 def family(section: str) -> Family:
+    if section not in FAMILIES:  # the shipped families are declared on first use (loopdyn imports lazily)
+        from .. import _declare_parts
+
+        _declare_parts()
     try:
         return FAMILIES[section]
     except KeyError:
@@ -294,7 +306,8 @@ def build_part(source: str, section: str, table: Any, *, lenient: bool = False, 
             if lenient:
                 continue
             allowed = ", ".join(["kind", *fields])
-            raise ConfigError(f"{source}: {where}.{key} is not a known key of {where}.kind = {kind!r}; allowed: {allowed}")
+            raise ConfigError(f"{source}: {where}.{key} is not a known key of {where}.kind = {kind!r}; allowed: {allowed}"
+                              + did_you_mean(key, fields, f"{where}."))
         values[key] = coerce(source, f"{where}.{key}", value, fields[key])
     try:
         return cls(**{fields[k].name: v for k, v in values.items()})

@@ -285,7 +285,9 @@ def _execute(client, store: str, units: list[Unit], progress: bool, title: str,
     bar = Progress(transient=False) if progress else None
     if bar:
         bar.start()
-        task = bar.add_task(f"{title} units", total=len(units))
+        from rich.markup import escape
+
+        task = bar.add_task(escape(f"{title} units"), total=len(units))  # "[label]" is text, not markup
     try:
         if client is None:
             for u in units:

@@ -1,6 +1,9 @@
 """Zarr results stores: layout, atomic creation and chunks, the lock, resume state, provenance,
 the analysis group, checks, and reading back as xarray Datasets."""
 
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_face
 from ..errors import StoreError as StoreError
 from ._files import StoreLock as StoreLock
 from ._files import analysis_mtime as analysis_mtime
@@ -12,9 +15,6 @@ from ._files import read_root as read_root
 from ._files import refuse_if_held as refuse_if_held
 from ._files import save_state as save_state
 from ._files import write_progress as write_progress
-from ._sink import StoreSink as StoreSink
-from ._sink import create_store as create_store
-from ._sink import open_sink as open_sink
 from ._sweep import swept_keys as swept_keys
 from ._sweep import unstack_runs as unstack_runs
 from ._zarr import FORMAT as FORMAT
@@ -39,3 +39,10 @@ def read_analysis(ds_or_path) -> dict:
     if record is None:
         raise StoreError("the store has not been analysed; run 'loopdyn analyze STORE' first")
     return record
+
+if TYPE_CHECKING:  # imported on first use (loopdyn._lazy): reading a store needs no configuration layer, nor JAX
+    from ._sink import StoreSink as StoreSink
+    from ._sink import create_store as create_store
+    from ._sink import open_sink as open_sink
+
+__getattr__, __dir__ = lazy_face(globals())

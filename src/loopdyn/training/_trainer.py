@@ -261,7 +261,7 @@ class Trainer:
                 self.sink.commit(p, stop, state_arrays(groups, [state for _, _, state in launched]), complete)
                 return complete
 
-            name = cfg.name + (f" [{label}]" if len(self.phases) > 1 else "")
+            name = f"{cfg.name} [{label}]" if label != cfg.name else cfg.name
             target = E if budget >= E else max(int(budget), done)
             with _Progress(E, done, name, enabled=self.progress) as bar:
                 # the next chunk is dispatched before the last one is written: devices and host overlap
@@ -269,7 +269,12 @@ class Trainer:
                 for start in range(done, target + K, K):
                     nxt = (start, min(start + K, E)) if start < target else None
                     if nxt is not None:
+                        first = start == done
+                        if first:  # the first call of each group's chunk traces and compiles it (synchronously)
+                            bar.compiling(len(groups))
                         nxt = nxt + (launch(*nxt),)
+                        if first:
+                            bar.compiled()
                     if pending is not None:
                         complete = finish(*pending)
                         bar.advance(pending[1] - pending[0])
@@ -290,15 +295,30 @@ class _Progress:
 
     def __enter__(self):
         if self.enabled:
+            from rich.markup import escape
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+            self._label = escape(self.name)  # "name [phase]": the phase is text, not a rich markup tag
             self._t0 = time.perf_counter()
             self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("epochs"), TextColumn("{task.fields[rate]}"), TextColumn("ETA"),
                                  TimeRemainingColumn(), transient=False)
             self._bar.start()
-            self._task = self._bar.add_task(self.name, total=self.total, completed=self.done, rate="")
+            self._task = self._bar.add_task(self._label, total=self.total, completed=self.done, rate="")
         return self
+
+    def compiling(self, n_groups: int) -> None:
+        """Say that the phase's programs are being compiled (seconds, before the first epoch)."""
+        if self.enabled:
+            self._compile_t0 = time.perf_counter()
+            what = f"{n_groups} groups" if n_groups > 1 else "the epoch loop"
+            self._bar.update(self._task, description=f"{self._label}: compiling {what} ...")
+
+    def compiled(self) -> None:
+        if self.enabled:
+            dt = time.perf_counter() - self._compile_t0
+            self._bar.console.print(f"{self._label}: compiled in {dt:.1f} s")
+            self._bar.update(self._task, description=self._label)
 
     def advance(self, n: int) -> None:
         if self.enabled:
