@@ -93,3 +93,19 @@ def test_the_loaded_agent_of_the_overlap_representation_keeps_its_whole_gram_mat
     traj = rollout(agent.core, agent.plant, x0, task.T, timing=task.timing, emit=task.emit)
     np.testing.assert_allclose(float(task.episode_metric(traj, Episode(x0))),
                                loopdyn.open_run(path).test_loss.values[0, 4], rtol=1e-5)
+
+
+def test_the_analysis_summary_names_each_runs_swept_values(swept_store, tmp_path):
+    import shutil
+
+    from loopdyn.analysis import analyze_store, summary_lines
+
+    store = tmp_path / "swept.zarr"
+    shutil.copytree(swept_store, store, symlinks=True)  # the shared store stays unanalysed
+    numbers = analyze_store(store).numbers
+    ds = loopdyn.open_run(store)
+    rows = {r["run"]: r for r in numbers["stages"]}
+    for i in range(ds.sizes["run"]):  # only what varies: the learning rate, not the constant clip
+        assert rows[i]["swept"] == {"train.lr": float(ds.lr.values[i])}
+    lines = [ln for ln in summary_lines(numbers) if ln.lstrip().startswith("run")]
+    assert [ln.split()[5] for ln in lines] == [f"train.lr={float(v):g}" for v in ds.lr.values]

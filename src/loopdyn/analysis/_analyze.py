@@ -205,10 +205,19 @@ def _effective_quantities(ds, runs, result: Analysis) -> None:
     result.numbers["effective_discrepancy_max"] = float(np.nanmax(disc))
 
 
+def _swept(runs) -> list[str]:
+    """The dotted keys (seed aside) whose values differ between `runs`: what a sweep varies."""
+    keys = dict.fromkeys(k for run in runs for k in run.values if k != "seed")
+    return [k for k in keys if len({repr(run.values.get(k)) for run in runs}) > 1]
+
+
 def _stage_rows(ds, runs, result: Analysis) -> list[dict]:
     rows = []
+    swept = _swept(runs)
     for run in runs:
         row = {"run": run.index, "seed": run.seed, "phase": run.phase, "epochs": run.epochs}
+        if swept:
+            row["swept"] = {k: run.values.get(k) for k in swept}
         for k in ("stage1_end", "stage2_end", "stabilisation_epoch"):
             if k in result.arrays:
                 row[k] = int(result.get(k)[run.index])
@@ -284,7 +293,8 @@ def summary_lines(numbers: dict) -> list[str]:
     lines = ["stages (epochs of each run's phase; stage 1 = [0, s1), stage 2 = [s1, s2), stage 3 = [s2, end); -1 = none):"] if rows else []
     for r in rows:
         eig = "  final eig: " + ", ".join(_fmt_complex(z) for z in r["final_eigenvalues"]) if "final_eigenvalues" in r else ""
-        lines.append(f"  run {r['run']:>2} {r['phase']:<17} seed {r['seed']:<4} s1={r.get('stage1_end', '-'):>4} "
+        swept = "".join(f" {k}={v:g}" if isinstance(v, float) else f" {k}={v}" for k, v in r.get("swept", {}).items())
+        lines.append(f"  run {r['run']:>2} {r['phase']:<17} seed {r['seed']:<4}{swept} s1={r.get('stage1_end', '-'):>4} "
                      f"s2={r.get('stage2_end', '-'):>4} stab={r.get('stabilisation_epoch', '-'):>4}{eig}")
     if "jacobian_slopes" in numbers:
         slopes = ", ".join(f"{k}: {v:g}" for k, v in numbers["jacobian_slopes"].items())
