@@ -50,4 +50,5 @@ from ._schema import TRAINING_MODES as TRAINING_MODES
 from ._schema import UNIT_INTERVAL as UNIT_INTERVAL
 from ._schema import Config as Config
 from ._schema import RecordConfig as RecordConfig
+from ._schema import ScheduleConfig as ScheduleConfig
 from ._schema import TrainConfig as TrainConfig
