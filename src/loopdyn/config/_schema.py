@@ -79,26 +79,26 @@ def _knots_ok(knots) -> bool:
 
 
 KNOTS = ("a list of [epoch, value] pairs, epochs integers >= 0 and strictly increasing", _knots_ok)
-RAMPS = ("linear", "steps")
+RAMPS = ("ramp", "steps")
 
 
 @dataclass(frozen=True)
 class ScheduleConfig:
     """Per-epoch schedules (curricula) of the episode length, control penalty, learning rate and exploration
     noise: knots `[[epoch, value], ...]`; before the first knot the first value holds, after the last the last
-    one; between knots the value ramps linearly (`linear`) or holds until the next knot (`steps`).
+    one; between knots the value ramps linearly (`ramp`) or holds until the next knot (`steps`).
     `[]` = no schedule (the configured value every epoch). See docs/learning-rules.md."""
 
     T: tuple[tuple[float, ...], ...] = _f((), doc="episode length T_e per epoch (integers <= task.T; the loss masks "
                                                   "steps t >= T_e)", check=KNOTS)
-    T_ramp: str = _f("steps", doc="between T knots: 'linear' (rounded down) or 'steps'", choices=RAMPS)
+    T_ramp: str = _f("steps", doc="between T knots: a linear ramp rounded down ('ramp') or steps ('steps')", choices=RAMPS)
     beta: tuple[tuple[float, ...], ...] = _f((), doc="control penalty beta per epoch (replaces task.beta)", check=KNOTS)
-    beta_ramp: str = _f("linear", doc="between beta knots: 'linear' or 'steps'", choices=RAMPS)
+    beta_ramp: str = _f("ramp", doc="between beta knots: a linear ramp ('ramp') or steps ('steps')", choices=RAMPS)
     lr: tuple[tuple[float, ...], ...] = _f((), doc="learning rate per epoch (replaces train.lr)", check=KNOTS)
-    lr_ramp: str = _f("linear", doc="between lr knots: 'linear' or 'steps'", choices=RAMPS)
+    lr_ramp: str = _f("ramp", doc="between lr knots: a linear ramp ('ramp') or steps ('steps')", choices=RAMPS)
     sigma: tuple[tuple[float, ...], ...] = _f((), doc="exploration noise of the gradient rule per epoch (replaces "
                                                       "gradient.sigma; annealing)", check=KNOTS)
-    sigma_ramp: str = _f("linear", doc="between sigma knots: 'linear' or 'steps'", choices=RAMPS)
+    sigma_ramp: str = _f("ramp", doc="between sigma knots: a linear ramp ('ramp') or steps ('steps')", choices=RAMPS)
 
     @property
     def scheduled(self) -> tuple[str, ...]:

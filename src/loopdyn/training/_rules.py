@@ -302,7 +302,7 @@ def transition_statistics(x, u, x_next, y_next, weight=None) -> Statistics:
                       (xn * w[:, None]).T @ yn, jnp.sum(w))
 
 
-def fit_linear_model(stats: Statistics, ridge: float = 1e-9):
+def fit_linear_model(stats: Statistics, ridge: float = 1e-12):
     r"""`(A, B, C)` minimising $\sum\|x' - A x - B u\|^2$ and $\sum\|y' - C x'\|^2$ (least squares, with a ridge of
     `ridge` times the mean eigenvalue of each Gram matrix, which keeps the solve defined on degenerate data)."""
     k = stats.zx.shape[1]
@@ -323,7 +323,7 @@ class Model(GradientRule):
                                 "included)", check=POSITIVE)
     sigma: float = param(0.0, doc="exploration noise on the actions while collecting transitions (0 = none)",
                          check=NON_NEGATIVE)
-    ridge: float = param(1e-9, doc="ridge of the least squares, relative to the mean eigenvalue of the data's Gram "
+    ridge: float = param(1e-12, doc="ridge of the least squares, relative to the mean eigenvalue of the data's Gram "
                                    "matrix", check=NON_NEGATIVE)
     variance: bool = param(True, doc="record grad_variance (two half-batch estimates)")
 
@@ -402,11 +402,11 @@ for _name, _cls in (("bptt", BPTT), ("reinforce", Reinforce), ("model", Model)):
 
 
 def schedule_value(knots, ramp: str, e):
-    """The value of a schedule at epoch `e` (traced ok): knots `((epoch, value), ...)`, `ramp` `linear` or `steps`."""
+    """The value of a schedule at epoch `e` (traced ok): knots `((epoch, value), ...)`, `ramp` `ramp` (linear) or `steps`."""
     ep = jnp.asarray([k[0] for k in knots], jnp.float64)
     val = jnp.asarray([k[1] for k in knots], jnp.float64)
     e = jnp.asarray(e, jnp.float64)
-    if ramp == "linear":
+    if ramp == "ramp":
         return jnp.interp(e, ep, val)
     return val[jnp.maximum(jnp.sum(ep <= e) - 1, 0)]
 
