@@ -153,7 +153,7 @@ class LearningRules(Ablation):
     def figure(self, ds, numbers):
         fig = super().figure(ds, numbers)
         a = self.answers(ds)
-        fig.text(0.5, -0.01, a["curriculum"] + "\n" + a["survive"], ha="center", va="top", fontsize=6, wrap=True)
+        fig.suptitle(f"{fig._suptitle.get_text()}\n{a['curriculum']}\n{a['survive']}", fontsize=8)
         return fig
 
     def captions(self, ds) -> dict:

@@ -13,8 +13,9 @@ a gradient, and what it records; the epoch then takes the same clipped optimiser
   $\hat g = \frac1B\sum_b\sum_t (G_{t,b} - \bar G_{t,-b})\,\nabla_\theta\log\pi_\theta(u_{t,b}\mid h_{t,b})$,
   $\nabla\log\pi = (u - \mu)/\sigma^2\,\nabla\mu$, with the baseline $\bar G_{t,-b}$ the mean reward-to-go of
   the *other* episodes of the batch at step t (leave-one-out: unbiased, unlike the plain batch mean, whose
-  estimate is $(1 - 1/B)$ times the gradient). The agent's mean actions are recomputed from the recorded
-  inputs, so no derivative of the plant is taken. It estimates the gradient of the noisy objective
+  estimate is $(1 - 1/B)$ times the gradient). One rollout steps the plant as a black box
+  (:class:`BlackBox`: no derivative flows through it), so the backward pass runs through the agent alone. It
+  estimates the gradient of the noisy objective
   $J(\theta) = \mathbb E_{x_0,\varepsilon}\,\mathcal L$.
 - :class:`Model` (`model`): the agent fits a linear model $\hat x' = \hat A x + \hat B u$, $\hat y = \hat C x$
   of the plant by least squares on the transitions $(x_t, u_t, x_{t+1}, y_{t+1})$ it observed in the last
@@ -150,17 +151,23 @@ def per_episode_gradient(f, trained, variance: bool):
     of its covariance estimated from the gradients `g1`, `g2` of two halves of the batch, `|g1 - g2|^2 / 4`
     (NaN without). One vector-Jacobian product per estimate, vmapped."""
     vec, vjp = jax.vjp(f, trained)
-    B = vec.shape[0]
-    mean = jnp.full((B,), 1.0 / B, vec.dtype)
+    return _gradient_from_vjp(vjp, vec.shape[0], vec.dtype, variance)
+
+
+def _gradient_from_vjp(vjp, B: int, dtype, variance: bool):
+    """:func:`per_episode_gradient` from the vector-Jacobian product of the per-episode values."""
+    mean = jnp.full((B,), 1.0 / B, dtype)
     if not variance:
         (g,) = vjp(mean)
-        return g, jnp.asarray(jnp.nan, vec.dtype)
+        return g, jnp.asarray(jnp.nan, dtype)
     h = B // 2
     idx = jnp.arange(B)
-    halves = jnp.stack([mean, jnp.where(idx < h, 1.0 / h, 0.0), jnp.where((idx >= h) & (idx < 2 * h), 1.0 / h, 0.0)])
-    (gs,) = jax.vmap(vjp)(halves.astype(vec.dtype))
-    g = jax.tree.map(lambda a: a[0], gs)
-    var = sum(jnp.sum((a[1] - a[2]) ** 2) for a in jax.tree.leaves(gs)) / 4
+    halves = [jnp.where(idx < h, 1.0 / h, 0.0), jnp.where((idx >= h) & (idx < 2 * h), 1.0 / h, 0.0)]
+    if B % 2:  # the odd episode out counts in the mean only
+        halves.append(mean)
+    (gs,) = jax.vmap(vjp)(jnp.stack(halves).astype(dtype))
+    g = jax.tree.map(lambda a: a[2] if B % 2 else (a[0] + a[1]) / 2, gs)
+    var = sum(jnp.sum((a[0] - a[1]) ** 2) for a in jax.tree.leaves(gs)) / 4
     return g, var
 
 
@@ -214,8 +221,8 @@ class Reinforce(GradientRule):
 
     sigma: float = param(0.1, doc="exploration noise: u_t = policy + sigma eps_t, eps_t ~ N(0, I)",
                          check=("finite and > 0", _finite_positive))
-    variance: bool = param(True, doc="record grad_variance (two half-batch estimates; 3 agent backward passes "
-                                     "instead of 1)")
+    variance: bool = param(True, doc="record grad_variance (two half-batch estimates: two backward passes "
+                                     "through the agent instead of one)")
 
     noisy_actions = True
 
@@ -225,21 +232,25 @@ class Reinforce(GradientRule):
         episode, k_w = _episode(problem, key)
         B, m = episode.x0.shape[0], problem.spec.n_out
         xi = sigma * jax.random.normal(jax.random.fold_in(key, 2), (task.T, B, m), problem.dtype)
-        fixed = jax.lax.stop_gradient(combine(trained, consts.frozen))
-        total, c, traj = _costs(problem, make_core(problem.spec, fixed, hp.g), problem.plant, episode, hp,
-                                settings.horizon, k_w, xi, emit=("inputs",))
-        G = jnp.cumsum(c[::-1], axis=0)[::-1]  # reward-to-go (here: cost-to-go) from step t
-        baseline = (jnp.sum(G, axis=1, keepdims=True) - G) / (B - 1)  # the mean of the other episodes
-        advantage = jax.lax.stop_gradient(G - baseline)
-        u, inputs = jax.lax.stop_gradient((traj.u, traj.inputs))
+        plant = BlackBox(dt=problem.plant.dt, noise=problem.plant.noise, clamp=problem.plant.clamp,
+                         inner=problem.plant)
 
-        def f(tr):  # per-episode surrogate whose gradient is the score-function estimate
-            mu = rollout(make_core(problem.spec, combine(tr, consts.frozen), hp.g), None, exo=inputs,
-                         timing=task.timing, emit=("u",)).u
-            logp = -0.5 * jnp.sum((u - mu) ** 2, axis=-1) / sigma**2
-            return jnp.sum(advantage * logp, axis=0)
+        def f(tr):
+            """Per-episode surrogates whose gradient is the score-function estimate: one rollout through the
+            black box, in which the actions' means depend on the parameters through the agent alone."""
+            core = make_core(problem.spec, combine(tr, consts.frozen), hp.g)
+            traj = rollout(core, plant, episode.x0, task.T, exo=episode.exo, timing=task.timing, key=k_w,
+                           noise=hp.noise, action_noise=xi)
+            seen = jax.lax.stop_gradient(traj)
+            c = task.step_costs(seen, hp.beta, horizon=settings.horizon)
+            G = jnp.cumsum(c[::-1], axis=0)[::-1]  # reward-to-go (here: cost-to-go) from step t
+            baseline = (jnp.sum(G, axis=1, keepdims=True) - G) / (B - 1)  # the mean of the other episodes
+            mu = traj.u - xi  # the policy's mean action, differentiable through the agent
+            logp = -0.5 * jnp.sum((seen.u - mu) ** 2, axis=-1) / sigma**2
+            return jnp.sum((G - baseline) * logp, axis=0), jnp.sum(c, axis=0)
 
-        grads, var = per_episode_gradient(f, trained, self.variance)
+        _, vjp, total = jax.vjp(f, trained, has_aux=True)
+        grads, var = _gradient_from_vjp(vjp, B, problem.dtype, self.variance)
         records = {"sigma": jnp.asarray(sigma, problem.dtype)}
         if self.variance:
             records["grad_variance"] = var
@@ -250,6 +261,31 @@ class Reinforce(GradientRule):
         if getattr(cfg.task, "batch", 2) < 2:
             raise InvalidParameter("task.batch", "must be >= 2 for gradient.kind = 'reinforce' (its baseline is the mean "
                                    "of the other episodes)")
+
+
+class BlackBox(Plant):
+    """A plant stepped as it is, through which no derivative flows (REINFORCE's view of it): its next state and
+    observation are constants for the parameters, which then reach an episode only through the agent."""
+
+    inner: Any = None
+
+    @property
+    def n_states(self):
+        return self.inner.n_states
+
+    @property
+    def n_controls(self):
+        return self.inner.n_controls
+
+    @property
+    def n_observed(self):
+        return self.inner.n_observed
+
+    def dynamics(self, x, u):
+        return self.inner.dynamics(jax.lax.stop_gradient(x), jax.lax.stop_gradient(u))
+
+    def observe(self, x):
+        return self.inner.observe(jax.lax.stop_gradient(x))
 
 
 class FittedPlant(Plant):
