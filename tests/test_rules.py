@@ -18,7 +18,9 @@ from loopdyn.config import HYPERPARAMETERS, from_toml_text, with_values
 from loopdyn.errors import ConfigError
 from loopdyn.system import rollout
 from loopdyn.training import HyperParams, build_problem, init_run
-from loopdyn.training._rules import BPTT, Model, Reinforce, Settings, fit_linear_model, transition_statistics
+from loopdyn.config import param
+from loopdyn.training import (BPTT, GradientRule, Model, Reinforce, RuleStep, Settings, fit_linear_model,
+                              transition_statistics)
 
 LINEAR = """
 name = "rules"
@@ -73,6 +75,19 @@ def _flat(tree):
     return jnp.concatenate([jnp.ravel(a) for a in jax.tree.leaves(tree)])
 
 
+class SignSGD(GradientRule):
+    """A user's rule in one file (docs/learning-rules.md): BPTT's gradient, keeping its signs only."""
+
+    variance: bool = param(False, doc="unused")
+
+    def gradient(self, problem, trained, consts, key, settings, state):
+        def loss(tr):
+            return problem.mode.loss(problem, combine(tr, consts.frozen), consts, key)
+
+        (value, aux), g = jax.value_and_grad(loss, has_aux=True)(trained)
+        return RuleStep(value, jax.tree.map(jnp.sign, g), aux, state, {})
+
+
 @pytest.fixture(scope="module")
 def linear_run():
     return _setup(LINEAR)
@@ -112,10 +127,10 @@ def test_reinforce_variance_falls_as_one_over_the_batch_and_is_recorded(linear_r
             step = rule.gradient(pb, state.params, consts, key, Settings(), None)
             return _flat(step.grads), step.records["grad_variance"]
 
-        g, est = jax.jit(jax.vmap(one))(jax.random.split(jax.random.PRNGKey(B), 300))
+        g, est = jax.jit(jax.vmap(one))(jax.random.split(jax.random.PRNGKey(B), 200))
         out[B] = (np.sum(np.var(np.asarray(g), axis=0, ddof=1)), float(np.mean(est)))
     ratio = out[32][0] / out[128][0]
-    assert 3.0 < ratio < 5.3, ratio  # 4 = 128/32
+    assert 2.8 < ratio < 5.6, ratio  # 4 = 128/32 (1/sqrt(B) would give 2)
     for B, (empirical, recorded) in out.items():  # the recorded half-batch estimate is the variance
         assert 0.7 < recorded / empirical < 1.4, (B, recorded, empirical)
 
@@ -123,21 +138,18 @@ def test_reinforce_variance_falls_as_one_over_the_batch_and_is_recorded(linear_r
 def test_the_least_squares_model_is_the_plant():
     rng = np.random.default_rng(1)
     A, B, C = rng.normal(size=(3, 3)) * 0.5, rng.normal(size=(3, 2)), rng.normal(size=(2, 3))
-    x, u = rng.normal(size=(400, 3)), rng.normal(size=(400, 2))
+    fit = jax.jit(lambda x, u, xn: fit_linear_model(transition_statistics(x, u, xn, xn @ C.T)))
+    x, u = rng.normal(size=(4, 10000, 3)), rng.normal(size=(4, 10000, 2))
     xn = x @ A.T + u @ B.T
-    Ah, Bh, Ch = fit_linear_model(transition_statistics(jnp.asarray(x), jnp.asarray(u), jnp.asarray(xn),
-                                                        jnp.asarray(xn @ C.T)))
+    # noise-free: exact from 100 transitions; with process noise the fit converges as the data grow
+    noisy = xn + 0.1 * rng.normal(size=xn.shape)
+    (Ah, Bh, Ch), (A1, B1, _), (A2, B2, _) = (fit(x[0, :100], u[0, :100], xn[0, :100]),
+                                              fit(x[1, :100], u[1, :100], noisy[1, :100]), fit(x[2], u[2], noisy[2]))
     np.testing.assert_allclose(Ah, A, atol=1e-8)
     np.testing.assert_allclose(Bh, B, atol=1e-8)
     np.testing.assert_allclose(Ch, C, atol=1e-8)
-    # with process noise the fit converges as data grows
-    errs = []
-    for n in (100, 10000):
-        x, u = rng.normal(size=(n, 3)), rng.normal(size=(n, 2))
-        xn = x @ A.T + u @ B.T + 0.1 * rng.normal(size=(n, 3))
-        Ah, Bh, _ = fit_linear_model(transition_statistics(*map(jnp.asarray, (x, u, xn, xn @ C.T))))
-        errs.append(float(jnp.linalg.norm(Ah - A) + jnp.linalg.norm(Bh - B)))
-    assert errs[1] < errs[0] / 4
+    small, large = (float(np.linalg.norm(a - A) + np.linalg.norm(b - B)) for a, b in ((A1, B1), (A2, B2)))
+    assert large < small / 4  # 100 -> 10000 transitions: the error falls ~10x
 
 
 def test_model_gradient_is_bptt_once_the_model_is_fitted_from_the_agents_own_transitions(linear_run):
@@ -150,6 +162,11 @@ def test_model_gradient_is_bptt_once_the_model_is_fitted_from_the_agents_own_tra
     assert float(step.records["model_error"]) < 1e-7  # A, B, C of the double integrator from one epoch's data
     np.testing.assert_allclose(_flat(step.grads), _flat(exact.grads), rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(step.loss, exact.loss, rtol=1e-10)
+    # a user's rule, found by its import path like any part
+    cfg = from_toml_text(LINEAR + '[gradient]\nkind = "test_rules:SignSGD"')
+    user = jax.jit(lambda k: cfg.gradient.gradient(problem, state.params, consts, k, Settings(), None))(
+        jax.random.PRNGKey(5))
+    np.testing.assert_array_equal(_flat(user.grads), np.sign(_flat(exact.grads)))
 
 
 def test_a_curriculum_episode_is_the_tasks_episode_at_length_T_e(linear_run):

@@ -247,7 +247,7 @@ class Reinforce(GradientRule):
             baseline = (jnp.sum(G, axis=1, keepdims=True) - G) / (B - 1)  # the mean of the other episodes
             mu = traj.u - xi  # the policy's mean action, differentiable through the agent
             logp = -0.5 * jnp.sum((seen.u - mu) ** 2, axis=-1) / sigma**2
-            return jnp.sum((G - baseline) * logp, axis=0), jnp.sum(c, axis=0)
+            return jnp.sum((G - baseline) * logp, axis=0).astype(problem.dtype), jnp.sum(c, axis=0)
 
         _, vjp, total = jax.vjp(f, trained, has_aux=True)
         grads, var = _gradient_from_vjp(vjp, B, problem.dtype, self.variance)
