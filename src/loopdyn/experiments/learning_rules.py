@@ -4,7 +4,7 @@ plateau? (issue 20; docs/learning-rules.md)
 On the double integrator, for each agent (the rank-1 linear network and the same network with tanh), one phase per
 condition: `bptt` (the gradient through the plant), `reinforce` at each exploration noise `sigmas`, `model` (BPTT
 through a least-squares linear model refitted every epoch) and `bptt` with a curriculum over the episode length
-(`T_curriculum`, e.g. T = 10 -> 50) — all from the same initial weights per seed, the test loss always at T = task.T.
+(`T_values` from `T_epochs`, e.g. T = 10 -> 50) — all from the same initial weights per seed, the test loss always at T = task.T.
 Per condition: the stage boundaries from the gains (one detector for both agents), stabilisation, final losses and
 gains (median, IQR over seeds), and the fraction of runs that stabilise and that show all three stages.
 """
@@ -26,10 +26,6 @@ ACTIVATIONS = ("linear", "tanh", "relu")
 GRAD_VARIANCE = "gradient variance tr Cov(g) at the last epoch (half-batch estimate; NaN: bptt)"
 
 
-def _knots(v) -> bool:
-    return len(v) >= 2 and all(len(k) == 2 for k in v) and all(b[0] > a[0] for a, b in zip(v, v[1:]))
-
-
 @dataclass(frozen=True)
 class LearningRulesTable:
     """The table `[learning_rules]`."""
@@ -39,10 +35,10 @@ class LearningRulesTable:
     sigmas: tuple[float, ...] = param((0.1, 0.3), doc="the exploration noise of each reinforce condition",
                                       check=each("finite and > 0", lambda s: s > 0))
     model_replay: int = param(10, doc="epochs of transitions the model condition fits on", check=("> 0", lambda v: v > 0))
-    T_curriculum: tuple[tuple[float, ...], ...] = param(
-        ((0.0, 10.0), (100.0, 20.0), (200.0, 35.0), (300.0, 50.0)),
-        doc="schedule.T of the curriculum condition: [[epoch, T], ...], ending at task.T",
-        check=("at least two [epoch, T] pairs with increasing epochs", _knots))
+    T_values: tuple[int, ...] = param((10, 20, 35, 50), doc="the episode lengths of the curriculum condition "
+                                      "(schedule.T, steps), ending at task.T", check=each("> 0", lambda T: T > 0))
+    T_epochs: tuple[int, ...] = param((0, 100, 200, 300), doc="the epoch from which each of T_values holds "
+                                      "(strictly increasing)", check=each(">= 0", lambda e: e >= 0))
 
 
 def _three_stages(ds, idx):
@@ -60,17 +56,20 @@ class LearningRules(Ablation):
     n_panels = 1
     reproduce = Reproduce(
         "learning-rules", quick=("epochs=150", "learning_rules.activations=['linear']",
-                                 "learning_rules.T_curriculum=[[0, 10], [50, 50]]"), quick_seeds="0..3", order=40,
+                                 "learning_rules.T_values=[10, 50]", "learning_rules.T_epochs=[0, 50]"), quick_seeds="0..3", order=40,
         claims={"learning_rules": "Issue 20: do the three stages survive model-free learning (REINFORCE, a learned "
                                   "linear model), and does a curriculum over the episode length (short episodes "
                                   "first) shorten the stage-1 plateau?"})
 
     def validate(self, cfg) -> None:
         super().validate(cfg)
-        last = cfg.table["T_curriculum"][-1][1]
-        if last != cfg.task.T:
-            raise ConfigError(f"{cfg.source}: learning_rules.T_curriculum must end at task.T = {cfg.task.T} (the "
-                              f"fixed-T condition's length), not at {last:g}")
+        T, E = cfg.table["T_values"], cfg.table["T_epochs"]
+        if len(T) != len(E) or any(b <= a for a, b in zip(E, E[1:])):
+            raise ConfigError(f"{cfg.source}: learning_rules.T_epochs = {list(E)} must give one strictly increasing "
+                              f"epoch per T value ({len(T)})")
+        if T[-1] != cfg.task.T:
+            raise ConfigError(f"{cfg.source}: learning_rules.T_values must end at task.T = {cfg.task.T} (the "
+                              f"fixed-T condition's length), not at {T[-1]}")
         if cfg.get("gradient.kind", "bptt") != "bptt" or cfg.schedule.scheduled:
             raise ConfigError(f"{cfg.source}: the learning-rules experiment sets [gradient] and [schedule] per "
                               f"condition itself; remove them")
@@ -86,8 +85,8 @@ class LearningRules(Ablation):
                                                       "gradient.variance": True}))
             out.append((f"{a}/model", {**act, "gradient.kind": "model", "gradient.replay": int(t["model_replay"]),
                                        "gradient.variance": True}))
-            out.append((f"{a}/bptt-T{int(t['T_curriculum'][0][1])}to{cfg.task.T}",
-                        {**act, "schedule.T": [list(k) for k in t["T_curriculum"]]}))
+            out.append((f"{a}/bptt-T{t['T_values'][0]}to{cfg.task.T}",
+                        {**act, "schedule.T": [[e, T] for e, T in zip(t["T_epochs"], t["T_values"])]}))
         return out
 
     def analyse(self, ds, runs, result) -> None:
