@@ -48,7 +48,7 @@ import numpy as np
 from ..agents import combine, make_core
 from ..config import NON_NEGATIVE, POSITIVE, InvalidParameter, Part, declare_family, param
 from ..plants import Plant
-from ..system import rollout
+from ..system import gain_moments, rollout
 from ._modes import ClosedLoop, LossAux
 
 
@@ -247,14 +247,15 @@ class Reinforce(GradientRule):
             baseline = (jnp.sum(G, axis=1, keepdims=True) - G) / (B - 1)  # the mean of the other episodes
             mu = traj.u - xi  # the policy's mean action, differentiable through the agent
             logp = -0.5 * jnp.sum((seen.u - mu) ** 2, axis=-1) / sigma**2
-            return jnp.sum((G - baseline) * logp, axis=0).astype(problem.dtype), jnp.sum(c, axis=0)
+            moments = gain_moments(seen.x, seen.u - xi) if task.gains else None  # of the mean actions
+            return jnp.sum((G - baseline) * logp, axis=0).astype(problem.dtype), (jnp.sum(c, axis=0), moments)
 
-        _, vjp, total = jax.vjp(f, trained, has_aux=True)
+        _, vjp, (total, moments) = jax.vjp(f, trained, has_aux=True)
         grads, var = _gradient_from_vjp(vjp, B, problem.dtype, self.variance)
         records = {"sigma": jnp.asarray(sigma, problem.dtype)}
         if self.variance:
             records["grad_variance"] = var
-        return RuleStep(jnp.mean(total), grads, LossAux(), state, records)
+        return RuleStep(jnp.mean(total), grads, LossAux(moments=moments), state, records)
 
     def check(self, cfg) -> None:
         super().check(cfg)
@@ -417,7 +418,8 @@ class Model(GradientRule):
         if self.variance:
             records["grad_variance"] = var
         new_state = jax.tree.map(lambda h, a: jnp.concatenate([h, a[None]])[1:], state, now)
-        return RuleStep(jnp.mean(total), grads, LossAux(), new_state, records)
+        moments = gain_moments(traj.x, traj.u if xi is None else traj.u - xi) if task.gains else None
+        return RuleStep(jnp.mean(total), grads, LossAux(moments=moments), new_state, records)
 
     def check(self, cfg) -> None:
         super().check(cfg)
