@@ -182,8 +182,8 @@ def test_a_curriculum_episode_is_the_tasks_episode_at_length_T_e(linear_run):
         np.testing.assert_allclose(task.episode_loss(traj, None, 0.05, horizon=jnp.asarray(5)),
                                    short.train_loss(cut.x, cut.u, 0.05, stands_for=16), rtol=1e-12)
     key, horizon = jax.random.PRNGKey(2), Settings(horizon=jnp.asarray(5))
-    plain, halves = jax.jit(lambda k: (BPTT().gradient(problem, state.params, consts, k, horizon, None),
-                                       BPTT(variance=True).gradient(problem, state.params, consts, k, horizon, None)))(key)
+    plain, halves = jax.jit(lambda k: tuple(rule.gradient(problem, state.params, consts, k, horizon, None)
+                                            for rule in (BPTT(), BPTT(variance=True))))(key)
     np.testing.assert_allclose(halves.loss, plain.loss, rtol=1e-10)
     np.testing.assert_allclose(_flat(halves.grads), _flat(plain.grads), rtol=1e-8)
     assert np.isfinite(halves.records["grad_variance"]) and halves.records["grad_variance"] > 0

@@ -91,7 +91,8 @@ class ScheduleConfig:
 
     T: tuple[tuple[float, ...], ...] = _f((), doc="episode length T_e per epoch (integers <= task.T; the loss masks "
                                                   "steps t >= T_e)", check=KNOTS)
-    T_ramp: str = _f("steps", doc="between T knots: a linear ramp rounded down ('ramp') or steps ('steps')", choices=RAMPS)
+    T_ramp: str = _f("steps", doc="between T knots: a linear ramp rounded down ('ramp') or steps ('steps')",
+                     choices=RAMPS)
     beta: tuple[tuple[float, ...], ...] = _f((), doc="control penalty beta per epoch (replaces task.beta)", check=KNOTS)
     beta_ramp: str = _f("ramp", doc="between beta knots: a linear ramp ('ramp') or steps ('steps')", choices=RAMPS)
     lr: tuple[tuple[float, ...], ...] = _f((), doc="learning rate per epoch (replaces train.lr)", check=KNOTS)

@@ -4,7 +4,8 @@ plateau? (issue 20; docs/learning-rules.md)
 On the double integrator, for each agent (the rank-1 linear network and the same network with tanh), one phase per
 condition: `bptt` (the gradient through the plant), `reinforce` at each exploration noise `sigmas`, `model` (BPTT
 through a least-squares linear model refitted every epoch) and `bptt` with a curriculum over the episode length
-(`T_values` from `T_epochs`, e.g. T = 10 -> 50) — all from the same initial weights per seed, the test loss always at T = task.T.
+(`T_values` from `T_epochs`, e.g. T = 10 -> 50) — all from the same initial weights per seed, the test loss always
+at T = task.T.
 Per condition: the stage boundaries from the gains (one detector for both agents), stabilisation, final losses and
 gains (median, IQR over seeds), and the fraction of runs that stabilise and that show all three stages.
 """
@@ -34,7 +35,8 @@ class LearningRulesTable:
                                          check=each("one of linear, tanh, relu", lambda a: a in ACTIVATIONS))
     sigmas: tuple[float, ...] = param((0.1, 0.3), doc="the exploration noise of each reinforce condition",
                                       check=each("finite and > 0", lambda s: s > 0))
-    model_replay: int = param(10, doc="epochs of transitions the model condition fits on", check=("> 0", lambda v: v > 0))
+    model_replay: int = param(10, doc="epochs of transitions the model condition fits on",
+                              check=("> 0", lambda v: v > 0))
     T_values: tuple[int, ...] = param((10, 20, 35, 50), doc="the episode lengths of the curriculum condition "
                                       "(schedule.T, steps), ending at task.T", check=each("> 0", lambda T: T > 0))
     T_epochs: tuple[int, ...] = param((0, 100, 200, 300), doc="the epoch from which each of T_values holds "
@@ -56,7 +58,8 @@ class LearningRules(Ablation):
     n_panels = 1
     reproduce = Reproduce(
         "learning-rules", quick=("epochs=150", "learning_rules.activations=['linear']",
-                                 "learning_rules.T_values=[10, 50]", "learning_rules.T_epochs=[0, 50]"), quick_seeds="0..3", order=40,
+                                 "learning_rules.T_values=[10, 50]", "learning_rules.T_epochs=[0, 50]"),
+        quick_seeds="0..3", order=40,
         claims={"learning_rules": "Issue 20: do the three stages survive model-free learning (REINFORCE, a learned "
                                   "linear model), and does a curriculum over the episode length (short episodes "
                                   "first) shorten the stage-1 plateau?"})
@@ -138,9 +141,10 @@ class LearningRules(Ablation):
                 shorter = sum(a < b for a, b in seeds)
                 verdict = ("yes" if m is not None and m0 is not None and m < m0 and shorter > len(seeds) / 2
                            else "no")
-                curriculum.append(f"{agent}: {verdict} — stage 1 ends at epoch {fmt_spread(spread(s1, epochs=True), epochs=True)} "
-                                  f"with the curriculum vs {fmt_spread(spread(s1_0, epochs=True), epochs=True)} at fixed T "
-                                  f"(median [IQR]); shorter in {shorter}/{len(seeds)} seeds")
+                with_c = fmt_spread(spread(s1, epochs=True), epochs=True)
+                fixed = fmt_spread(spread(s1_0, epochs=True), epochs=True)
+                curriculum.append(f"{agent}: {verdict} — stage 1 ends at epoch {with_c} with the curriculum vs {fixed} "
+                                  f"at fixed T (median [IQR]); shorter in {shorter}/{len(seeds)} seeds")
             else:
                 three, stable = _three_stages(ds, idx)
                 three0, stable0 = _three_stages(ds, idx0)

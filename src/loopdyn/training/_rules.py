@@ -260,8 +260,8 @@ class Reinforce(GradientRule):
     def check(self, cfg) -> None:
         super().check(cfg)
         if getattr(cfg.task, "batch", 2) < 2:
-            raise InvalidParameter("task.batch", "must be >= 2 for gradient.kind = 'reinforce' (its baseline is the mean "
-                                   "of the other episodes)")
+            raise InvalidParameter("task.batch", "must be >= 2 for gradient.kind = 'reinforce' (its baseline is the "
+                                   "mean of the other episodes)")
 
 
 class BlackBox(Plant):
@@ -440,7 +440,8 @@ for _name, _cls in (("bptt", BPTT), ("reinforce", Reinforce), ("model", Model)):
 
 
 def schedule_value(knots, ramp: str, e):
-    """The value of a schedule at epoch `e` (traced ok): knots `((epoch, value), ...)`, `ramp` `ramp` (linear) or `steps`."""
+    """The value of a schedule at epoch `e` (traced ok): knots `((epoch, value), ...)`; `ramp`: `"ramp"` (linear
+    between knots) or `"steps"`."""
     ep = jnp.asarray([k[0] for k in knots], jnp.float64)
     val = jnp.asarray([k[1] for k in knots], jnp.float64)
     e = jnp.asarray(e, jnp.float64)
