@@ -12,6 +12,7 @@ gains (median, IQR over seeds), and the fraction of runs that stabilise and that
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 
 import numpy as np
@@ -163,7 +164,9 @@ class LearningRules(Ablation):
     def figure(self, ds, numbers):
         fig = super().figure(ds, numbers)
         a = self.answers(ds)
-        fig.suptitle(f"{fig._suptitle.get_text()}\n{a['curriculum']}\n{a['survive']}", fontsize=8)
+        width = int(fig.get_figwidth() * 14)  # characters per line at fontsize 8
+        lines = [fig._suptitle.get_text(), textwrap.fill(a["curriculum"], width), textwrap.fill(a["survive"], width)]
+        fig.suptitle("\n".join(lines), fontsize=8)
         return fig
 
     def captions(self, ds) -> dict:
