@@ -50,6 +50,7 @@ from ._schema import TRAINING_MODES as TRAINING_MODES
 from ._schema import UNIT_INTERVAL as UNIT_INTERVAL
 from ._schema import Config as Config
 from ._schema import RecordConfig as RecordConfig
+from ._schema import ScheduleConfig as ScheduleConfig
 from ._schema import TrainConfig as TrainConfig
 from ._keys import Key as Key
 from ._keys import Table as Table

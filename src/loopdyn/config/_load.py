@@ -354,11 +354,13 @@ def to_dict(cfg: Config) -> dict[str, Any]:
     out: dict[str, Any] = {"name": cfg.name, "experiment": cfg.experiment, "description": cfg.description,
                            "epochs": cfg.epochs, "seeds": seeds_text(cfg.seeds), "dtype": cfg.dtype}
     for section in PART_SECTIONS:
-        out[section] = part_to_dict(getattr(cfg, section))
+        if getattr(cfg, section) is not None:
+            out[section] = part_to_dict(getattr(cfg, section))
     if cfg.loss:
         out["loss"] = [part_to_dict(t) for t in cfg.loss]
     for section in SECTIONS:
-        out[section] = {k: ([list(r) for r in v] if k == "K" else list(v) if isinstance(v, tuple) else v)
+        out[section] = {k: ([list(r) for r in v] if v and isinstance(v, tuple) and isinstance(v[0], tuple)
+                            else list(v) if isinstance(v, tuple) else v)
                         for k, v in dataclasses.asdict(getattr(cfg, section)).items()}
     if cfg.sweep:
         out["sweep"] = {k: list(v) for k, v in cfg.sweep}
@@ -376,7 +378,7 @@ def _check_consistency(cfg: Config) -> None:
     except ConfigError as e:
         raise ConfigError(f"{s}: {str(e).replace('optimizer.kind', 'train.optimizer', 1)}") from None
     try:
-        for part in (cfg.plant, cfg.task, cfg.agent, *cfg.loss):
+        for part in (cfg.plant, cfg.task, cfg.agent, *cfg.loss, *([cfg.gradient] if cfg.gradient is not None else [])):
             part.check(cfg)
     except InvalidParameter as e:
         raise _err(s, e.key, e.message) from None

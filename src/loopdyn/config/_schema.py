@@ -73,16 +73,51 @@ class RecordConfig:
                                  "epochs e-w+1..e (w x task.batch initial states); 1 = that epoch's alone", check=POSITIVE)
 
 
+def _knots_ok(knots) -> bool:
+    return (all(len(k) == 2 and k[0] >= 0 and float(k[0]).is_integer() for k in knots)
+            and all(b[0] > a[0] for a, b in zip(knots, knots[1:])))
+
+
+KNOTS = ("a list of [epoch, value] pairs, epochs integers >= 0 and strictly increasing", _knots_ok)
+RAMPS = ("ramp", "steps")
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """Per-epoch schedules (curricula) of the episode length, control penalty, learning rate and exploration
+    noise: knots `[[epoch, value], ...]`; before the first knot the first value holds, after the last the last
+    one; between knots the value ramps linearly (`ramp`) or holds until the next knot (`steps`).
+    `[]` = no schedule (the configured value every epoch). See docs/learning-rules.md."""
+
+    T: tuple[tuple[float, ...], ...] = _f((), doc="episode length T_e per epoch (integers <= task.T; the loss masks "
+                                                  "steps t >= T_e)", check=KNOTS)
+    T_ramp: str = _f("steps", doc="between T knots: a linear ramp rounded down ('ramp') or steps ('steps')",
+                     choices=RAMPS)
+    beta: tuple[tuple[float, ...], ...] = _f((), doc="control penalty beta per epoch (replaces task.beta)", check=KNOTS)
+    beta_ramp: str = _f("ramp", doc="between beta knots: a linear ramp ('ramp') or steps ('steps')", choices=RAMPS)
+    lr: tuple[tuple[float, ...], ...] = _f((), doc="learning rate per epoch (replaces train.lr)", check=KNOTS)
+    lr_ramp: str = _f("ramp", doc="between lr knots: a linear ramp ('ramp') or steps ('steps')", choices=RAMPS)
+    sigma: tuple[tuple[float, ...], ...] = _f((), doc="exploration noise of the gradient rule per epoch (replaces "
+                                                      "gradient.sigma; annealing)", check=KNOTS)
+    sigma_ramp: str = _f("ramp", doc="between sigma knots: a linear ramp ('ramp') or steps ('steps')", choices=RAMPS)
+
+    @property
+    def scheduled(self) -> tuple[str, ...]:
+        """The names of the quantities that have a schedule."""
+        return tuple(k for k in ("T", "beta", "lr", "sigma") if getattr(self, k))
+
+
 SECTIONS: dict[str, type] = {
     "train": TrainConfig,
     "teacher": TeacherConfig,
     "start": StartConfig,
     "record": RecordConfig,
+    "schedule": ScheduleConfig,
 }
 
-PART_SECTIONS = ("plant", "task", "agent")
+PART_SECTIONS = ("plant", "task", "agent", "gradient")
 """The tables that each describe one part (`kind` and its own parameters, :mod:`loopdyn.config._parts`);
-`[[loss]]` is a list of further loss terms."""
+`[[loss]]` is a list of further loss terms. `[gradient]` is the learning rule (default `bptt`)."""
 
 HYPERPARAMETERS: dict[str, str] = {
     "lr": "train.lr", "clip": "train.clip", "beta": "task.beta", "over": "agent.over", "g": "agent.g",
@@ -111,10 +146,12 @@ class Config:
     task: Any = None  # a loopdyn.tasks.Task
     agent: Any = None  # a loopdyn.agents.Agent
     loss: tuple[Any, ...] = ()  # further loss terms, loopdyn.tasks.LossTerm
+    gradient: Any = None  # the learning rule, loopdyn.training.GradientRule (None: bptt)
     train: TrainConfig = TrainConfig()
     teacher: TeacherConfig = TeacherConfig()
     start: StartConfig = StartConfig()
     record: RecordConfig = RecordConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
     sweep: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     settings: tuple[tuple[str, Any], ...] = ()  # the experiment's own table, resolved (defaults applied, lists as tuples)
     source: str = "<inline>"

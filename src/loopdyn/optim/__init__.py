@@ -6,6 +6,7 @@ from ._parts import OPTIMIZERS as OPTIMIZERS
 from ._parts import SGD as SGD
 from ._parts import Adam as Adam
 from ._parts import Optimizer as Optimizer
+from ._optimize import apply_gradient as apply_gradient
 from ._optimize import clip_by_global_norm_eps as clip_by_global_norm_eps
 from ._optimize import descend as descend
 from ._optimize import gradient_descent as gradient_descent

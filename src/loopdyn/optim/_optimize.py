@@ -130,6 +130,13 @@ def descend(objective: Callable, params, opt_state, optimizer: optax.GradientTra
     is not finite; the caller decides what a non-finite step means (the trainer marks the run diverged).
     """
     (loss, aux), grads = jax.value_and_grad(objective, has_aux=True)(params, *args)
+    return apply_gradient(loss, aux, grads, params, opt_state, optimizer, enabled=enabled)
+
+
+def apply_gradient(loss, aux, grads, params, opt_state, optimizer: optax.GradientTransformation, *,
+                   enabled=True) -> Step:
+    """The step of :func:`descend` from a gradient computed elsewhere (a learning rule that is not the gradient of
+    a differentiable objective, e.g. a score-function estimate, :mod:`loopdyn.training`); same skipping rules."""
     finite = jnp.isfinite(loss) & jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
     updates, new_state = optimizer.update(grads, opt_state, params)
     new_params = optax.apply_updates(params, updates)

@@ -63,6 +63,8 @@ def layout(phases, groups, ckpts: np.ndarray):
     for name, (dims, _) in task.epoch_metrics().items():
         shape = tuple(len(coords[d][1]) for d in dims)
         variables[name] = (("run", "epoch", *dims), (R, E, *shape), f, (R, K, *shape))
+    for name in dict.fromkeys(n for g in groups for n in g.problem.records):  # learning rules, schedules
+        variables[name] = (("run", "epoch"), (R, E), f, (R, K))
     if n_eig:
         variables["eigenvalues"] = (("run", "epoch", "eig"), (R, E, n_eig), np.complex128, (R, K, n_eig))
         variables["spectral_radius"] = (("run", "epoch"), (R, E), np.float64, (R, K))

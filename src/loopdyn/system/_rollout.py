@@ -54,7 +54,7 @@ EMITTABLE = ("x", "x_next", "u", "h", "h_next", "inputs")
 
 def rollout(core, plant, x0=None, T: int | None = None, *, h0=None, exo=None, observe: str = "output",
             timing: str = "delayed", key=None, noise=None, renormalise: bool = False,
-            emit=("x", "u")) -> Trajectory:
+            emit=("x", "u"), action_noise=None) -> Trajectory:
     r"""Step plant and agent together for `T` steps (module docstring).
 
     **Arguments:**
@@ -68,7 +68,9 @@ def rollout(core, plant, x0=None, T: int | None = None, *, h0=None, exo=None, ob
       default the plant's);
     - `renormalise`: keep the joint state at unit norm and carry its log-scale (linear, noise- and
       clamp-free loops only), so that diverging closed loops stay finite in any dtype;
-    - `emit`: names of the :class:`Trajectory` fields to return.
+    - `emit`: names of the :class:`Trajectory` fields to return;
+    - `action_noise`: `(T, batch, m)` added to the agent's action at each step, $u_t = z^\top h + \xi_t$
+      (a learning rule's exploration, :mod:`loopdyn.training`); the emitted `u` is the applied action.
 
     **Returns:** a :class:`Trajectory`.
     """
@@ -107,16 +109,19 @@ def rollout(core, plant, x0=None, T: int | None = None, *, h0=None, exo=None, ob
             return x, x
         return plant.step(x, u, k, noise)
 
+    def explore(u, xi):
+        return u if xi is None else u + xi
+
     def step(carry, inp):
         x, y, h, scale = carry
-        e, k = inp
+        e, k, xi = inp
         if timing == "immediate":
             a = agent_input(x, y, e)
             h1 = core.update(h, a)
-            u = core.readout(h1)
+            u = explore(core.readout(h1), xi)
             x1, y1 = advance(x, u, k)
         else:
-            u = core.readout(h)
+            u = explore(core.readout(h), xi)
             x1, y1 = advance(x, u, k)
             a = agent_input(x1, y1, e)
             h1 = core.update(h, a)
@@ -133,7 +138,9 @@ def rollout(core, plant, x0=None, T: int | None = None, *, h0=None, exo=None, ob
         n0 = jnp.linalg.norm(jnp.concatenate([x0, h0], axis=-1), axis=-1, keepdims=True)
         n0 = jnp.where(n0 > 0, n0, 1.0)
         x0, y0, h0, scale0 = x0 / n0, y0 / n0, h0 / n0, jnp.log(n0[..., 0])
-    _, out = lax.scan(step, (x0, y0, h0, scale0), (exo, keys), length=T)
+    if action_noise is not None and core.dtype is not None:
+        action_noise = action_noise.astype(core.dtype)
+    _, out = lax.scan(step, (x0, y0, h0, scale0), (exo, keys, action_noise), length=T)
     return Trajectory(**out)
 
 

@@ -142,9 +142,31 @@ class Regulation(WithoutProbes):
         """The test episodes of an epoch: always the fixed test set (`key` unused)."""
         return Episode(test_set)
 
-    def episode_loss(self, traj, episode: Episode, beta):
-        """The training loss of a training epoch's episodes, which stand for `batch` states."""
-        return self.train_loss(traj.x, traj.u, beta, stands_for=self.batch)
+    def episode_loss(self, traj, episode: Episode, beta, horizon=None):
+        """The training loss of a training epoch's episodes, which stand for `batch` states; with `horizon`
+        (an integer `T_e <= T`, traced ok: a curriculum over the episode length) the loss of the episodes
+        cut at `T_e` steps, as this task defines it at length `T_e` (:meth:`step_costs`)."""
+        if horizon is None:
+            return self.train_loss(traj.x, traj.u, beta, stands_for=self.batch)
+        return jnp.mean(jnp.sum(self.step_costs(traj, beta, stands_for=self.batch, horizon=horizon), axis=0))
+
+    def step_costs(self, traj, beta, stands_for: int | None = None, horizon=None):
+        r"""The cost $c_{t,b}$ of step `t` of episode `b`, `(T, batch)`, whose batch mean summed over `t` is the
+        training loss (:meth:`train_loss`): `mean`: $c_{t,b} = \|x_{t,b}\|^2/(T k) + eta\|u_{t,b}\|^2$; `sum`:
+        $c_{t,b} = dt\,(\|x_{t,b}\|^2/k + eta B \|u_{t,b}\|^2)$, $B$ = `stands_for` (default the batch).
+        `horizon` $T_e$: steps $t \ge T_e$ cost 0 and `mean` divides by $T_e$ instead of $T$ — the loss of
+        episodes of length $T_e$ (what a learning rule's reward-to-go and a curriculum over T use)."""
+        xs, us = traj.x, traj.u
+        T, b, k = xs.shape
+        n = T if horizon is None else jnp.asarray(horizon, xs.dtype)
+        x2, u2 = jnp.sum(xs**2, axis=-1), jnp.sum(us**2, axis=-1)
+        if self.loss == "mean":
+            c = x2 / (n * k) + beta * u2
+        else:
+            c = self.dt * (x2 / k + beta * (b if stands_for is None else stands_for) * u2)
+        if horizon is not None:
+            c = jnp.where(jnp.arange(T)[:, None] < horizon, c, 0.0)
+        return c
 
     def episode_metric(self, traj, episode: Episode):
         return self.test_metric(traj.x)

@@ -1,4 +1,4 @@
-"""Training: modes, the one optimisation loop, compiled vmapped/sharded ensembles and the chunked host loop.
+"""Training: modes, learning rules and schedules (`[gradient]`, `[schedule]`), the one optimisation loop, compiled vmapped/sharded ensembles and the chunked host loop.
 
 Nothing here reads or writes files: results go to a :class:`Sink` (the store implements one) and
 teachers or start parameters come from a `sources` callable supplied by the caller.
@@ -21,6 +21,16 @@ from ._modes import OpenLoopGain as OpenLoopGain
 from ._modes import OpenLoopNoise as OpenLoopNoise
 from ._modes import OpenLoopTeacher as OpenLoopTeacher
 from ._modes import imitation_loss as imitation_loss
+from ._rules import BPTT as BPTT
+from ._rules import RULES as RULES
+from ._rules import GradientRule as GradientRule
+from ._rules import Model as Model
+from ._rules import Reinforce as Reinforce
+from ._rules import RuleStep as RuleStep
+from ._rules import Settings as Settings
+from ._rules import fit_linear_model as fit_linear_model
+from ._rules import schedule_value as schedule_value
+from ._rules import transition_statistics as transition_statistics
 from ._state import EpochRecord as EpochRecord
 from ._state import HyperParams as HyperParams
 from ._state import RunConstants as RunConstants

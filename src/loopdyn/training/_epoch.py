@@ -30,7 +30,8 @@ from ..system import gain_moments, rollout
 from ..tasks import concat_episodes
 from . import _superpose
 from ._modes import MODES, ClosedLoop
-from ..optim import descend, init_optimizer, make_optimizer
+from ..optim import apply_gradient, descend, init_optimizer, make_optimizer
+from ._rules import BPTT, Settings, schedule_records, schedule_value
 from ._state import EpochRecord, HyperParams, RunConstants, RunState
 
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
@@ -67,6 +68,22 @@ class Problem:
     strategy: str = "auto"
     run_axis: str | tuple[str, ...] | None = None
     terms: tuple = ()  # further loss terms of the closed-loop training loss (loopdyn.tasks.LossTerm)
+    rule: Any = None  # the learning rule (loopdyn.training.GradientRule; None = bptt)
+    schedule: Any = None  # per-epoch schedules (loopdyn.config.ScheduleConfig; None = none)
+
+    @property
+    def plain_gradient(self) -> bool:
+        """Whether an epoch takes the exact gradient of the mode's loss with nothing scheduled or recorded beside
+        it: the trainer's path from before learning rules (and its numbers, bit for bit)."""
+        rule = self.rule or BPTT()
+        return rule.exact and not rule.variance and not (self.schedule is not None and self.schedule.scheduled)
+
+    @property
+    def records(self) -> tuple[str, ...]:
+        """The per-epoch records of the learning rule and the schedules (store arrays `run, epoch`)."""
+        if self.plain_gradient:
+            return ()
+        return tuple(dict.fromkeys((self.rule or BPTT()).record_names() + schedule_records(self.schedule)))
 
     @property
     def linear_loop(self) -> bool:
@@ -171,7 +188,7 @@ def build_problem(cfg) -> Problem:
     spec = spec_from_config(cfg, plant.n_observed + task.n_exo, plant.n_controls)
     return Problem(spec, plant, task, MODES[cfg.train.mode], cfg.train.optimizer, cfg.train.clip_eps,
                    cfg.train.skip_first_update, plant.noise > 0, DTYPES[cfg.dtype], cfg.train.diverge_above,
-                   cfg.record.gain_window, terms=tuple(cfg.loss))
+                   cfg.record.gain_window, terms=tuple(cfg.loss), rule=cfg.gradient, schedule=cfg.schedule)
 
 
 def init_run(problem: Problem, seed, hyper: HyperParams) -> tuple[RunState, RunConstants]:
@@ -186,7 +203,8 @@ def init_run(problem: Problem, seed, hyper: HyperParams) -> tuple[RunState, RunC
     opt = init_optimizer(problem.transform, trained, hyper.lr, hyper.clip)
     k, m, w = problem.plant.n_states, problem.plant.n_controls, problem.gain_window - 1
     moments = (jnp.zeros((w, k, k), jnp.float64), jnp.zeros((w, k, m), jnp.float64)) if problem.records_gains else None
-    return RunState(trained, opt, jnp.asarray(-1, jnp.int32), moments), RunConstants(frozen, hyper, k_train)
+    rule = None if problem.plain_gradient else (problem.rule or BPTT()).init_state(problem)
+    return RunState(trained, opt, jnp.asarray(-1, jnp.int32), moments, rule), RunConstants(frozen, hyper, k_train)
 
 
 def restart_optimizer(problem: Problem, state: RunState, hyper: HyperParams) -> RunState:
@@ -207,7 +225,14 @@ def make_epoch(problem: Problem, test_x0, evaluate: bool = True) -> Callable:
 
         alive = state.diverged < 0
         enabled = alive & (e > 0) if problem.skip_first_update else alive
-        step = descend(objective, state.params, state.opt, problem.transform, enabled=enabled)
+        extra, rule_state = {}, state.rule
+        if problem.plain_gradient:
+            step = descend(objective, state.params, state.opt, problem.transform, enabled=enabled)
+        else:
+            consts, opt, settings, extra = _scheduled(problem, consts, state.opt, e)
+            out = (problem.rule or BPTT()).gradient(problem, state.params, consts, key, settings, state.rule)
+            step = apply_gradient(out.loss, out.aux, out.grads, state.params, opt, problem.transform, enabled=enabled)
+            extra, rule_state = {**extra, **out.records}, out.state
         bad = ~step.finite | (step.loss > problem.diverge_above)
         accept = ~bad
 
@@ -229,17 +254,44 @@ def make_epoch(problem: Problem, test_x0, evaluate: bool = True) -> Callable:
         else:
             moments, new_moments = (None, None), state.moments
         new_state = RunState(keep(step.params, state.params), keep(step.opt_state, state.opt),
-                             jnp.where(alive & bad, e, state.diverged).astype(jnp.int32), new_moments)
+                             jnp.where(alive & bad, e, state.diverged).astype(jnp.int32), new_moments,
+                             rule_state if rule_state is None else keep(rule_state, state.rule))
 
         def alive_or_nan(a):
             return jnp.where(alive, a, jnp.asarray(jnp.nan, a.dtype))
 
         gram, cross = jax.tree.map(alive_or_nan, moments)
         record = EpochRecord(alive_or_nan(step.loss), alive_or_nan(test), gram, cross,
-                             jax.tree.map(alive_or_nan, state.params), jax.tree.map(alive_or_nan, metrics))
+                             jax.tree.map(alive_or_nan, state.params), jax.tree.map(alive_or_nan, metrics),
+                             {k: alive_or_nan(jnp.asarray(v, problem.dtype)) for k, v in extra.items()})
         return new_state, record
 
     return epoch
+
+
+def _scheduled(problem: Problem, consts: RunConstants, opt, e):
+    """`(consts, opt, settings, records)` of epoch `e` under the schedules (:class:`loopdyn.config.ScheduleConfig`):
+    beta in the hyper-parameters, the learning rate in the optimiser state, the episode length and noise in the
+    rule's settings; the records name each scheduled value."""
+    sched, records, horizon, sigma = problem.schedule, {}, None, None
+    if sched is None or not sched.scheduled:
+        return consts, opt, Settings(), records
+    hyper = consts.hyper
+    if sched.beta:
+        beta = schedule_value(sched.beta, sched.beta_ramp, e).astype(hyper.beta.dtype)
+        hyper, records["beta_epoch"] = hyper._replace(beta=beta), beta
+    if sched.lr:
+        lr = schedule_value(sched.lr, sched.lr_ramp, e)
+        hp = dict(opt.hyperparams)
+        hp["learning_rate"] = lr.astype(hp["learning_rate"].dtype)
+        opt, records["lr_epoch"] = opt._replace(hyperparams=hp), lr
+    if sched.T:
+        horizon = jnp.floor(schedule_value(sched.T, sched.T_ramp, e)).astype(jnp.int32)
+        records["T_epoch"] = horizon
+    if sched.sigma:
+        sigma = schedule_value(sched.sigma, sched.sigma_ramp, e).astype(problem.dtype)
+        records["sigma"] = sigma
+    return consts._replace(hyper=hyper), opt, Settings(horizon, sigma), records
 
 
 def make_evaluation(problem: Problem, test_x0, batch: int = EVALUATION_BATCH) -> Callable:

@@ -68,7 +68,8 @@ class ClosedLoop:
     def prepare(self, problem, consts):
         return consts
 
-    def loss(self, problem, params, consts, key):
+    def loss(self, problem, params, consts, key, horizon=None):
+        """`horizon`: the episode length of this epoch (a curriculum over T, `schedule.T`), or `None` = `task.T`."""
         task, hp = problem.task, consts.hyper
         k_x, k_w = jax.random.split(key)
         episode = task.train_episode(k_x, problem.dtype)
@@ -83,7 +84,8 @@ class ClosedLoop:
         moments = None
         if task.gains:  # sums over the `batch` states the episodes stand for (k states when compressed)
             moments = jax.tree.map(lambda a: a * (task.batch / episode.batch), gain_moments(traj.x, traj.u))
-        loss = task.episode_loss(traj, episode, hp.beta)
+        loss = (task.episode_loss(traj, episode, hp.beta) if horizon is None
+                else task.episode_loss(traj, episode, hp.beta, horizon=horizon))
         for term in problem.terms:  # further loss terms (quadratic forms when the batch is compressed)
             loss = loss + term(traj.x, traj.u)
         return loss, LossAux(moments=moments)

@@ -41,6 +41,7 @@ class RunState(NamedTuple):
     opt: Any
     diverged: jax.Array
     moments: Any = None
+    rule: Any = None  # the learning rule's state (e.g. the model's replay statistics), None for bptt
 
 
 class RunConstants(NamedTuple):
@@ -73,3 +74,4 @@ class EpochRecord(NamedTuple):
     cross: jax.Array | None
     params: AgentParams
     metrics: dict = {}
+    extra: dict = {}  # the learning rule's and the schedules' per-epoch records (Problem.records)

@@ -252,7 +252,7 @@ class Trainer:
                     frozen = jax.tree.map(lambda a, n=len(g.runs): np.asarray(a)[:n], consts[gi].frozen)
                     out = {"train_loss": rec.train_loss, "test_loss": rec.test_loss, "params": rec.params,
                            "diverged_epoch": np.asarray(state.diverged)[: len(g.runs)],
-                           **rec.metrics, **chunk_summaries(g, rec.params, frozen)}
+                           **rec.metrics, **rec.extra, **chunk_summaries(g, rec.params, frozen)}
                     if g.problem.records_gains:
                         out["gains"] = gains_from_moments(rec.gram, rec.cross)
                     results.append(out)

@@ -1,0 +1,79 @@
+"""Cost per run-epoch of the learning rules (docs/learning-rules.md): reinforce and model against bptt at the same
+N, T and batch, in the same process, on the shipped learning-rules config (N = 100, T = 50, batch 100).
+
+Targets (issue 20): reinforce <= 1x bptt (it needs no backward pass through the plant), model <= 2x bptt.
+bptt of a linear agent on a noise-free plant runs on the batch's second moment (k = 2 states instead of 100,
+docs/architecture.md); the rules sample episodes and cannot, so for the linear agent the comparison is also made
+with bptt's plain rollout of the batch (`variance = true`, which adds the half-batch variance estimate).
+
+    PYTHONPATH=src python benchmarks/bench_rules.py [--runs 4] [--epochs 20] [--agents linear,tanh]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+
+
+RULES = {  # name -> (kind, parameters)
+    "bptt": ("bptt", {}),
+    "bptt plain (variance)": ("bptt", {"variance": True}),
+    "reinforce": ("reinforce", {"variance": False}),
+    "reinforce + variance": ("reinforce", {"variance": True}),
+    "model": ("model", {"variance": False}),
+    "model + variance": ("model", {"variance": True}),
+}
+
+
+def main() -> None:
+    import time
+
+    import jax
+    import jax.numpy as jnp
+
+    import loopdyn
+    from loopdyn.config import family, with_parts
+    from loopdyn.training import HyperParams, compile_chunk, init_run, make_groups
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--agents", default="linear,tanh")
+    args = ap.parse_args()
+    cpu = next((ln.split(":", 1)[1].strip() for ln in subprocess.run(["lscpu"], capture_output=True, text=True)
+                .stdout.splitlines() if ln.startswith("Model name")), "?")
+    print(f"cpu: {cpu}; {os.cpu_count()} cores; {args.runs} runs x {args.epochs} epochs per call; best of "
+          f"{args.rounds} interleaved rounds")
+    for agent in args.agents.split(","):
+        base = [f"epochs={args.epochs}", f"record.chunk={args.epochs}", f'agent.activation="{agent}"']
+        calls = {}
+        for name, (kind, values) in RULES.items():  # compile every rule first, then time them interleaved
+            cfg = loopdyn.load_config("learning-rules", base, f"0..{args.runs - 1}")
+            cfg = with_parts(cfg, gradient=family("gradient").resolve(kind)(**values))
+            (g,) = make_groups([(cfg, name)])
+            hyper = HyperParams(**{k: jnp.asarray(v, g.problem.dtype) for k, v in g.hyper.items()})
+            s, c = jax.vmap(lambda seed, h, g=g: init_run(g.problem, seed, h))(jnp.asarray(g.seeds), hyper)
+            test_x0 = g.problem.task.test_set(jax.random.PRNGKey(0), g.problem.dtype)
+            epochs = jnp.arange(args.epochs, dtype=jnp.int32)
+            fn = compile_chunk(g.problem, test_x0).lower(s, c, epochs).compile()
+            jax.block_until_ready(fn(s, c, epochs))
+            calls[name] = (fn, s, c, epochs)
+        best = dict.fromkeys(calls, float("inf"))
+        for _ in range(args.rounds):
+            for name, (fn, s, c, epochs) in calls.items():
+                t0 = time.perf_counter()
+                jax.block_until_ready(fn(s, c, epochs + args.epochs))
+                best[name] = min(best[name], (time.perf_counter() - t0) / (args.runs * args.epochs))
+        for name, t in best.items():
+            print(f"{agent:6s} {name:22s} {1e3 * t:8.3f} ms per run-epoch")
+        ref, plain = best["bptt"], best["bptt plain (variance)"]
+        print(f"{agent}: reinforce/bptt = {best['reinforce'] / ref:.2f}x (with variance "
+              f"{best['reinforce + variance'] / ref:.2f}x), model/bptt = {best['model'] / ref:.2f}x (with variance "
+              f"{best['model + variance'] / ref:.2f}x); against bptt's plain rollout of the batch: reinforce "
+              f"{best['reinforce'] / plain:.2f}x, model {best['model'] / plain:.2f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()
