@@ -13,8 +13,10 @@ from ._fixed_point import FIXED_POINT_STATUS as FIXED_POINT_STATUS
 from ._fixed_point import Basin as Basin
 from ._fixed_point import FixedPoint as FixedPoint
 from ._fixed_point import basin as basin
+from ._fixed_point import basin_fractions as basin_fractions
 from ._fixed_point import basin_test_set as basin_test_set
 from ._fixed_point import fixed_point as fixed_point
+from ._fixed_point import fixed_points as fixed_points
 from ._fixed_point import loop_step as loop_step
 from ._fixed_point import newton_fixed_point as newton_fixed_point
 from ._gains import effective_gains as effective_gains
