@@ -52,7 +52,9 @@ from ..system import (
     dominant_modulus_sq_approx,
     effective_spectrum_discrepancy,
     fixed_points,
+    jacobian_spectra,
     lambda3_perturbative,
+    origin_residuals,
     spectral_radius,
     spectrum,
 )
@@ -197,14 +199,19 @@ def _nonlinear_spectra(ds, runs, result: Analysis) -> None:
             continue
         # P(theta): the Jacobian of the closed-loop map at its Newton fixed point near the target (issue #19);
         # J(0) where the origin is the loop's equilibrium
-        fp = fixed_points(run.spec, run.plant, params, run.g)
         n = n_eig(run)
-        result.full("fixed_point", (R, C, width), np.float64)[run.index, sel, :n] = np.asarray(fp.s, np.float64)
-        status = np.asarray(fp.status)
+        if np.all(origin_residuals(run.spec, run.plant, params, run.g) <= 1e-12):
+            # Newton from the origin stops there at once: s* = 0, P = J(0), in closed form (and compiled once)
+            s_star, status = np.zeros((len(sel), n)), np.zeros(len(sel), np.int64)
+            lam = jacobian_spectra(run.spec, run.plant, params, run.g)
+        else:
+            fp = fixed_points(run.spec, run.plant, params, run.g)
+            s_star, status = np.asarray(fp.s, np.float64), np.asarray(fp.status, np.int64)
+            lam = spectrum(np.asarray(fp.P, np.float64))
+        result.full("fixed_point", (R, C, width), np.float64)[run.index, sel, :n] = s_star
         result.full("fixed_point_status", (R, C), np.int64)[run.index, sel] = status
         for code in np.unique(status[status > 0]):
             reasons[int(code)] = reasons.get(int(code), 0) + int(np.sum(status == code))
-        lam = spectrum(np.asarray(fp.P, np.float64))
         rho = spectral_radius(lam)
         result.full("jacobian_eigenvalues", (R, C, width), np.complex128)[run.index, sel, : lam.shape[-1]] = lam
         result.full("jacobian_spectral_radius", (R, C), np.float64)[run.index, sel] = rho

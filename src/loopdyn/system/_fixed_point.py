@@ -267,3 +267,21 @@ def basin_fractions(spec, plant, params: AgentParams, g=0.0, *, T: int = 500, to
     x0 = basin_test_set(plant.n_states, dtype=dtype)
     return np.asarray(_basin_fractions(spec, plant, batch, jnp.asarray(g, dtype), x0, T, jnp.asarray(tol, dtype)),
                       np.float64)
+
+
+@partial(jax.jit, static_argnames=("spec", "plant"))
+def _origin_residuals(spec, plant, params, g):
+    def one(q):
+        F = loop_step(spec, plant, q, g)
+        s0 = jnp.zeros((plant.n_states + make_core(spec, q, g).hidden_dim,), _param_dtype(q))
+        return jnp.max(jnp.abs(F(s0).astype(s0.dtype)))
+
+    return jax.vmap(one)(params)
+
+
+def origin_residuals(spec, plant, params: AgentParams, g=0.0) -> np.ndarray:
+    r"""$\max|F(0)|$ of the loop's one-step map at the origin for a batch of parameter sets (as :func:`fixed_points`):
+    0 where the origin is the loop's equilibrium, so that Newton's method from there stops at once with
+    $s^* = 0$ and $P = J(0)$ (what :func:`loopdyn.system.jacobian_spectra` computes in closed form). `(L,)`."""
+    batch, _ = _broadcast_params(params)
+    return np.asarray(_origin_residuals(spec, plant, batch, jnp.asarray(g, _param_dtype(batch))))
