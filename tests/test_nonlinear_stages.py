@@ -98,3 +98,23 @@ def test_nonlinear_stages_answer_and_figure_come_from_the_store(nl_store, tmp_pa
     assert figs["fig_nonlinear_stages"]._suptitle.get_text() == caption
     # the open-tanh students imitated the closed-tanh runs (teacher.phase = 2), not the linear ones
     assert ds.training_mode.values[r[0] + 2] == "open_loop_noise"
+
+
+def test_leaving_the_valid_range_is_a_recorded_fraction_not_an_error(nl_store):
+    from loopdyn import config as cfg_mod
+
+    pend = cfg_mod.from_dict({"plant": {"kind": "inverted_pendulum"}}, source="x").plant
+    arm = cfg_mod.from_dict({"plant": {"kind": "two_link_arm"}}, source="x").plant
+    x = jnp.asarray([[3.0, 0.0], [-3.2, 0.0], [np.pi, 5.0]], F64)
+    np.testing.assert_array_equal(np.asarray(pend.in_range(x)), [True, False, True])
+    # the elbow (rest pi/2) folded past pi, or straightened past 0; the shoulder (rest pi/4) below -pi/2
+    xa = jnp.asarray([[0, 0, 0, 0], [0, 1.7, 0, 0], [0, -1.6, 0, 0], [-2.4, 0, 0, 0]], F64)
+    np.testing.assert_array_equal(np.asarray(arm.in_range(xa)), [True, False, False, False])
+    ds = loopdyn.open_run(nl_store[0])
+    runs = store_runs(ds)
+    for run in runs[:1] + runs[4:5]:
+        q = checkpoint_params(ds, run, ds.sizes["checkpoint"] - 1)
+        x0 = run.task.test_set(jax.random.PRNGKey(run.cfg.task.test_seed), F64)
+        xs = np.asarray(rollout(make_core(run.spec, q, run.g), run.plant, x0, run.task.T, emit=("x_next",)).x_next)
+        left = np.any(np.abs(xs[..., 0]) > np.pi, axis=0)  # the pendulum's angle past the bottom
+        assert float(ds.range_exits.values[run.index]) == pytest.approx(np.mean(left))

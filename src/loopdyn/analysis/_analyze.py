@@ -41,8 +41,9 @@ from typing import Callable
 
 import numpy as np
 
-from ..agents import AgentParams
+from ..agents import AgentParams, make_core
 from ..errors import StoreError
+from ..plants import Plant
 from ..store import StoreLock, open_run, write_analysis
 from ..system import (
     FIXED_POINT_STATUS,
@@ -55,6 +56,7 @@ from ..system import (
     jacobian_spectra,
     lambda3_perturbative,
     origin_residuals,
+    rollout,
     spectral_radius,
     spectrum,
 )
@@ -87,6 +89,10 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str]] = {
     "fixed_point_status": (("run", "checkpoint"),
         "0 = fixed point found; 1 = no Newton convergence, 2 = non-finite step, 3 = left the neighbourhood "
         "(loopdyn.system.FIXED_POINT_STATUS); -1 = not computed (diverged run)"),
+    "range_exits": (("run",),
+        "fraction of the closed-loop test episodes (task test set, T steps, last checkpoint) whose state leaves the "
+        "plant's valid range (pendulum and cart-pole: |angle| <= pi, the angle being unwrapped; arm: its joint "
+        "limits); a recorded flag, never an error; absent for plants without a range"),
     "basin": (("run", "checkpoint"),
         "fraction of the fixed basin test set (loopdyn.system.basin_test_set: +-e_i and 8 random unit directions x "
         "0.1, 0.3, 1, 3) whose closed loop (4 T steps, h0 = 0) ends within 0.05 of the target; at "
@@ -178,6 +184,22 @@ def basin_checkpoints(n: int, count: int = BASIN_CHECKPOINTS) -> np.ndarray:
     return np.unique(np.round(np.geomspace(1, n, count)).astype(int) - 1)
 
 
+def range_exits(run: Run, checkpoint: int, params: AgentParams) -> float:
+    """The fraction of the run's closed-loop test episodes (its task's fixed test set, `task.T` steps, noise-free)
+    that leave the plant's valid range (:meth:`loopdyn.plants.Plant.in_range`) with the parameters of the last of
+    `params` (checkpoint `checkpoint`); NaN for a task without a fixed test set."""
+    import jax
+
+    x0 = run.task.test_set(jax.random.PRNGKey(run.cfg.task.test_seed), np.float64)
+    if x0 is None:
+        return float("nan")
+    last = AgentParams.of({k: (v[-1] if v.ndim == 3 else v) for k, v in params.present().items()})
+    core = make_core(run.spec, jax.tree.map(np.asarray, last), run.g)
+    traj = rollout(core, run.plant, x0, run.task.T, timing=run.task.timing, emit=("x_next",))
+    inside = np.asarray(run.plant.in_range(traj.x_next)) & np.all(np.isfinite(np.asarray(traj.x_next)), axis=-1)
+    return float(np.mean(~np.all(inside, axis=0)))
+
+
 def _nonlinear_spectra(ds, runs, result: Analysis) -> None:
     nonlinear = [r for r in runs if not (r.spec.linear and r.plant.linear)]
     if not nonlinear:
@@ -221,6 +243,8 @@ def _nonlinear_spectra(ds, runs, result: Analysis) -> None:
         sub = AgentParams.of({k: (v[at] if v.ndim == 3 else v) for k, v in params.present().items()})
         frac = basin_fractions(run.spec, run.plant, sub, run.g, T=4 * run.cfg.task.T, tol=BASIN_TOLERANCE)
         result.full("basin", (R, C), np.float64)[run.index, sel[at]] = frac
+        if type(run.plant).in_range is not Plant.in_range:
+            result.full("range_exits", (R,), np.float64)[run.index] = range_exits(run, sel[-1], params)
         epochs_of = ckpts[sel]
         i_stab = stabilisation_epoch(rho)
         result.full("stabilisation_epoch", (R,), np.int64)[run.index] = NONE if i_stab == NONE else int(epochs_of[i_stab])
@@ -236,6 +260,9 @@ def _nonlinear_spectra(ds, runs, result: Analysis) -> None:
         result.full("stage2_end", (R,), np.int64)[run.index] = s2
     result.numbers["jacobian_slopes"] = {r.spec.activation: activation_slope(r.spec.activation) for r in nonlinear}
     result.numbers["fixed_point_failures"] = {FIXED_POINT_STATUS[c]: k for c, k in sorted(reasons.items())}
+    if "range_exits" in result.arrays:
+        f = result.get("range_exits")
+        result.numbers["range_exits"] = {int(r): round(float(f[r]), 4) for r in np.nonzero(f > 0)[0]}
 
 
 def _effective_quantities(ds, runs, result: Analysis) -> None:
@@ -346,6 +373,10 @@ def summary_lines(numbers: dict) -> list[str]:
     if "jacobian_slopes" in numbers:
         slopes = ", ".join(f"{k}: {v:g}" for k, v in numbers["jacobian_slopes"].items())
         lines.append(f"nonlinear loops: spectra of P at the Newton fixed point (J(0) at the origin, phi'(0) = {slopes})")
+        exits = numbers.get("range_exits") or {}
+        if exits:
+            lines.append("  runs whose closed-loop test episodes leave the plant's valid range (fraction of episodes): "
+                         + ", ".join(f"run {r}: {f:.2f}" for r, f in exits.items()))
         failed = numbers.get("fixed_point_failures") or {}
         if failed:
             lines.append("  no fixed point at " + "; ".join(f"{n} checkpoints: {why}" for why, n in failed.items()))

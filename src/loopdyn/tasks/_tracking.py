@@ -185,7 +185,7 @@ class Tracking:
         return self.sample_episode(key, self.test_batch, dtype)
 
     def probe_episode(self, dtype=jnp.float32) -> Episode:
-        """The $K$ probes (module docstring), in component order, then the $K(M-1)$ further phases of the
+        r"""The $K$ probes (module docstring), in component order, then the $K(M-1)$ further phases of the
         phase average (component-major: $\varphi_j + 2\pi m/M$, $m = 1..M-1$)."""
         K, M = self.n_components, self.phase_probes
         phi = self.probe_phases()
