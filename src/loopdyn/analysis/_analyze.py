@@ -41,7 +41,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..agents import AgentParams, make_core
+from ..agents import AgentParams
 from ..errors import StoreError
 from ..plants import Plant
 from ..store import StoreLock, open_run, write_analysis
@@ -56,7 +56,7 @@ from ..system import (
     jacobian_spectra,
     lambda3_perturbative,
     origin_residuals,
-    rollout,
+    range_exits,
     spectral_radius,
     spectrum,
 )
@@ -184,20 +184,17 @@ def basin_checkpoints(n: int, count: int = BASIN_CHECKPOINTS) -> np.ndarray:
     return np.unique(np.round(np.geomspace(1, n, count)).astype(int) - 1)
 
 
-def range_exits(run: Run, checkpoint: int, params: AgentParams) -> float:
+def _range_exits(run: Run, params: AgentParams) -> float:
     """The fraction of the run's closed-loop test episodes (its task's fixed test set, `task.T` steps, noise-free)
-    that leave the plant's valid range (:meth:`loopdyn.plants.Plant.in_range`) with the parameters of the last of
-    `params` (checkpoint `checkpoint`); NaN for a task without a fixed test set."""
+    that leave the plant's valid range (:func:`loopdyn.system.range_exits`) with the last of `params`; NaN for a
+    task without a fixed test set."""
     import jax
 
     x0 = run.task.test_set(jax.random.PRNGKey(run.cfg.task.test_seed), np.float64)
     if x0 is None:
         return float("nan")
     last = AgentParams.of({k: (v[-1] if v.ndim == 3 else v) for k, v in params.present().items()})
-    core = make_core(run.spec, jax.tree.map(np.asarray, last), run.g)
-    traj = rollout(core, run.plant, x0, run.task.T, timing=run.task.timing, emit=("x_next",))
-    inside = np.asarray(run.plant.in_range(traj.x_next)) & np.all(np.isfinite(np.asarray(traj.x_next)), axis=-1)
-    return float(np.mean(~np.all(inside, axis=0)))
+    return range_exits(run.spec, run.plant, last, run.g, x0, run.task.T, run.task.timing)
 
 
 def _nonlinear_spectra(ds, runs, result: Analysis) -> None:
@@ -225,11 +222,11 @@ def _nonlinear_spectra(ds, runs, result: Analysis) -> None:
         if np.all(origin_residuals(run.spec, run.plant, params, run.g) <= 1e-12):
             # Newton from the origin stops there at once: s* = 0, P = J(0), in closed form (and compiled once)
             s_star, status = np.zeros((len(sel), n)), np.zeros(len(sel), np.int64)
-            lam = jacobian_spectra(run.spec, run.plant, params, run.g)
+            lam = jacobian_spectra(run.spec, run.plant, params, run.g, per_matrix=True)
         else:
             fp = fixed_points(run.spec, run.plant, params, run.g)
             s_star, status = np.asarray(fp.s, np.float64), np.asarray(fp.status, np.int64)
-            lam = spectrum(np.asarray(fp.P, np.float64))
+            lam = spectrum(np.asarray(fp.P, np.float64), per_matrix=True)
         result.full("fixed_point", (R, C, width), np.float64)[run.index, sel, :n] = s_star
         result.full("fixed_point_status", (R, C), np.int64)[run.index, sel] = status
         for code in np.unique(status[status > 0]):
@@ -244,7 +241,7 @@ def _nonlinear_spectra(ds, runs, result: Analysis) -> None:
         frac = basin_fractions(run.spec, run.plant, sub, run.g, T=4 * run.cfg.task.T, tol=BASIN_TOLERANCE)
         result.full("basin", (R, C), np.float64)[run.index, sel[at]] = frac
         if type(run.plant).in_range is not Plant.in_range:
-            result.full("range_exits", (R,), np.float64)[run.index] = range_exits(run, sel[-1], params)
+            result.full("range_exits", (R,), np.float64)[run.index] = _range_exits(run, params)
         epochs_of = ckpts[sel]
         i_stab = stabilisation_epoch(rho)
         result.full("stabilisation_epoch", (R,), np.int64)[run.index] = NONE if i_stab == NONE else int(epochs_of[i_stab])

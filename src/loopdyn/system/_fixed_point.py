@@ -285,3 +285,17 @@ def origin_residuals(spec, plant, params: AgentParams, g=0.0) -> np.ndarray:
     $s^* = 0$ and $P = J(0)$ (what :func:`loopdyn.system.jacobian_spectra` computes in closed form). `(L,)`."""
     batch, _ = _broadcast_params(params)
     return np.asarray(_origin_residuals(spec, plant, batch, jnp.asarray(g, _param_dtype(batch))))
+
+
+@partial(jax.jit, static_argnames=("spec", "plant", "T", "timing"))
+def _range_exits(spec, plant, params, g, x0, T, timing):
+    traj = rollout(make_core(spec, params, g), plant, x0, T, timing=timing, emit=("x_next",))
+    inside = plant.in_range(traj.x_next) & jnp.all(jnp.isfinite(traj.x_next), axis=-1)
+    return jnp.mean(~jnp.all(inside, axis=0))
+
+
+def range_exits(spec, plant, params: AgentParams, g, x0, T: int, timing: str = "delayed") -> float:
+    r"""The fraction of the closed-loop trajectories from `x0` `(n, k)` (`T` noise-free steps, agent at rest) whose
+    state leaves the plant's valid range (:meth:`loopdyn.plants.Plant.in_range`) or stops being finite."""
+    dtype = _param_dtype(params)
+    return float(_range_exits(spec, plant, params, jnp.asarray(g, dtype), jnp.asarray(x0, dtype), T, timing))
