@@ -198,7 +198,10 @@ def _range_exits(run: Run, params: AgentParams) -> float:
 
 
 def _nonlinear_spectra(ds, runs, result: Analysis) -> None:
-    nonlinear = [r for r in runs if not (r.spec.linear and r.plant.linear)]
+    # P describes the delayed loop without exogenous input (spec §4.1); a tracking loop (immediate timing, a
+    # reference as input) is analysed by its experiment (eig(W) at acquisition)
+    nonlinear = [r for r in runs if not (r.spec.linear and r.plant.linear) and r.task.timing == "delayed"
+                 and not getattr(r.task, "n_exo", 0)]
     if not nonlinear:
         return
     R, C = ds.sizes["run"], ds.sizes["checkpoint"]

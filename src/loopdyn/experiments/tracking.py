@@ -374,3 +374,39 @@ def _summary_lines(numbers: dict) -> list[str]:
         lines.append(f"  eig(W) error at acquisition, median over {len(closed)} closed run(s) per frequency: single-phase "
                      f"probe [{med('eig_rel_error')}], phase-averaged probe [{med('eig_rel_error_phase_avg')}]")
     return lines
+
+
+@dataclass(frozen=True)
+class ArmTrackingTable(TrackingTable):
+    """The table `[arm_tracking]`: that of `[tracking]`, with no open-loop student by default."""
+
+    open_epochs: int = param(0, doc="epochs of the open-loop student (phase `open`); 0 = no open phase",
+                             check=(">= 0 (0 = no open phase)", lambda v: v >= 0))
+
+
+@register
+class ArmTracking(TrackingExperiment):
+    """Fig 6's task on a nonlinear effector (issue #19): the two-link arm's hand tracks the four-frequency
+    reference (the tracking task's `effector`), leaky linear and tanh RNNs; the same analysis (acquisition per
+    frequency on the single-phase and the phase-averaged probe, order, interference, eig(W) at acquisition)."""
+
+    name = "arm-tracking"
+    description = "multi-frequency tracking with the two-link arm's hand: leaky linear and tanh RNNs, closed loop"
+    table = ArmTrackingTable
+    reproduce = Reproduce(
+        "arm-tracking", quick=("epochs=200", "task.batch=20", "record.chunk=100"), quick_seeds="0", order=31,
+        claims={"fig_6": "Issue #19: with the two-link arm's hand as the effector, are the four frequencies acquired one "
+                         "at a time, low to high, as with the point mass, with a pair of eig(W) at each ω at "
+                         "acquisition?"})
+
+    def validate(self, cfg) -> None:
+        s = cfg.source
+        if not hasattr(cfg.plant, "effector"):
+            raise ConfigError(f"{s}: the arm-tracking experiment needs a plant with an effector (plant.kind = "
+                              f"'two_link_arm'); got {cfg.plant.kind!r}")
+        if cfg.agent.rank != 0:
+            raise ConfigError(f"{s}: the arm-tracking experiment needs a full-rank RNN (agent.rank = 0), whose eig(W) its "
+                              f"analysis follows")
+        if cfg.train.mode != "closed_loop" or cfg.teacher.store or cfg.start.store:
+            raise ConfigError(f"{s}: the arm-tracking experiment trains closed_loop from a fresh start; set train.mode = "
+                              f"'closed_loop' and remove [teacher] and [start]")

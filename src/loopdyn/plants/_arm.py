@@ -148,6 +148,12 @@ class TwoLinkArm(RK4Plant):
         rest = jnp.asarray([self.rest_shoulder, self.rest_elbow], x.dtype)
         return self.hand(x[..., :2] + rest) - self.hand(rest)
 
+    def effector(self, x):
+        r"""The hand's displacement from its resting position, $p(q) - p(q^*)$ `(..., 2)` (m): the point a tracking
+        task moves along its reference (:mod:`loopdyn.tasks._tracking`)."""
+        rest = jnp.asarray([self.rest_shoulder, self.rest_elbow], x.dtype)
+        return self.hand(x[..., :2] + rest) - self.hand(rest)
+
     def in_range(self, x):
         """Both absolute joint angles within `shoulder_limits` and `elbow_limits` (the arm's joint limits)."""
         q1, q2 = x[..., 0] + self.rest_shoulder, x[..., 1] + self.rest_elbow

@@ -80,6 +80,7 @@ class Tracking:
     n_states: int = 4
     n_controls: int = 2
     phase_probes: int = 4
+    effector: object = None  # a plant with `effector(x) -> (..., 2)`: the tracked point is that, not x[positions]
     timing: str = "immediate"  # no u_0 = 0 convention: the agent acts at n = 0 (spec §3.4)
 
     n_exo = 2  # the reference (r_x, r_y) follows the observation in the agent's input
@@ -218,7 +219,10 @@ class Tracking:
         return 1.0 / self.T
 
     def errors(self, traj, episode: Episode):
-        """Tracking errors `(T, batch, 2)`: $p_{n+1} - r[n]$, positions after each step minus the reference."""
+        """Tracking errors `(T, batch, 2)`: $p_{n+1} - r[n]$, positions after each step minus the reference (the
+        plant's `effector(x)` where it declares one: the two-link arm's hand)."""
+        if self.effector is not None:
+            return self.effector.effector(traj.x_next) - episode.exo
         return traj.x_next[..., list(self.positions)] - episode.exo
 
     def episode_loss(self, traj, episode: Episode, beta=0.0):
@@ -281,17 +285,19 @@ class TrackingTask(Task):
 
     def bind(self, plant, agent_alpha: float = 1.0) -> Tracking:
         return Tracking(tuple(self.freqs_x), tuple(self.freqs_y), tuple(self.amps_x), tuple(self.amps_y), self.T,
-                        plant.dt, self.ramp, self.batch, self.test_batch, self.test_seed, tuple(plant.positions),
-                        plant.n_states, plant.n_controls, self.phase_probes)
+                        plant.dt, self.ramp, self.batch, self.test_batch, self.test_seed,
+                        tuple(getattr(plant, "positions", (0, 1))), plant.n_states, plant.n_controls, self.phase_probes,
+                        plant if hasattr(plant, "effector") else None)
 
     def check(self, cfg) -> None:
         """Frequencies positive, below the plant's Nyquist frequency and distinct per axis, one positive
         amplitude per frequency, a plant with two positions (spec §1.3)."""
         super().check(cfg)
         p = cfg.plant
-        if len(getattr(p, "positions", ())) != 2:
+        if len(getattr(p, "positions", ())) != 2 and not hasattr(p, "effector"):
             raise InvalidParameter("task.kind", f"= 'tracking' needs a plant with two position coordinates "
-                                   f"(`positions`, e.g. plant.kind = 'point_mass_2d'); got {p.kind!r}")
+                                   f"(`positions`, e.g. plant.kind = 'point_mass_2d') or an `effector` (two_link_arm: its hand); "
+                                   f"got {p.kind!r}")
         if not self.freqs_x and not self.freqs_y:
             raise InvalidParameter("task.freqs_x", "and task.freqs_y are both empty; give the reference at least one "
                                    "frequency")
