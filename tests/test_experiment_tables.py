@@ -29,6 +29,8 @@ BAD = {
     "invisible-memory": [("first_epochs", 0), ("detours", [0.4, -0.2]), ("detours", []), ("detour_epochs", 0),
                          ("noise", -0.1), ("noise_lr_factor", 0.0), ("noise_epochs", 0), ("settle_epochs", 0),
                          ("new_decay", -0.4), ("new_epochs", 0)],
+    "arm-tracking": [("open_epochs", -1), ("open_trainable", ["W", "W"]), ("acquisition_fraction", 1.0),
+                     ("acquisition_window", 0), ("interference_window", 0), ("eig_tolerance", 0.0)],
     "nonlinear-stages": [("open_mode", "open_loop_gain"), ("agents", ["relu"]), ("agents", [])],
     "nonlinear-stages-cartpole": [("open_mode", "closed_loop"), ("agents", ["linear", "gru"])],
     "stages": [("T_start_epoch", -1), ("T_values", [10, 0]), ("T_values", []), ("T_epochs", 0),

@@ -118,3 +118,18 @@ def test_leaving_the_valid_range_is_a_recorded_fraction_not_an_error(nl_store):
         xs = np.asarray(rollout(make_core(run.spec, q, run.g), run.plant, x0, run.task.T, emit=("x_next",)).x_next)
         left = np.any(np.abs(xs[..., 0]) > np.pi, axis=0)  # the pendulum's angle past the bottom
         assert float(ds.range_exits.values[run.index]) == pytest.approx(np.mean(left))
+
+
+def test_arm_tracking_errors_are_the_hands_displacement_minus_the_reference():
+    cfg = loopdyn.load_config("arm-tracking", ["task.T=5", "task.batch=3"])
+    plant, task = cfg.plant, cfg.task.bind(cfg.plant)
+    x = np.random.default_rng(0).uniform(-0.3, 0.3, (5, 3, 4))
+    ep = task.sample_episode(jax.random.PRNGKey(0), 3, F64)
+
+    def hand(q1, q2):  # forward kinematics, numpy
+        return np.stack([0.30 * np.cos(q1) + 0.33 * np.cos(q1 + q2), 0.30 * np.sin(q1) + 0.33 * np.sin(q1 + q2)], -1)
+
+    rest = (np.pi / 4, np.pi / 2)
+    want = hand(x[..., 0] + rest[0], x[..., 1] + rest[1]) - hand(*rest) - np.asarray(ep.exo)
+    err = task.errors(loopdyn.system.Trajectory(x_next=jnp.asarray(x)), ep)
+    np.testing.assert_allclose(np.asarray(err), want, atol=1e-12)
