@@ -15,6 +15,7 @@ from loopdyn import config as _config
 from loopdyn.agents import AgentParams, combine, make_core
 from loopdyn.analysis import acquisition_epochs, interference, trailing_mean
 from loopdyn.errors import ConfigError
+from loopdyn.system import rollout
 from loopdyn.tasks import Tracking, concat_episodes
 from loopdyn.training import (MODES, HyperParams, build_problem, closed_basis, init_run, superposition_capacities,
                               superposition_fits, teacher_drive)
@@ -309,10 +310,37 @@ def test_probe_losses_of_a_still_mass_are_the_reference_power():
     problem, trained, consts = _setup(cfg)
     params = combine(jax.tree.map(jnp.zeros_like, trained), consts.frozen)  # z = 0: the mass never moves
     _, metrics = jax.jit(problem.evaluate)(params, consts.hyper, jax.random.PRNGKey(0), None)
-    refs = np.asarray(problem.task.probe_episode(jnp.float64).exo)
-    want = np.mean(np.sum(refs**2, axis=-1), axis=0)
+    K = problem.task.n_components
+    refs = np.asarray(problem.task.probe_episode(jnp.float64).exo)  # the K probes, then the phase average's
+    power = np.mean(np.sum(refs**2, axis=-1), axis=0)
+    want = power[:K]
     np.testing.assert_allclose(np.asarray(metrics["probe_loss"]), want, rtol=1e-12)
+    avg = (want + power[K:].reshape(K, -1).sum(axis=1)) / problem.task.phase_probes
+    np.testing.assert_allclose(np.asarray(metrics["probe_loss_phase_avg"]), avg, rtol=1e-12)
     np.testing.assert_allclose(want, 2.31**2 / 2, rtol=0.05)  # the variance of the component, up to the ramp
+
+
+def test_the_phase_averaged_probe_of_a_linear_loop_is_the_mean_over_all_phases():
+    """probe_loss_phase_avg (4 phases, by superposition) equals the probe loss averaged over 48 phases rolled out
+    one by one, and (L_cos + L_sin)/2 (issue #19); the single-phase probe is not that average."""
+    cfg = _cfg(**{"plant.clamp": 0.0})
+    problem, trained, consts = _setup(cfg, scale=3.0)
+    params = combine(trained, consts.frozen)
+    _, metrics = jax.jit(problem.evaluate)(params, consts.hyper, jax.random.PRNGKey(0), None)
+    task, K = problem.task, problem.task.n_components
+    core = make_core(problem.spec, params, consts.hyper.g)
+    phis = np.concatenate([np.linspace(-np.pi, np.pi, 48, endpoint=False), [0.0, -np.pi / 2]])  # then cos, sin
+    n = phis.size
+    mask = np.repeat(np.eye(K), n, axis=0)  # component-major: K blocks of n phases
+    ep = task._episode(jnp.asarray(mask * np.tile(phis, K)[:, None]), jnp.asarray(mask), jnp.float64)
+    traj = jax.jit(lambda e: rollout(core, problem.plant, e.x0, task.T, exo=e.exo, timing=task.timing,
+                                     emit=task.emit))(ep)
+    L = np.asarray(task.probe_losses(traj, ep)).reshape(K, n)
+    want, cos_sin = L[:, :-2].mean(axis=1), L[:, -2:].mean(axis=1)
+    avg = np.asarray(metrics["probe_loss_phase_avg"])
+    np.testing.assert_allclose(avg, want, rtol=1e-9)
+    np.testing.assert_allclose(avg, cos_sin, rtol=1e-9)
+    assert np.max(np.abs(np.asarray(metrics["probe_loss"]) / avg - 1)) > 1e-3
 
 
 # ------------------------------------------------------------------------------------------ acquisition

@@ -6,9 +6,12 @@ What is written (see :data:`VARIABLES` for each array's dimensions and meaning):
 
 - per run: `stage1_end`, `stage2_end`, `stabilisation_epoch` (epochs of the run's own phase, `-1` = none);
 - linear agents, per run and epoch: `dominant_eigenvalue`, `lambda3` (from the stored `eigenvalues` of $P$);
-- nonlinear loops (a nonlinear agent, or a nonlinear plant linearised at the origin), per run and checkpoint: `jacobian_eigenvalues`, `jacobian_spectral_radius`,
-  `jacobian_dominant_eigenvalue`, `jacobian_lambda3` — the spectrum of the Jacobian $J(0)$ of the joint map
-  at the origin (:mod:`loopdyn.system`; $\phi'(0)$: tanh 1, relu ½);
+- nonlinear loops (a nonlinear agent or plant), per run and checkpoint: `fixed_point` and `fixed_point_status`
+  (Newton's method on the closed-loop map from the origin, :func:`loopdyn.system.fixed_points`),
+  `jacobian_eigenvalues`, `jacobian_spectral_radius`, `jacobian_dominant_eigenvalue`, `jacobian_lambda3` — the
+  spectrum of $P(\theta)$, the Jacobian of the joint map at that fixed point (the origin where it is the
+  equilibrium: then $J(0)$, $\phi'(0)$: tanh 1, relu ½) — and `basin` (the fraction of a fixed test set of
+  initial states that the closed loop brings to the target, at :data:`BASIN_CHECKPOINTS` log-spaced checkpoints);
 - rank-1 linear agents on the double integrator, per run and epoch: `lambda3_approx`, `modulus_sq_approx`,
   `effective_discrepancy`, `gradient_angle`.
 
@@ -25,7 +28,8 @@ Stage definitions (spec §8 row 5), all in epochs of the run's own phase:
   gains enter the stable triangle for good; there `stabilisation_epoch` is that of $\rho(J(0))$, at
   checkpoint resolution, and may differ from `stage2_end` (local stability of the origin vs stability of
   the least-squares linear policy);
-- nonlinear agents on other plants: :func:`detect_stages_linear` on the spectra of $J(0)$.
+- nonlinear loops on other plants: :func:`detect_stages_linear` on the spectra of $P(\theta)$ at the fixed point
+  (checkpoint resolution): stage 2 ends when $\rho(P(\theta))$ crosses 1 for good, as for linear loops.
 """
 
 from __future__ import annotations
@@ -39,15 +43,22 @@ import numpy as np
 
 from ..agents import AgentParams
 from ..errors import StoreError
+from ..plants import Plant
 from ..store import StoreLock, open_run, write_analysis
 from ..system import (
+    FIXED_POINT_STATUS,
     OVERLAP_NAMES,
     activation_slope,
+    basin_fractions,
     dominant_modulus_sq_approx,
     effective_spectrum_discrepancy,
+    fixed_points,
     jacobian_spectra,
     lambda3_perturbative,
+    origin_residuals,
+    range_exits,
     spectral_radius,
+    spectrum,
 )
 from ._runs import Run, checkpoint_params, store_runs
 from ._stages import NONE, detect_stages_gains, detect_stages_linear, dominant_pair, stabilisation_epoch, third_eigenvalue
@@ -66,12 +77,26 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str]] = {
         "larger of the two when they are real"),
     "lambda3": (("run", "epoch"), "lambda_3: largest-modulus eigenvalue of P outside the dominant pair (spec §4.4-4.5)"),
     "jacobian_eigenvalues": (("run", "checkpoint", "jacobian_eig"),
-        "eigenvalues of J(0), the Jacobian of the joint map at the origin (P with m, W scaled by phi'(0); tanh 1, "
-        "relu 1/2), decreasing modulus"),
-    "jacobian_spectral_radius": (("run", "checkpoint"), "max |eigenvalue| of J(0)"),
+        "eigenvalues of P(theta), the Jacobian of the closed-loop map (x, h) -> (x', h') at its Newton fixed point "
+        "near the target (fixed_point); J(0) where the origin is the equilibrium (P with m, W scaled by phi'(0); "
+        "tanh 1, relu 1/2), decreasing modulus; NaN where no fixed point was found"),
+    "jacobian_spectral_radius": (("run", "checkpoint"), "max |eigenvalue| of P(theta) at the fixed point"),
     "jacobian_dominant_eigenvalue": (("run", "checkpoint"),
-        "dominant pair member of J(0) with positive imaginary part (as dominant_eigenvalue)"),
-    "jacobian_lambda3": (("run", "checkpoint"), "largest-modulus eigenvalue of J(0) outside its dominant pair"),
+        "dominant pair member of P(theta) with positive imaginary part (as dominant_eigenvalue)"),
+    "jacobian_lambda3": (("run", "checkpoint"), "largest-modulus eigenvalue of P(theta) outside its dominant pair"),
+    "fixed_point": (("run", "checkpoint", "jacobian_eig"),
+        "the loop's fixed point s* = (x*, h*) (core coordinates) found by Newton's method from the origin; NaN = none"),
+    "fixed_point_status": (("run", "checkpoint"),
+        "0 = fixed point found; 1 = no Newton convergence, 2 = non-finite step, 3 = left the neighbourhood "
+        "(loopdyn.system.FIXED_POINT_STATUS); -1 = not computed (diverged run)"),
+    "range_exits": (("run",),
+        "fraction of the closed-loop test episodes (task test set, T steps, last checkpoint) whose state leaves the "
+        "plant's valid range (pendulum and cart-pole: |angle| <= pi, the angle being unwrapped; arm: its joint "
+        "limits); a recorded flag, never an error; absent for plants without a range"),
+    "basin": (("run", "checkpoint"),
+        "fraction of the fixed basin test set (loopdyn.system.basin_test_set: +-e_i and 8 random unit directions x "
+        "0.1, 0.3, 1, 3) whose closed loop (4 T steps, h0 = 0) ends within 0.05 of the target; at "
+        "BASIN_CHECKPOINTS log-spaced checkpoints, NaN elsewhere"),
     "lambda3_approx": (("run", "epoch"),
         "perturbative lambda_3 = s_vu + s_vm s_zu / (s_vu^2 - 2 s_vu - s_zm + 1) (spec §4.4)"),
     "modulus_sq_approx": (("run", "epoch"),
@@ -141,13 +166,48 @@ def _linear_spectra(ds, runs, result: Analysis) -> None:
         result.full("lambda3", (R, E), np.complex128)[run.index, :n] = third_eigenvalue(lam)
 
 
+BASIN_CHECKPOINTS = 12
+"""Checkpoints per run at which the analysis measures the basin (log-spaced over the run's checkpoints, the
+first and the last included): a basin costs ~64 closed-loop rollouts of 4T steps, a fixed point a few
+Newton steps, so the basin is measured more sparsely to keep the analysis within 10 % of the training time
+(`benchmarks/bench_fixed_point.py`)."""
+
+BASIN_TOLERANCE = 0.05
+r"""A basin test state converges when $\max|x_t| \le$ 0.05 (rad, m, rad/s, m/s) over the last tenth of the
+4T steps of its closed-loop trajectory (:func:`loopdyn.system.basin`)."""
+
+
+def basin_checkpoints(n: int, count: int = BASIN_CHECKPOINTS) -> np.ndarray:
+    """Indices into `n` checkpoints at which the basin is measured: `count` log-spaced ones, 0 and n-1 included."""
+    if n <= count:
+        return np.arange(n)
+    return np.unique(np.round(np.geomspace(1, n, count)).astype(int) - 1)
+
+
+def _range_exits(run: Run, params: AgentParams) -> float:
+    """The fraction of the run's closed-loop test episodes (its task's fixed test set, `task.T` steps, noise-free)
+    that leave the plant's valid range (:func:`loopdyn.system.range_exits`) with the last of `params`; NaN for a
+    task without a fixed test set."""
+    import jax
+
+    x0 = run.task.test_set(jax.random.PRNGKey(run.cfg.task.test_seed), np.float64)
+    if x0 is None:
+        return float("nan")
+    last = AgentParams.of({k: (v[-1] if v.ndim == 3 else v) for k, v in params.present().items()})
+    return range_exits(run.spec, run.plant, last, run.g, x0, run.task.T, run.task.timing)
+
+
 def _nonlinear_spectra(ds, runs, result: Analysis) -> None:
-    nonlinear = [r for r in runs if not (r.spec.linear and r.plant.linear)]
+    # P describes the delayed loop without exogenous input (spec §4.1); a tracking loop (immediate timing, a
+    # reference as input) is analysed by its experiment (eig(W) at acquisition)
+    nonlinear = [r for r in runs if not (r.spec.linear and r.plant.linear) and r.task.timing == "delayed"
+                 and not getattr(r.task, "n_exo", 0)]
     if not nonlinear:
         return
     R, C = ds.sizes["run"], ds.sizes["checkpoint"]
     ckpts = ds.checkpoint.values
     width = max(n_eig(r) for r in nonlinear)
+    reasons = {}
     for run in nonlinear:
         sel = np.nonzero(ckpts < run.epochs)[0]
         params = checkpoint_params(ds, run, sel)
@@ -159,12 +219,32 @@ def _nonlinear_spectra(ds, runs, result: Analysis) -> None:
         params = AgentParams.of({k: (v[finite] if v.ndim == 3 else v) for k, v in params.present().items()})
         if len(sel) == 0:
             continue
-        lam = jacobian_spectra(run.spec, run.plant, params, run.g)
+        # P(theta): the Jacobian of the closed-loop map at its Newton fixed point near the target (issue #19);
+        # J(0) where the origin is the loop's equilibrium
+        n = n_eig(run)
+        if np.all(origin_residuals(run.spec, run.plant, params, run.g) <= 1e-12):
+            # Newton from the origin stops there at once: s* = 0, P = J(0), in closed form (and compiled once)
+            s_star, status = np.zeros((len(sel), n)), np.zeros(len(sel), np.int64)
+            lam = jacobian_spectra(run.spec, run.plant, params, run.g, per_matrix=True)
+        else:
+            fp = fixed_points(run.spec, run.plant, params, run.g)
+            s_star, status = np.asarray(fp.s, np.float64), np.asarray(fp.status, np.int64)
+            lam = spectrum(np.asarray(fp.P, np.float64), per_matrix=True)
+        result.full("fixed_point", (R, C, width), np.float64)[run.index, sel, :n] = s_star
+        result.full("fixed_point_status", (R, C), np.int64)[run.index, sel] = status
+        for code in np.unique(status[status > 0]):
+            reasons[int(code)] = reasons.get(int(code), 0) + int(np.sum(status == code))
         rho = spectral_radius(lam)
         result.full("jacobian_eigenvalues", (R, C, width), np.complex128)[run.index, sel, : lam.shape[-1]] = lam
         result.full("jacobian_spectral_radius", (R, C), np.float64)[run.index, sel] = rho
         result.full("jacobian_dominant_eigenvalue", (R, C), np.complex128)[run.index, sel] = dominant_pair(lam)[..., 0]
         result.full("jacobian_lambda3", (R, C), np.complex128)[run.index, sel] = third_eigenvalue(lam)
+        at = basin_checkpoints(len(sel))
+        sub = AgentParams.of({k: (v[at] if v.ndim == 3 else v) for k, v in params.present().items()})
+        frac = basin_fractions(run.spec, run.plant, sub, run.g, T=4 * run.cfg.task.T, tol=BASIN_TOLERANCE)
+        result.full("basin", (R, C), np.float64)[run.index, sel[at]] = frac
+        if type(run.plant).in_range is not Plant.in_range:
+            result.full("range_exits", (R,), np.float64)[run.index] = _range_exits(run, params)
         epochs_of = ckpts[sel]
         i_stab = stabilisation_epoch(rho)
         result.full("stabilisation_epoch", (R,), np.int64)[run.index] = NONE if i_stab == NONE else int(epochs_of[i_stab])
@@ -179,6 +259,10 @@ def _nonlinear_spectra(ds, runs, result: Analysis) -> None:
         result.full("stage1_end", (R,), np.int64)[run.index] = s1
         result.full("stage2_end", (R,), np.int64)[run.index] = s2
     result.numbers["jacobian_slopes"] = {r.spec.activation: activation_slope(r.spec.activation) for r in nonlinear}
+    result.numbers["fixed_point_failures"] = {FIXED_POINT_STATUS[c]: k for c, k in sorted(reasons.items())}
+    if "range_exits" in result.arrays:
+        f = result.get("range_exits")
+        result.numbers["range_exits"] = {int(r): round(float(f[r]), 4) for r in np.nonzero(f > 0)[0]}
 
 
 def _effective_quantities(ds, runs, result: Analysis) -> None:
@@ -298,7 +382,14 @@ def summary_lines(numbers: dict) -> list[str]:
                      f"s2={r.get('stage2_end', '-'):>4} stab={r.get('stabilisation_epoch', '-'):>4}{eig}")
     if "jacobian_slopes" in numbers:
         slopes = ", ".join(f"{k}: {v:g}" for k, v in numbers["jacobian_slopes"].items())
-        lines.append(f"nonlinear agents: spectra of J(0) with phi'(0) = {slopes}")
+        lines.append(f"nonlinear loops: spectra of P at the Newton fixed point (J(0) at the origin, phi'(0) = {slopes})")
+        exits = numbers.get("range_exits") or {}
+        if exits:
+            lines.append("  runs whose closed-loop test episodes leave the plant's valid range (fraction of episodes): "
+                         + ", ".join(f"run {r}: {f:.2f}" for r, f in exits.items()))
+        failed = numbers.get("fixed_point_failures") or {}
+        if failed:
+            lines.append("  no fixed point at " + "; ".join(f"{n} checkpoints: {why}" for why, n in failed.items()))
     if "effective_discrepancy_max" in numbers:
         lines.append(f"effective cubic vs spectrum of P: max discrepancy {numbers['effective_discrepancy_max']:.2e} "
                      "over all runs and epochs")

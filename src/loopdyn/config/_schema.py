@@ -49,6 +49,8 @@ class TeacherConfig:
     run: int = _f(-1, doc="teacher run index; -1 = the run with the student's seed")
     epoch: int = _f(-1, doc="checkpoint epoch of the teacher; -1 = the last one")
     K: tuple[tuple[float, ...], ...] = _f((), doc="static gain u = K x for mode = open_loop_gain (rows: controls)")
+    phase: int = _f(0, doc="with store = 'self': the earlier phase of this experiment holding the teacher runs",
+                    check=NON_NEGATIVE)
 
 
 @dataclass(frozen=True)

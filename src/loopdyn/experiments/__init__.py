@@ -6,6 +6,7 @@ from . import closed_vs_open as closed_vs_open
 from . import ensemble as ensemble
 from . import invisible_memory as invisible_memory
 from . import learning_rules as learning_rules
+from . import nonlinear_stages as nonlinear_stages
 from . import stages as stages
 from . import tracking as tracking
 from ._base import REGISTRY as REGISTRY

@@ -43,8 +43,8 @@ def _describe(plant) -> str:
     return f"{plant.kind!r} ({settings}; {plant.n_states} states, {plant.n_observed} observed, {plant.n_controls} controls)"
 
 
-def _check_architecture(cfg, ds, path, src, what):
-    tcfg = ds.attrs.get("config")
+def _check_architecture(cfg, ds, path, src, what, phase: int | None = None):
+    tcfg = ds.attrs.get("config") if phase is None else ds.attrs.get("phases", [])[phase][1]  # 'self': that phase's
     if not isinstance(tcfg, dict) or not isinstance(tcfg.get("agent"), dict) or not isinstance(tcfg.get("plant"), dict):
         raise ConfigError(f"{src}: {what}.store = {str(path)!r} does not hold a controller of a plant "
                           f"(no agent and plant configuration in the store)")
@@ -92,7 +92,7 @@ def _rows(group, groups, ds, own, run_index, path, src, what, phase: int = 0) ->
     return [seeds.index(int(s)) for s in group.seeds]
 
 
-def _params_at(ds, rows, epochs, N, path, src, what) -> AgentParams:
+def _params_at(ds, rows, epochs, N, path, src, what, names=None) -> AgentParams:
     ckpts = [int(c) for c in ds.checkpoint.values]
     cis = []
     for e in epochs:
@@ -112,7 +112,7 @@ def _params_at(ds, rows, epochs, N, path, src, what) -> AgentParams:
             return AgentParams(G=G)
     out = {}
     for name in ("m", "z", "U", "V", "W", "J", *sorted(k for k in ds.data_vars if str(k).startswith(EXTRA))):
-        if name not in ds:
+        if name not in ds or (names is not None and name not in names):  # another phase's agent's parameter
             continue
         a = stored(ds[name])
         a = a[:, :N]
@@ -130,16 +130,19 @@ def _teacher(group, groups, path_self):
     if cfg.train.mode == "open_loop_gain":
         K = np.asarray(t.K, dtype=np.float64)
         return np.broadcast_to(K, (len(group.runs),) + K.shape).copy()
-    path, ds, own, done = _open_source(t.store, path_self, src, "teacher")
-    _check_architecture(cfg, ds, path, src, "teacher")
-    rows = _rows(group, groups, ds, own, t.run, path, src, "teacher")
+    if t.store == "self" and t.phase >= group.phase:
+        raise ConfigError(f"{src}: teacher.phase = {t.phase} must name an earlier phase than this one ({group.phase})")
+    path, ds, own, done = _open_source(t.store, path_self, src, "teacher", t.phase if t.store == "self" else 0)
+    _check_architecture(cfg, ds, path, src, "teacher", t.phase if own else None)
+    rows = _rows(group, groups, ds, own, t.run, path, src, "teacher", t.phase if own else 0)
     available = [int(c) for c in ds.checkpoint.values if c < done]
     if not available:
         raise ConfigError(f"{src}: teacher.store = {str(path)!r} has no complete epoch yet")
     epoch = available[-1] if t.epoch < 0 else t.epoch
     if epoch >= done:
         raise ConfigError(f"{src}: teacher.epoch = {epoch} is beyond the {done} complete epochs of {path}")
-    params = _params_at(ds, rows, [epoch] * len(rows), cfg.agent.N, path, src, "teacher")
+    params = _params_at(ds, rows, [epoch] * len(rows), cfg.agent.N, path, src, "teacher",
+                        group.problem.spec.parameter_names if own else None)
     return params
 
 
@@ -148,7 +151,7 @@ def _start(group, groups, path_self):
     if st.store == "self" and st.phase >= group.phase:
         raise ConfigError(f"{src}: start.phase = {st.phase} must name an earlier phase than this one ({group.phase})")
     path, ds, own, done = _open_source(st.store, path_self, src, "start", st.phase if st.store == "self" else 0)
-    _check_architecture(cfg, ds, path, src, "start")
+    _check_architecture(cfg, ds, path, src, "start", st.phase if own else None)
     rows = _rows(group, groups, ds, own, st.run, path, src, "start", st.phase if own else 0)
     if st.epoch == "last":
         epochs = [max(int(c) for c in ds.checkpoint.values if c < done)] * len(rows)
@@ -166,7 +169,7 @@ def _start(group, groups, path_self):
         epochs = [int(st.epoch)] * len(rows)
         if epochs[0] >= done:
             raise ConfigError(f"{src}: start.epoch = {epochs[0]} is beyond the {done} complete epochs of {path}")
-    params = _params_at(ds, rows, epochs, cfg.agent.N, path, src, "start")
+    params = _params_at(ds, rows, epochs, cfg.agent.N, path, src, "start", group.problem.spec.parameter_names if own else None)
     if params.G is not None and getattr(cfg.agent, "representation", "vectors") != "overlaps":
         raise ConfigError(f"{src}: start.store = {str(path)!r} holds overlap-space runs (Gram matrices), which cannot start "
                           f"a run with agent.representation = 'vectors'; use representation = 'overlaps'")

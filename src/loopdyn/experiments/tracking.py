@@ -71,6 +71,12 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str]] = {
         "(w = tracking.interference_window); NaN unless `frequency` is acquired first"),
     "interference_epoch": (("run", "frequency", "later_frequency"), "epoch of that largest value (-1 = none)"),
     "interference_baseline": (("run", "frequency", "later_frequency"), "the probe loss it rises from"),
+    "acquisition_epoch_phase_avg": (("run", "frequency"),
+        "acquisition_epoch detected on the phase-averaged probe loss (probe_loss_phase_avg) instead of the "
+        "single-phase probe; -1 = never"),
+    "acquisition_eig_error_phase_avg": (("run", "frequency"),
+        "|Im lambda - omega_j| / omega_j of the eigenvalue of W nearest omega_j at the checkpoint nearest "
+        "acquisition_epoch_phase_avg"),
     "eig_W": (("run", "checkpoint", "eig_W"),
         "eigenvalues of W at every checkpoint, by decreasing imaginary part (NaN where the checkpoint is beyond "
         "the run's phase)"),
@@ -215,6 +221,16 @@ class TrackingExperiment(Experiment):
             at_eig = _full(result, "acquisition_eigenvalue", (R, K), np.complex128)
             at_err = _full(result, "acquisition_eig_error", (R, K), np.float64)
             match = _full(result, "eig_match_epoch", (R, K), np.int64)
+            if "probe_loss_phase_avg" in ds:  # the phase-independent acquisition (issue #19)
+                avg = np.asarray(ds.probe_loss_phase_avg.values[run.index, : run.epochs, :K], np.float64)
+                a2 = acquisition_epochs(avg, thresholds, int(settings["acquisition_window"]))
+                _full(result, "acquisition_epoch_phase_avg", (R, K), np.int64)[run.index] = a2
+                err2 = _full(result, "acquisition_eig_error_phase_avg", (R, K), np.float64)
+                for j in range(K):
+                    if a2[j] >= 0 and len(sel):
+                        c = int(np.argmin(np.abs(ckpts[sel] - a2[j])))
+                        z = closest_eigenvalue(lam[c], task.omegas[j])
+                        err2[run.index, j] = abs(z.imag - task.omegas[j]) / task.omegas[j]
             for j in range(K):
                 if a[j] < 0 or not len(sel):
                     continue
@@ -285,6 +301,10 @@ def _run_numbers(ds, run, result, task) -> dict:
            "eig_rel_error": [None if not np.isfinite(e) else round(float(e), 4)
                              for e in result.get("acquisition_eig_error")[i]],
            "eig_match_epochs": result.get("eig_match_epoch")[i].tolist(),
+           **({"acquisition_epochs_phase_avg": result.get("acquisition_epoch_phase_avg")[i].tolist(),
+               "eig_rel_error_phase_avg": [None if not np.isfinite(e) else round(float(e), 4)
+                                           for e in result.get("acquisition_eig_error_phase_avg")[i]]}
+              if "acquisition_epoch_phase_avg" in result.arrays else {}),
            "final_train_loss": float(ds.train_loss.values[i, run.epochs - 1]),
            "final_test_loss": float(ds.test_loss.values[i, run.epochs - 1])}
     rise = result.get("interference_rise")[i]
@@ -330,6 +350,10 @@ def _summary_lines(numbers: dict) -> list[str]:
         eig = ", ".join(f"{_fmt_eig(z)} ({'-' if e is None else f'{100 * e:.1f}%'})"
                         for z, e in zip(r["eigenvalues_at_acquisition"], r["eig_rel_error"]))
         lines.append(f"         eig(W) nearest omega_j at acquisition: {eig}")
+        if "acquisition_epochs_phase_avg" in r:
+            err = ", ".join("-" if e is None else f"{100 * e:.1f}%" for e in r["eig_rel_error_phase_avg"])
+            acq = ", ".join(str(e) for e in r["acquisition_epochs_phase_avg"])
+            lines.append(f"         phase-averaged probe: acquisitions [{acq}], |Im lambda - omega_j|/omega_j there [{err}]")
         if "eig_match_epochs" in r:
             match = ", ".join(str(e) for e in r["eig_match_epochs"])
             lines.append(f"         first checkpoint from acquisition with eig(W) within {100 * t.get('eig_tolerance', 0.1):.0f}% "
@@ -342,4 +366,47 @@ def _summary_lines(numbers: dict) -> list[str]:
             s = r["test_loss"]
             lines.append(f"         closed-loop test loss: initial {s['initial']:.3f}, peak {s['peak']:.3f} at epoch "
                          f"{s['peak_epoch']}, min {s['min']:.3f} at {s['min_epoch']}, final {s['final']:.3f}")
+    closed = [r for r in t["runs"] if r["phase"] == "closed" and "eig_rel_error_phase_avg" in r]
+    if closed:
+        def med(key):
+            e = np.array([[np.nan if x is None else x for x in r[key]] for r in closed], float)
+            return ", ".join("-" if np.all(np.isnan(c)) else f"{100 * np.nanmedian(c):.1f}%" for c in e.T)
+        lines.append(f"  eig(W) error at acquisition, median over {len(closed)} closed run(s) per frequency: single-phase "
+                     f"probe [{med('eig_rel_error')}], phase-averaged probe [{med('eig_rel_error_phase_avg')}]")
     return lines
+
+
+@dataclass(frozen=True)
+class ArmTrackingTable(TrackingTable):
+    """The table `[arm_tracking]`: that of `[tracking]`, with no open-loop student by default."""
+
+    open_epochs: int = param(0, doc="epochs of the open-loop student (phase `open`); 0 = no open phase",
+                             check=(">= 0 (0 = no open phase)", lambda v: v >= 0))
+
+
+@register
+class ArmTracking(TrackingExperiment):
+    """Fig 6's task on a nonlinear effector (issue #19): the two-link arm's hand tracks the four-frequency
+    reference (the tracking task's `effector`), leaky linear and tanh RNNs; the same analysis (acquisition per
+    frequency on the single-phase and the phase-averaged probe, order, interference, eig(W) at acquisition)."""
+
+    name = "arm-tracking"
+    description = "multi-frequency tracking with the two-link arm's hand: leaky linear and tanh RNNs, closed loop"
+    table = ArmTrackingTable
+    reproduce = Reproduce(
+        "arm-tracking", quick=("epochs=200", "task.batch=20", "record.chunk=100"), quick_seeds="0", order=31,
+        claims={"fig_6": "Issue #19: with the two-link arm's hand as the effector, are the four frequencies acquired one "
+                         "at a time, low to high, as with the point mass, with a pair of eig(W) at each ω at "
+                         "acquisition?"})
+
+    def validate(self, cfg) -> None:
+        s = cfg.source
+        if not hasattr(cfg.plant, "effector"):
+            raise ConfigError(f"{s}: the arm-tracking experiment needs a plant with an effector (plant.kind = "
+                              f"'two_link_arm'); got {cfg.plant.kind!r}")
+        if cfg.agent.rank != 0:
+            raise ConfigError(f"{s}: the arm-tracking experiment needs a full-rank RNN (agent.rank = 0), whose eig(W) its "
+                              f"analysis follows")
+        if cfg.train.mode != "closed_loop" or cfg.teacher.store or cfg.start.store:
+            raise ConfigError(f"{s}: the arm-tracking experiment trains closed_loop from a fresh start; set train.mode = "
+                              f"'closed_loop' and remove [teacher] and [start]")

@@ -61,6 +61,10 @@ class TwoLinkArm(RK4Plant):
     rest_shoulder: float = param(math.pi / 4, doc="shoulder angle q*_1 of the resting posture (rad)")
     rest_elbow: float = param(math.pi / 2, doc="elbow angle q*_2 of the resting posture (rad)")
     max_torque: float = param(0.0, doc="torque limit tau_max (N m) on each joint; 0 = none", check=NON_NEGATIVE)
+    shoulder_limits: tuple[float, ...] = param((-math.pi / 2, math.pi), doc="valid range [min, max] of the absolute "
+                                               "shoulder angle q_1 (rad); leaving it is recorded, not prevented")
+    elbow_limits: tuple[float, ...] = param((0.0, math.pi), doc="valid range [min, max] of the absolute elbow angle "
+                                            "q_2 (rad): straight to fully folded")
     observed: str = param("angles", doc="what the agent sees: joint-angle deviations, hand displacement, or the state",
                           choices=("angles", "hand", "state"))
 
@@ -69,6 +73,16 @@ class TwoLinkArm(RK4Plant):
             if s > l:
                 raise InvalidParameter(f"plant.com{i}", f"= {s:g} must be <= plant.length{i} = {l:g} (the centre of "
                                        "mass lies on the link)")
+        for name in ("shoulder_limits", "elbow_limits"):
+            lim = tuple(getattr(self, name))
+            if len(lim) != 2 or not lim[0] < lim[1]:
+                raise InvalidParameter(f"plant.{name}", f"= {list(lim)!r} must be [min, max] with min < max (rad)")
+        rest = {"shoulder_limits": self.rest_shoulder, "elbow_limits": self.rest_elbow}
+        for name, q in rest.items():
+            lo, hi = getattr(self, name)
+            if not lo <= q <= hi:
+                raise InvalidParameter(f"plant.{name}", f"= [{lo:g}, {hi:g}] excludes the resting posture {q:g} rad; "
+                                       f"widen it or move plant.rest_{name.split('_')[0]}")
         b11, b22, b12 = self.viscosity_shoulder, self.viscosity_elbow, self.viscosity_coupling
         if b12 * b12 > b11 * b22:
             raise InvalidParameter("plant.viscosity_coupling", f"= {b12:g} makes the viscosity matrix indefinite (it "
@@ -133,6 +147,18 @@ class TwoLinkArm(RK4Plant):
             return x[..., :2]
         rest = jnp.asarray([self.rest_shoulder, self.rest_elbow], x.dtype)
         return self.hand(x[..., :2] + rest) - self.hand(rest)
+
+    def effector(self, x):
+        r"""The hand's displacement from its resting position, $p(q) - p(q^*)$ `(..., 2)` (m): the point a tracking
+        task moves along its reference (:mod:`loopdyn.tasks._tracking`)."""
+        rest = jnp.asarray([self.rest_shoulder, self.rest_elbow], x.dtype)
+        return self.hand(x[..., :2] + rest) - self.hand(rest)
+
+    def in_range(self, x):
+        """Both absolute joint angles within `shoulder_limits` and `elbow_limits` (the arm's joint limits)."""
+        q1, q2 = x[..., 0] + self.rest_shoulder, x[..., 1] + self.rest_elbow
+        (a, b), (c, d) = self.shoulder_limits, self.elbow_limits
+        return (q1 >= a) & (q1 <= b) & (q2 >= c) & (q2 <= d)
 
     def kinetic_energy(self, x):
         r"""$\tfrac12\dot q^\top M(q)\dot q$ of a batch of states `(B, 4)` -> `(B,)`."""

@@ -74,6 +74,12 @@ class Plant(Part):
         """Whether this is the double integrator of spec §1.1 (`A = [[1, 1], [0, 1]]`, `B = e_2`, `C = e_1^T`)."""
         return False
 
+    def in_range(self, x):
+        """Whether each state of a batch `(..., k)` lies in the plant's valid range, `(...)` bool (default: every
+        state). Leaving it is not an error: the analysis records, per run, the fraction of closed-loop test
+        trajectories that do (`range_exits`), so one run that swings a pendulum over never loses an ensemble."""
+        return jnp.ones(x.shape[:-1], bool)
+
     def linearisation(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         r"""`(A, B, C)` of the plant linearised at the origin, float64: $A = \partial f/\partial x$,
         $B = \partial f/\partial u$ at $(x, u) = (0, 0)$ and $C = \partial g/\partial x$ at 0 (`jax.jacfwd`). The

@@ -80,3 +80,7 @@ class CartPole(RK4Plant):
 
     def observe(self, x):
         return x if self.observed == "state" else x[..., :2]
+
+    def in_range(self, x):
+        r"""$|\theta| \le \pi$: the pole angle is periodic and not wrapped (as the pendulum's)."""
+        return jnp.abs(x[..., 1]) <= jnp.pi

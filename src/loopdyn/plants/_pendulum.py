@@ -65,3 +65,8 @@ class InvertedPendulum(RK4Plant):
 
     def observe(self, x):
         return x if self.observed == "state" else x[..., :1]
+
+    def in_range(self, x):
+        r"""$|\theta| \le \pi$: the angle is periodic and not wrapped, so a pendulum that swings over the bottom
+        (to $\pm\pi$ and beyond) has left the range in which the loss measures its distance from the upright."""
+        return jnp.abs(x[..., 0]) <= jnp.pi

@@ -20,6 +20,7 @@ from ._gains import landscape as landscape
 from ._gains import path as path
 from ._gains import stage_points as stage_points
 from ._invisible_memory import figure_memory as figure_memory
+from ._nonlinear import figure_nonlinear_stages as figure_nonlinear_stages
 from ._stages import closed_run as closed_run
 from ._stages import figure_3 as figure_3
 from ._stages import figure_4 as figure_4

@@ -13,10 +13,14 @@ from ._fixed_point import FIXED_POINT_STATUS as FIXED_POINT_STATUS
 from ._fixed_point import Basin as Basin
 from ._fixed_point import FixedPoint as FixedPoint
 from ._fixed_point import basin as basin
+from ._fixed_point import basin_fractions as basin_fractions
 from ._fixed_point import basin_test_set as basin_test_set
 from ._fixed_point import fixed_point as fixed_point
+from ._fixed_point import fixed_points as fixed_points
 from ._fixed_point import loop_step as loop_step
 from ._fixed_point import newton_fixed_point as newton_fixed_point
+from ._fixed_point import origin_residuals as origin_residuals
+from ._fixed_point import range_exits as range_exits
 from ._gains import effective_gains as effective_gains
 from ._gains import gain_moments as gain_moments
 from ._gains import gains_from_moments as gains_from_moments

@@ -28,6 +28,7 @@ perturbations, in the units of the state: m, rad, m/s, rad/s).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -227,3 +228,74 @@ def basin(spec, plant, params: AgentParams, g=0.0, *, T: int = 500, hold: int | 
         return Basin(jnp.mean(converged.astype(dtype)), converged, error, x0)
 
     return run(x0, target, e)
+
+
+def _broadcast_params(params: AgentParams):
+    """`(AgentParams with one leading axis L on every array, L)`: frozen parameters (no leading axis) are
+    broadcast to the batch of the trained ones (as :func:`loopdyn.system.jacobian_spectra` does)."""
+    present = params.present()
+    lead = max((np.shape(v)[:-2] for v in present.values()), key=len)
+    n = int(np.prod(lead)) if lead else 1
+    flat = {k: np.broadcast_to(np.asarray(v), lead + np.shape(v)[-2:]).reshape((n,) + np.shape(v)[-2:])
+            for k, v in present.items()}
+    return AgentParams.of({k: jnp.asarray(v) for k, v in flat.items()}), n
+
+
+@partial(jax.jit, static_argnames=("spec", "plant", "max_iter"))
+def _fixed_points(spec, plant, params, g, max_iter):
+    return jax.vmap(lambda q: fixed_point(spec, plant, q, g, max_iter=max_iter))(params)
+
+
+@partial(jax.jit, static_argnames=("spec", "plant", "T"))
+def _basin_fractions(spec, plant, params, g, x0, T, tol):
+    return jax.vmap(lambda q: basin(spec, plant, q, g, T=T, tol=tol, x0=x0).fraction)(params)
+
+
+def fixed_points(spec, plant, params: AgentParams, g=0.0, *, max_iter: int = 50) -> FixedPoint:
+    r""":func:`fixed_point` (guess: the origin) for a batch of parameter sets, e.g. every checkpoint of a run:
+    `params` arrays share one leading axis `L` (frozen ones without it are broadcast). One compilation per
+    agent and plant. **Returns:** a :class:`FixedPoint` with leading axis `L`."""
+    batch, _ = _broadcast_params(params)
+    return _fixed_points(spec, plant, batch, jnp.asarray(g, _param_dtype(batch)), max_iter)
+
+
+def basin_fractions(spec, plant, params: AgentParams, g=0.0, *, T: int = 500, tol: float = 1e-3) -> np.ndarray:
+    r"""`basin(...).fraction` (the fixed test set, target the origin) for a batch of parameter sets, as
+    :func:`fixed_points`; `(L,)` float64."""
+    batch, _ = _broadcast_params(params)
+    dtype = _param_dtype(batch)
+    x0 = basin_test_set(plant.n_states, dtype=dtype)
+    return np.asarray(_basin_fractions(spec, plant, batch, jnp.asarray(g, dtype), x0, T, jnp.asarray(tol, dtype)),
+                      np.float64)
+
+
+@partial(jax.jit, static_argnames=("spec", "plant"))
+def _origin_residuals(spec, plant, params, g):
+    def one(q):
+        F = loop_step(spec, plant, q, g)
+        s0 = jnp.zeros((plant.n_states + make_core(spec, q, g).hidden_dim,), _param_dtype(q))
+        return jnp.max(jnp.abs(F(s0).astype(s0.dtype)))
+
+    return jax.vmap(one)(params)
+
+
+def origin_residuals(spec, plant, params: AgentParams, g=0.0) -> np.ndarray:
+    r"""$\max|F(0)|$ of the loop's one-step map at the origin for a batch of parameter sets (as :func:`fixed_points`):
+    0 where the origin is the loop's equilibrium, so that Newton's method from there stops at once with
+    $s^* = 0$ and $P = J(0)$ (what :func:`loopdyn.system.jacobian_spectra` computes in closed form). `(L,)`."""
+    batch, _ = _broadcast_params(params)
+    return np.asarray(_origin_residuals(spec, plant, batch, jnp.asarray(g, _param_dtype(batch))))
+
+
+@partial(jax.jit, static_argnames=("spec", "plant", "T", "timing"))
+def _range_exits(spec, plant, params, g, x0, T, timing):
+    traj = rollout(make_core(spec, params, g), plant, x0, T, timing=timing, emit=("x_next",))
+    inside = plant.in_range(traj.x_next) & jnp.all(jnp.isfinite(traj.x_next), axis=-1)
+    return jnp.mean(~jnp.all(inside, axis=0))
+
+
+def range_exits(spec, plant, params: AgentParams, g, x0, T: int, timing: str = "delayed") -> float:
+    r"""The fraction of the closed-loop trajectories from `x0` `(n, k)` (`T` noise-free steps, agent at rest) whose
+    state leaves the plant's valid range (:meth:`loopdyn.plants.Plant.in_range`) or stops being finite."""
+    dtype = _param_dtype(params)
+    return float(_range_exits(spec, plant, params, jnp.asarray(g, dtype), jnp.asarray(x0, dtype), T, timing))

@@ -89,7 +89,8 @@ def joint_jacobian(spec, plant, params: AgentParams, s, g=0.0):
     return jax.jacfwd(joint_step(spec, plant, params, g))(jnp.asarray(s))
 
 
-def jacobian_spectra(spec, plant, params: AgentParams, g=0.0, *, slope: float | None = None, block: int = 128) -> np.ndarray:
+def jacobian_spectra(spec, plant, params: AgentParams, g=0.0, *, slope: float | None = None, block: int = 128,
+                     per_matrix: bool = False) -> np.ndarray:
     r"""Spectra of $J(0)$ for a batch of parameter sets (e.g. every checkpoint of a run), float64.
 
     **Arguments:**
@@ -99,7 +100,7 @@ def jacobian_spectra(spec, plant, params: AgentParams, g=0.0, *, slope: float | 
     - `params`: `AgentParams` whose arrays share leading batch axes `L` (e.g. `(checkpoint,)`) before the
       parameter shapes; parameters without them (frozen ones) are broadcast;
     - `g`: gain of the random part $J$; `slope`: $\phi'(0)$ (default :func:`activation_slope`);
-    - `block`: matrices per `np.linalg.eigvals` call (bounds memory).
+    - `block`: matrices per `np.linalg.eigvals` call (bounds memory); `per_matrix`: as :func:`loopdyn.system.spectrum`.
 
     **Returns:** complex `L + (k + N,)`, sorted like :func:`loopdyn.system.spectrum` (decreasing modulus).
     """
@@ -120,7 +121,7 @@ def jacobian_spectra(spec, plant, params: AgentParams, g=0.0, *, slope: float | 
             J = _custom_jacobians(spec, plant, chunk, jnp.asarray(g, jnp.float64))
         else:
             J = _batched_jacobians(spec, slope, A, B, C, chunk, jnp.asarray(g, jnp.float64))
-        lam = spectrum(np.asarray(J))
+        lam = spectrum(np.asarray(J), per_matrix=per_matrix)
         out.append(lam[: min(size, n - lo)])
     lam = np.concatenate(out, axis=0)
     return lam.reshape(lead + lam.shape[-1:])

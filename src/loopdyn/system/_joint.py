@@ -175,12 +175,21 @@ def effective_matrix(sigma_zm, sigma_zu, sigma_vm, sigma_vu):
     return jnp.stack([jnp.stack(r, axis=-1) for r in rows], axis=-2)
 
 
-def spectrum(P) -> np.ndarray:
+def spectrum(P, per_matrix: bool = False) -> np.ndarray:
     """Eigenvalues of (batched) matrices, on the host in float64, sorted by decreasing modulus
-    (ties: positive imaginary part first). A matrix with a non-finite entry (a diverged run) gets NaN."""
+    (ties: positive imaginary part first). A matrix with a non-finite entry (a diverged run) gets NaN.
+    `per_matrix`: one single-threaded LAPACK call per matrix (`scipy.linalg.eigvals`) instead of numpy's batch;
+    faster for a few dozen 100x100 matrices on a loaded machine (`benchmarks/bench_fixed_point.py`)."""
     P = np.asarray(P, dtype=np.float64)
     finite = np.all(np.isfinite(P), axis=(-2, -1))
-    lam = _eigvals(np.where(finite[..., None, None], P, 0.0))
+    P = np.where(finite[..., None, None], P, 0.0)
+    if per_matrix:
+        import scipy.linalg
+
+        flat = P.reshape((-1,) + P.shape[-2:])
+        lam = np.stack([scipy.linalg.eigvals(p, check_finite=False) for p in flat]).reshape(P.shape[:-1])
+    else:
+        lam = _eigvals(P)
     order = np.lexsort((-lam.imag, -np.round(np.abs(lam), 12)), axis=-1)
     lam = np.take_along_axis(lam, order, axis=-1)
     return np.where(finite[..., None], lam, complex(np.nan, np.nan))

@@ -15,6 +15,13 @@ $$\mathcal L = \frac1T \sum_{n<T} dt\,\Big[\operatorname{mean}_b (x_{n+1} - r_x[
 Components are numbered by increasing frequency ($\omega_1 < \omega_2 < \dots$, $\omega = 2\pi f$). The
 *probe* of component $j$ is the episode whose reference is that component alone, on its axis, with a
 fixed phase drawn once from `probe_seed`; its loss is $\frac1T\sum_n \|p_{n+1} - r[n]\|^2$ (no $dt$, spec §4.7).
+That single-phase probe is the authors' convention (`probe_loss`); its value depends on the drawn phase. The
+*phase-averaged* probe loss (`probe_loss_phase_avg`) is its mean over `phase_probes` = $M$ phases spread evenly
+over the circle, $\varphi_j + 2\pi m/M$, $m = 0..M-1$. For a linear loop started at rest the error is linear in
+the reference, $e(\varphi) = \cos\varphi\,e_{\cos} - \sin\varphi\,e_{\sin}$, so
+$L(\varphi) = L_{\cos}\cos^2\varphi + L_{\sin}\sin^2\varphi - 2\langle e_{\cos}, e_{\sin}\rangle\sin\varphi\cos\varphi$
+and the mean over any $M \ge 3$ (or the pair $\varphi, \varphi + \pi/2$ of $M = 4$) is exactly the average over
+all phases, $(L_{\cos} + L_{\sin})/2$; for a nonlinear loop it is a sample of $M$ phases (raise `phase_probes`).
 
 Superposition. Since $\cos(\omega t + \varphi) = \cos\varphi\cos\omega t - \sin\varphi\sin\omega t$, every
 episode's reference is $\sum_k c_k\,e_k(t)$ over $2K$ *basis* references ($e_{2j} = \mathrm{ramp}\;a_j\cos\omega_j t$,
@@ -46,6 +53,8 @@ TEST_LOSS_DEFINITION = ("closed-loop tracking loss (the training loss of the clo
 PROBE_LOSS_DEFINITION = ("probe loss of each frequency: mean_n [(x_{n+1} - r_x[n])^2 + (y_{n+1} - r_y[n])^2] on its "
                          "single-sinusoid probe (its axis only, amplitude a_j, phase fixed by task.test_seed), "
                          "closed loop, parameters of the epoch")
+PHASE_AVG_DEFINITION = ("phase-averaged probe loss of each frequency: the probe loss averaged over task.phase_probes "
+                        "phases phi_j + 2 pi m / M (exact average over all phases, (L_cos + L_sin)/2, for a linear loop)")
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,8 @@ class Tracking:
     positions: tuple[int, ...] = (0, 2)
     n_states: int = 4
     n_controls: int = 2
+    phase_probes: int = 4
+    effector: object = None  # a plant with `effector(x) -> (..., 2)`: the tracked point is that, not x[positions]
     timing: str = "immediate"  # no u_0 = 0 convention: the agent acts at n = 0 (spec §3.4)
 
     n_exo = 2  # the reference (r_x, r_y) follows the observation in the agent's input
@@ -175,9 +186,15 @@ class Tracking:
         return self.sample_episode(key, self.test_batch, dtype)
 
     def probe_episode(self, dtype=jnp.float32) -> Episode:
-        """The $K$ probes (module docstring), in component order."""
-        phases = jnp.broadcast_to(jnp.asarray(self.probe_phases(), dtype), (self.n_components,) * 2)
-        return self._episode(phases, jnp.eye(self.n_components, dtype=dtype), dtype)
+        r"""The $K$ probes (module docstring), in component order, then the $K(M-1)$ further phases of the
+        phase average (component-major: $\varphi_j + 2\pi m/M$, $m = 1..M-1$)."""
+        K, M = self.n_components, self.phase_probes
+        phi = self.probe_phases()
+        shifted = (phi[:, None] + 2 * np.pi * np.arange(1, M)[None, :] / M).reshape(-1)  # (K (M-1),)
+        phases = np.concatenate([phi, shifted])
+        mask = np.concatenate([np.eye(K), np.repeat(np.eye(K), M - 1, axis=0)])
+        phases = jnp.broadcast_to(jnp.asarray(phases, dtype)[:, None], (phases.size, K))
+        return self._episode(phases, jnp.asarray(mask, dtype), dtype)
 
     def basis_episode(self, dtype=jnp.float32) -> Episode:
         """The $2K$ basis episodes (`coef` = identity)."""
@@ -202,7 +219,10 @@ class Tracking:
         return 1.0 / self.T
 
     def errors(self, traj, episode: Episode):
-        """Tracking errors `(T, batch, 2)`: $p_{n+1} - r[n]$, positions after each step minus the reference."""
+        """Tracking errors `(T, batch, 2)`: $p_{n+1} - r[n]$, positions after each step minus the reference (the
+        plant's `effector(x)` where it declares one: the two-link arm's hand)."""
+        if self.effector is not None:
+            return self.effector.effector(traj.x_next) - episode.exo
         return traj.x_next[..., list(self.positions)] - episode.exo
 
     def episode_loss(self, traj, episode: Episode, beta=0.0):
@@ -221,15 +241,22 @@ class Tracking:
 
     def probe_metrics(self, traj, probe: Episode) -> dict:
         """The per-epoch records of closed-loop probe trajectories (:meth:`epoch_metrics`)."""
-        return {"probe_loss": self.probe_losses(traj, probe)}
+        return self._split(self.probe_losses(traj, probe))
 
     def probe_metrics_of_sq(self, q) -> dict:
         """The same from the probes' squared-error sums $q$ (superposition)."""
-        return {"probe_loss": self.probe_scale * q}
+        return self._split(self.probe_scale * q)
+
+    def _split(self, losses) -> dict:
+        K, M = self.n_components, self.phase_probes
+        single = losses[:K]
+        avg = (single + jnp.sum(losses[K:].reshape(K, M - 1), axis=1)) / M
+        return {"probe_loss": single, "probe_loss_phase_avg": avg}
 
     def epoch_metrics(self) -> dict:
         """Per-epoch records beyond the losses: `name -> (extra dims, definition)`."""
-        return {"probe_loss": (("frequency",), PROBE_LOSS_DEFINITION)}
+        return {"probe_loss": (("frequency",), PROBE_LOSS_DEFINITION),
+                "probe_loss_phase_avg": (("frequency",), PHASE_AVG_DEFINITION)}
 
     def metric_coords(self) -> dict:
         return {"frequency": (("frequency",), self.frequencies),
@@ -251,22 +278,26 @@ class TrackingTask(Task):
     amps_y: tuple[float, ...] = param((2.31, 2.31), doc="amplitudes of the y components (one per frequency)")
     ramp: float = param(1.0, doc="the reference is ramped in linearly over this many seconds; 0 = off",
                         check=NON_NEGATIVE)
+    phase_probes: int = param(4, doc="phases per frequency of the phase-averaged probe loss (evenly spread; exact "
+                              "for a linear loop; a sample for a nonlinear one)", check=(">= 3", lambda v: v >= 3))
 
     modes = ("closed_loop", "open_loop_noise", "open_loop_teacher")
 
     def bind(self, plant, agent_alpha: float = 1.0) -> Tracking:
         return Tracking(tuple(self.freqs_x), tuple(self.freqs_y), tuple(self.amps_x), tuple(self.amps_y), self.T,
-                        plant.dt, self.ramp, self.batch, self.test_batch, self.test_seed, tuple(plant.positions),
-                        plant.n_states, plant.n_controls)
+                        plant.dt, self.ramp, self.batch, self.test_batch, self.test_seed,
+                        tuple(getattr(plant, "positions", (0, 1))), plant.n_states, plant.n_controls, self.phase_probes,
+                        plant if hasattr(plant, "effector") else None)
 
     def check(self, cfg) -> None:
         """Frequencies positive, below the plant's Nyquist frequency and distinct per axis, one positive
         amplitude per frequency, a plant with two positions (spec §1.3)."""
         super().check(cfg)
         p = cfg.plant
-        if len(getattr(p, "positions", ())) != 2:
+        if len(getattr(p, "positions", ())) != 2 and not hasattr(p, "effector"):
             raise InvalidParameter("task.kind", f"= 'tracking' needs a plant with two position coordinates "
-                                   f"(`positions`, e.g. plant.kind = 'point_mass_2d'); got {p.kind!r}")
+                                   f"(`positions`, e.g. plant.kind = 'point_mass_2d') or an `effector` (two_link_arm: its hand); "
+                                   f"got {p.kind!r}")
         if not self.freqs_x and not self.freqs_y:
             raise InvalidParameter("task.freqs_x", "and task.freqs_y are both empty; give the reference at least one "
                                    "frequency")
