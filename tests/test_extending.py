@@ -124,7 +124,7 @@ def test_user_parts_train_resume_analyse_and_draw_in_fresh_processes(user_stores
     # the store records each part by the name it was found by
     assert loopdyn.open_run(stores["pendulum"]).attrs["config"]["plant"]["kind"] == "examples.pendulum:Pendulum"
     assert loopdyn.open_run(stores["curriculum"]).attrs["experiment"] == "examples.curriculum:Curriculum"
-    assert "analysis of" in text and "nonlinear agents: spectra of J(0)" in text
+    assert "analysis of" in text and "nonlinear loops: spectra of P at the Newton fixed point" in text
 
 
 def _oscillator_matrices(omega, zeta, dt):

@@ -420,8 +420,10 @@ def _damage(kind, store: Path):
         f.write_text(f.read_text()[:50])
         return "metadata is unreadable"
     if kind == "truncated state":
-        f = next(p for p in sorted((store / "state").rglob("*")) if p.is_file() and p.parent.name == "c")
-        f.write_bytes(f.read_bytes()[:100])
+        # the largest chunk of the saved state (a chunk of a few bytes would survive a fixed-length cut)
+        f = max((p for p in (store / "state").rglob("*") if p.is_file() and "c" in p.relative_to(store).parts),
+                key=lambda p: p.stat().st_size)
+        f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
         return "training state is unreadable"
     raise ValueError(kind)
 
@@ -814,7 +816,7 @@ def test_a_file_system_that_turns_read_only_while_training(tmp_path, monkeypatch
     cfg = tmp_path / "cfg.toml"
     cfg.write_text(TINY.replace("epochs = 12", "epochs = 30"))
     store = tmp_path / "o" / "tiny.zarr"
-    _DiskFull(tmp_path / "o", when=lambda: (store / "progress.json").exists(), errno=30).install(monkeypatch)
+    _DiskFull(tmp_path / "o", when=_committed(store), errno=30).install(monkeypatch)
     _one_line_exit_2(runner.invoke(app, ["train", str(cfg), "--out", str(tmp_path / "o"), "--quiet"]),
                      "read-only file system", "make the file system writable", f"loopdyn train --resume {store}")
     monkeypatch.undo()
