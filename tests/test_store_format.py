@@ -39,7 +39,7 @@ except ImportError:
 warnings.simplefilter("error")
 import numpy as np, xarray as xr, zarr
 def read(path):
-  ds = xr.open_zarr(path, consolidated=False)
+  ds = xr.open_zarr(path)  # as a colleague types it: consolidated metadata, no warning
   list(zarr.open_group(path, mode="r").members(max_depth=None))  # every node of the hierarchy
   out = {"coords": {k: ds[k].values.tolist() for k in ds.coords if ds[k].dims == ("run",)},
          "attrs": {k: dict(v.attrs) for k, v in ds.variables.items()},
@@ -47,11 +47,11 @@ def read(path):
          "committed": ds.committed.values.tolist(), "train_loss": np.where(np.isnan(ds.train_loss.values), None,
                                                                          ds.train_loss.values).tolist()}
   try:
-      an = xr.open_zarr(path, group="analysis", consolidated=False)
+      an = xr.open_zarr(path, group="analysis")
       enc = lambda a: {"re": a.real.tolist(), "im": a.imag.tolist()} if np.iscomplexobj(a) else a.tolist()
       out["analysis"] = {k: enc(an[k].values) for k in an.data_vars}
       out["analysis_record"] = an.attrs["loopdyn_analysis"]
-  except FileNotFoundError:
+  except (FileNotFoundError, KeyError):  # no analysis yet (KeyError: not in the consolidated metadata)
       pass
   return out
 

@@ -291,7 +291,7 @@ def save_state(path: Path, phase: int, done: int, arrays: dict[str, np.ndarray])
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     try:
         shutil.rmtree(tmp, ignore_errors=True)
-        group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+        group = zarr.open_group(str(tmp), mode="w", zarr_format=3, use_consolidated=False)
         group.attrs.update({"phase": int(phase), "epochs_done": int(done)})
         for i, (name, value) in enumerate(arrays.items()):
             value = np.asarray(value)
@@ -328,7 +328,7 @@ def load_state(path: Path, phase: int, done: int) -> dict[str, np.ndarray]:
     d, f = _state_dir(path, phase, done), _old_state_file(path, phase, done)
     if (d / "zarr.json").is_file():
         try:
-            group = zarr.open_group(str(d), mode="r", zarr_format=3)
+            group = zarr.open_group(str(d), mode="r", zarr_format=3, use_consolidated=False)
             return {arr.attrs["name"]: np.asarray(arr[...]) for _, arr in sorted(group.arrays(), key=lambda kv: int(kv[0][1:]))}
         except Exception as e:
             raise StoreError(f"{d}: the training state is unreadable ({type(e).__name__}); the store cannot be resumed — "

@@ -142,6 +142,8 @@ class StoreSink:
             _files.save_state(self.path, phase, stop, state)
             _files.write_progress(self.path, phase, stop, len(self.phases), complete)
         _files.prune_states(self.path, phase, stop)
+        if complete:
+            _zarr.consolidate(self.path)
 
     def load_state(self, phase: int, done: int) -> dict[str, np.ndarray]:
         return _files.load_state(self.path, phase, done)

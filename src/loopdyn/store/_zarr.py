@@ -115,7 +115,7 @@ def create(tmp: Path, attrs: dict[str, Any], coords: dict[str, tuple[tuple[str, 
     allocated with fill value NaN (-1 for integers).
     """
     with _quiet():
-        group = zarr.open_group(str(tmp), mode="w-", zarr_format=3)
+        group = zarr.open_group(str(tmp), mode="w-", zarr_format=3, use_consolidated=False)
         group.attrs.update({"loopdyn_format": FORMAT, "epochs_done": 0, "complete": False, **attrs})
         write_arrays(group, coords)
         for name, (dims, shape, dtype, chunks) in variables.items():
@@ -124,6 +124,7 @@ def create(tmp: Path, attrs: dict[str, Any], coords: dict[str, tuple[tuple[str, 
         describe(group, key_docs)
         group.create_group("state", attributes={"description": "loopdyn's training state after the last committed chunk"})
         group.attrs["layout"] = json.dumps({name: _array_layout(arr) for name, arr in group.arrays()})
+    consolidate(tmp)
     return group
 
 
@@ -212,7 +213,7 @@ def open_group(path: Path, mode: str = "r+") -> zarr.Group:
         raise StoreError(f"{path}: not a loopdyn store (no zarr.json); pass the directory that 'loopdyn train' wrote")
     try:
         with _quiet():
-            group = zarr.open_group(str(path), mode=mode, zarr_format=3)
+            group = zarr.open_group(str(path), mode=mode, zarr_format=3, use_consolidated=False)
             fmt = group.attrs.get("loopdyn_format")
     except Exception as e:  # corrupt metadata
         raise StoreError(f"{path}: the store's metadata is unreadable ({type(e).__name__}); the store is corrupt — "
@@ -346,7 +347,7 @@ def upgrade(path: Path) -> None:
     repeat; the format attribute changes last."""
     path = Path(path)
     with _quiet():
-        group = zarr.open_group(str(path), mode="r+", zarr_format=3)
+        group = zarr.open_group(str(path), mode="r+", zarr_format=3, use_consolidated=False)
         if group.attrs.get("loopdyn_format") == FORMAT:
             return
         attrs = _decode_attrs(dict(group.attrs), path)
@@ -386,11 +387,12 @@ def upgrade(path: Path) -> None:
         name = record.pop("group", None)
         if isinstance(name, str) and (path / name / "zarr.json").is_file():
             with _quiet():
-                zarr.open_group(str(path / name), mode="r+", zarr_format=3).attrs["loopdyn_analysis"] = record
+                zarr.open_group(str(path / name), mode="r+", zarr_format=3, use_consolidated=False).attrs["loopdyn_analysis"] = record
             _files.point_analysis(path, name)
         pointer.unlink()
     (path / _files.OLD_LOCK).unlink(missing_ok=True)
     _files.update_root_attrs(path, {"loopdyn_format": FORMAT, "migrated_from": attrs.get("loopdyn_format")})
+    consolidate(path)
 
 
 def write_analysis(path: Path, arrays: dict[str, tuple[tuple[str, ...], np.ndarray]], descriptions: dict[str, str],
@@ -403,7 +405,7 @@ def write_analysis(path: Path, arrays: dict[str, tuple[tuple[str, ...], np.ndarr
     name = f"analysis-{uuid.uuid4().hex[:12]}"
     try:
         with _quiet():
-            root = zarr.open_group(str(path), mode="r+", zarr_format=3)
+            root = zarr.open_group(str(path), mode="r+", zarr_format=3, use_consolidated=False)
             sub = root.create_group(name)
             chunks = {k: ((1,) + np.shape(v)[1:] if dims and dims[0] == "run" and np.ndim(v) > 1 else np.shape(v) or None)
                       for k, (dims, v) in arrays.items()}
@@ -425,6 +427,19 @@ def write_analysis(path: Path, arrays: dict[str, tuple[tuple[str, ...], np.ndarr
     for old in path.glob("analysis-*"):
         if old.name != name and old.is_dir() and not old.is_symlink():
             shutil.rmtree(old, ignore_errors=True)
+    consolidate(path / name)
+    consolidate(path)
+
+
+def consolidate(path: Path) -> None:
+    """Write the consolidated metadata of the group at `path` (and below) into its `zarr.json`, so that plain
+    `xarray.open_zarr` opens the store (or its analysis group) at once and without a warning. loopdyn itself
+    never reads it (every open passes `use_consolidated=False`): it is written when the store's nodes are
+    created, when training completes and after an analysis, and may lag between these (the training state's
+    group changes at every commit)."""
+    with _quiet(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "consolidated metadata is not part of the Zarr 3 specification"
+        zarr.consolidate_metadata(str(path), zarr_format=3)
 
 
 CHECK_ATTEMPTS = 20
