@@ -71,3 +71,14 @@ def test_site_builds_strict_offline_with_generated_keys(executed, tmp_path):
     remote = [(p.name, m) for p in site.rglob("*.html")
               for m in re.findall(r'<(?:script|link|img)[^>]+(?:src|href)="(https?://[^"]+)"', p.read_text())]
     assert not remote, remote[:5]  # nothing is fetched when the site is opened
+
+
+def test_readme_is_a_front_door_whose_links_resolve():
+    """Issue #21.1: README.md stays <= 10 KB, and every relative link in it names a file of the checkout."""
+    text = (ROOT / "README.md").read_text()
+    assert len(text.encode()) <= 10_000, len(text.encode())
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text)
+    local = [link for link in links if "://" not in link]
+    assert local and all((ROOT / link).exists() for link in local), [link for link in local if not (ROOT / link).exists()]
+    for command in ("python3 run.py demo", "python3 run.py test"):
+        assert command in text
