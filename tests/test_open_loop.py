@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 import loopdyn
 from loopdyn import config as _config
+from loopdyn.experiments import get as get_experiment
 from loopdyn.agents import AgentParams, combine
 from loopdyn.cli import app
 from loopdyn.store import open_run
@@ -322,6 +323,10 @@ def test_closed_vs_open_short_run_and_figures(tmp_path):
     assert ds.attrs["test_loss_definition"] == "closed-loop test loss sum_t mean_b ||x_t||^2"
     paths = loopdyn.figures("closed-vs-open", path, tmp_path / "figures")
     assert sorted(p.name for p in paths) == ["fig_1c.pdf", "fig_1c.png", "fig_2.pdf", "fig_2.png"]
+    from _helpers import small_text, text_overlaps  # issue #21.7: no overlapping text, readable in print
+
+    for name, fig in get_experiment("closed-vs-open").figures(loopdyn.open_run(path)).items():
+        assert text_overlaps(fig) == [] and small_text(fig) == [], name
     for p in paths:
         head = p.read_bytes()[:8]
         assert head.startswith(b"\x89PNG") if p.suffix == ".png" else head.startswith(b"%PDF"), p

@@ -12,7 +12,6 @@ gains (median, IQR over seeds), and the fraction of runs that stabilise and that
 
 from __future__ import annotations
 
-import textwrap
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,9 +120,7 @@ class LearningRules(Ablation):
             with no_nan_warning():
                 ax.plot(np.arange(n), np.nanmedian(g, axis=0), color=color, lw=0.9, label=row["condition"])
         ax.set(yscale="log", xlabel="epoch", ylabel="tr Cov(gradient) (half-batch estimate)",
-               title="gradient variance (median over seeds)")
-        if rows:
-            ax.legend(fontsize=5)
+               title="gradient variance (median over seeds; colours as in b)")
 
     def answers(self, ds) -> dict[str, str]:
         """The two questions of issue 20, answered from the analysed store."""
@@ -160,14 +157,6 @@ class LearningRules(Ablation):
                                f"zig-zag of k1 {zig} (bptt {zig0})")
         return {"curriculum": "Does a T-curriculum shorten the plateau? " + "; ".join(curriculum) + ".",
                 "survive": "Do the stages survive model-free learning? " + "; ".join(survive) + "."}
-
-    def figure(self, ds, numbers):
-        fig = super().figure(ds, numbers)
-        a = self.answers(ds)
-        width = int(fig.get_figwidth() * 14)  # characters per line at fontsize 8
-        lines = [fig._suptitle.get_text(), textwrap.fill(a["curriculum"], width), textwrap.fill(a["survive"], width)]
-        fig.suptitle("\n".join(lines), fontsize=8)
-        return fig
 
     def captions(self, ds) -> dict:
         ds = in_memory(ds)

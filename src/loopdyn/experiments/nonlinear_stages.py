@@ -20,6 +20,8 @@ test loss above its running minimum (:func:`loopdyn.analysis.rebound_peak`).
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -150,7 +152,15 @@ class NonlinearStages(Experiment):
         return answer(stats, store_config(ds).plant.kind)
 
     def figures(self, ds) -> dict:
-        return {"fig_nonlinear_stages": figure_nonlinear_stages(ds, self._answer(ds))}
+        return {"fig_nonlinear_stages": figure_nonlinear_stages(ds, self.title(ds))}
+
+    def title(self, ds) -> str:
+        """The figure's short title: per agent, how many closed-loop seeds show the three stages (the whole
+        answer, with its statistics, is the caption)."""
+        found = re.findall(r"(\w+) agent, closed loop: three stages in (\d+/\d+) seeds", self._answer(ds))
+        plant = str(ds.attrs["config"]["plant"]["kind"]).replace("_", " ")
+        stages = "; ".join(f"{agent} agent: three stages in {k} seeds" for agent, k in found)
+        return f"Do the three stages appear on the {plant}? {stages} (median and IQR over seeds; blue closed, red open loop)"
 
     def captions(self, ds) -> dict:
         return {"fig_nonlinear_stages": self._answer(ds)}

@@ -36,8 +36,9 @@ def loss_bands_panel(ds, ax, rows, colors, var: str = "test_loss") -> None:
         ax.fill_between(x, q25, q75, color=color, alpha=0.25, lw=0)
         ax.loglog(x, med, color=color, lw=1.3, label=label)
     what = "closed-loop test loss" if var == "test_loss" else "training loss"
-    ax.set(xlabel="epoch + 1 (of the condition's phase)", ylabel=f"{what} (median, IQR)")
-    ax.legend(fontsize=7.5)
+    ax.set(xlabel="epoch + 1 (of the condition's phase)", ylabel=f"{what}\n(median, IQR)")
+    # many conditions: the legend beside the axes, where it cannot cover curves or other text
+    ax.legend(fontsize=7.5, **({"loc": "upper left", "bbox_to_anchor": (1.0, 1.0)} if len(rows) > MANY_CONDITIONS else {}))
 
 
 @contextlib.contextmanager
@@ -65,8 +66,14 @@ def gains_panel(ds, ax, rows, colors) -> None:
         b = stability_boundaries(k1)
         ax.plot(*b["complex_unit"], color="k", lw=0.6, ls="--")
         ax.axvline(0, color="k", lw=0.6, ls="--")
-    ax.set(xlabel=r"final $k_1$", ylabel=r"final $k_2$", title="final gains; crosses: medians")
-    ax.legend(fontsize=7.5)
+    ax.set(xlabel=r"final $k_1$", ylabel=r"final $k_2$", title="final gains; crosses: medians" +
+           ("" if len(rows) <= MANY_CONDITIONS else " (colours as in the losses' legend)"))
+    if len(rows) <= MANY_CONDITIONS:
+        ax.legend(fontsize=7.5)
+
+
+MANY_CONDITIONS = 5
+"""Above this many conditions a strip's tick labels stand vertically (one line each)."""
 
 
 def _tick(label: str, s: dict | None, epochs: bool) -> str:
@@ -97,7 +104,10 @@ def strip_panel(ds, ax, rows, name: str, colors, title: str) -> None:
         ticks.append(_tick(row["condition"], s, epochs))
     if name.endswith("loss"):
         ax.set_yscale("log")
-    ax.set_xticks(range(len(rows)), ticks, fontsize=7.5)
+    if len(rows) > MANY_CONDITIONS:  # one vertical line each: about 0.5 in per condition, no overlap
+        ax.set_xticks(range(len(rows)), [t.replace("\n", "  ") for t in ticks], fontsize=7.5, rotation=90)
+    else:
+        ax.set_xticks(range(len(rows)), ticks, fontsize=7.5)
     ax.set_xlim(-0.6, len(rows) - 0.4)
     ax.set_title(title, fontsize=8)
 

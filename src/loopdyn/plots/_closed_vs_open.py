@@ -56,8 +56,10 @@ def test_loss_panel(ax, closed, open_, stages: Stages, test_label: str) -> None:
                     label=f"{what} (epoch {epoch})")
     if np.any(np.isfinite(to)):
         peak = int(np.nanargmax(to))
-        ax.annotate(f"Peak\n(epoch {peak})", (peak + 1, to[peak]), xytext=(0, 6), textcoords="offset points",
-                    ha="center", va="bottom", fontsize=7.5, color=OPEN_RED)
+        # centred above the peak, or starting at it where the peak is near the left edge (the tick labels)
+        left = peak + 1 < 3
+        ax.annotate(f"Peak\n(epoch {peak})", (peak + 1, to[peak]), xytext=(2 if left else 0, 6), textcoords="offset points",
+                    ha="left" if left else "center", va="bottom", fontsize=7.5, color=OPEN_RED)
     lo, hi = log_limits(tc, to)
     ax.set_ylim(lo, hi * 10)
     ax.set_xlim(0.8, n * 1.1)

@@ -3,10 +3,13 @@ the basin over epochs, median and interquartile band over seeds per condition.""
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
-from ._style import CLOSED_BLUE, OPEN_RED, label_panels
+from ._style import CLOSED_BLUE, FIGURE_WIDTH, OPEN_RED, label_panels
 
 _STYLE = {"closed": (CLOSED_BLUE, "-"), "open": (OPEN_RED, "-")}
 
@@ -22,13 +25,13 @@ def _band(ax, x, Y, color, ls, label):
     ax.fill_between(x[ok] + 1, q25, q75, color=color, alpha=0.2, lw=0)
 
 
-def figure_nonlinear_stages(ds, caption: str = "") -> Figure:
+def figure_nonlinear_stages(ds, title: str = "") -> Figure:
     """Per agent (rows: the conditions' agents): (a) closed-loop test loss of the closed run and of the open-loop
     student, (b) spectral radius of P(theta) of both with rho = 1, (c) the basin; median and IQR over seeds,
-    log epoch axes (epoch + 1). The caption (the measured answer) is the figure's title."""
+    log epoch axes (epoch + 1). `title`: a short one (the whole measured answer is the figure's caption)."""
     phases = [str(p) for p in dict.fromkeys(ds.phase.values)]
     agents = list(dict.fromkeys(p.split("-", 1)[1] for p in phases if "-" in p))
-    fig = Figure(figsize=(12.0, 3.0 * len(agents) + 0.8), layout="constrained")
+    fig = Figure(figsize=(FIGURE_WIDTH, 3.0 * len(agents) + 0.6), layout="constrained")
     axes = np.atleast_2d(fig.subplots(len(agents), 3, squeeze=False))
     epochs, ckpts = ds.epoch.values, ds.checkpoint.values
     for row, agent in zip(axes, agents):
@@ -45,11 +48,12 @@ def figure_nonlinear_stages(ds, caption: str = "") -> Figure:
                 keep = np.any(np.isfinite(B), axis=0)
                 _band(row[2], ckpts[keep], B[:, keep], color, ls, f"{mode} loop")
         row[0].set(xscale="log", yscale="log", ylabel=f"{agent}: closed-loop test loss", xlabel="epoch + 1")
+        row[0].yaxis.set_minor_formatter(NullFormatter())  # a narrow range labels minor ticks, close together
         row[1].axhline(1.0, color="k", lw=0.8, ls="--")
         row[1].set(xscale="log", ylabel=r"$\rho(P(\theta))$ at the fixed point", xlabel="epoch + 1")
         row[2].set(xscale="log", ylim=(-0.02, 1.02), ylabel="basin fraction", xlabel="epoch + 1")
-        row[0].legend(fontsize=7)
+        row[0].legend(fontsize=7.5)
     label_panels(list(axes.ravel()))
-    if caption:
-        fig.suptitle(caption, fontsize=7, wrap=True)
+    if title:
+        fig.suptitle(textwrap.fill(title, int(fig.get_figwidth() * 12)), fontsize=9)
     return fig

@@ -3,12 +3,15 @@ by :mod:`loopdyn.analysis`), one figure of :mod:`loopdyn.plots` panels."""
 
 from __future__ import annotations
 
+import textwrap
+
 from matplotlib.figure import Figure
 
 from ... import config as cfg_mod
 from ...analysis import METRICS, SHORT, condition_statistics, run_metrics, statistics_lines
 from ...errors import ConfigError, StoreError
-from ...plots import FIGURE_WIDTH, condition_colors, gains_panel, label_panels, loss_bands_panel, mathtext, strip_panel
+from ...plots import (FIGURE_WIDTH, MANY_CONDITIONS, condition_colors, gains_panel, label_panels, loss_bands_panel,
+                      mathtext, strip_panel)
 from ...store import read_analysis
 from .._base import Experiment
 
@@ -79,7 +82,8 @@ class Ablation(Experiment):
         extra = list(self.extra_metrics[:3])
         strips = ("stage1_end", "stage2_end", "final_test_loss", "final_train_loss", *extra)
         n_axes = self.n_panels + 2 + len(strips)
-        width = max(2.7, 0.8 * len(rows))  # per panel: the strips' tick labels need room per condition
+        # per panel: the strips' tick labels need room per condition (less when they stand vertically)
+        width = max(2.7, (0.5 if len(rows) > MANY_CONDITIONS else 0.8) * len(rows))
         ncols = max(2, min(4, int(FIGURE_WIDTH // width)))  # a grid of about a page's width: readable in print
         nrows = -(-n_axes // ncols)
         fig = Figure(figsize=(width * ncols, 2.9 * nrows + 0.4), layout="constrained")
@@ -95,7 +99,8 @@ class Ablation(Experiment):
             strip_panel(ds, ax, rows, name, colors, mathtext(numbers["metric_descriptions"].get(name, name)))
         label_panels(axes, "abcdefghijkl")
         n = max(r["runs"] for r in rows)
-        fig.suptitle(f"{self.description} — {n} seeds per condition; dots: runs, bars: median and IQR", fontsize=9)
+        title = f"{self.description} — {n} seeds per condition; dots: runs, bars: median and IQR"
+        fig.suptitle(textwrap.fill(title, int(fig.get_figwidth() * 12)), fontsize=9)  # ~12 characters per inch
         return fig
 
 
