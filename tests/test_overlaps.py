@@ -347,3 +347,7 @@ def test_invisible_memory_short_run(tmp_path):
     assert d == pytest.approx(ds.train_loss.values[5, 0], rel=1e-10)
     assert "invisible memory" in summary
     assert any(p.name == "memory.png" for p in loopdyn.figures("invisible-memory", path, tmp_path / "figs"))
+    from _helpers import small_text, text_overlaps  # issue #21.7: no overlapping text, readable in print
+
+    for name, fig in loopdyn.experiments.get("invisible-memory").figures(loopdyn.open_run(path)).items():
+        assert text_overlaps(fig) == [] and small_text(fig) == [], name

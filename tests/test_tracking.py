@@ -448,3 +448,7 @@ def test_a_short_closed_loop_run_acquires_omega1_then_omega2(tmp_path):
     assert "acquisition" in format_table(rows, meta)
     figs = loopdyn.figures("tracking", store, tmp_path / "fig")
     assert {p.name for p in figs} == {"fig_6.png", "fig_6.pdf"}
+    from _helpers import small_text, text_overlaps  # issue #21.7: no overlapping text, readable in print
+
+    for name, fig in loopdyn.experiments.get("tracking").figures(loopdyn.open_run(store)).items():
+        assert text_overlaps(fig) == [] and small_text(fig) == [], name

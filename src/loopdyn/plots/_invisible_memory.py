@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 
 from ..store import read_analysis
 from ..system import INVISIBLE_NAMES, OVERLAP_NAMES
-from ._style import CLOSED_BLUE, OPEN_RED, label_panels
+from ._style import CLOSED_BLUE, FIGURE_WIDTH, OPEN_RED, label_panels
 
 
 def _history(ds, labels: list[str], seed: int, name: str) -> np.ndarray:
@@ -40,14 +40,16 @@ def figure_memory(ds) -> Figure:
     labels = [label for label, _ in ds.attrs["phases"]]
     b_labels = [lab for lab in labels if lab.startswith("B:") and lab != "B:new"] + ["B"]
     first = int(dict(ds.attrs["phases"])["B:detour-1"]["start"]["epoch"])
-    fig = Figure(figsize=(18, 3.6), layout="constrained")
-    ax = fig.subplots(1, 5)
+    fig = Figure(figsize=(FIGURE_WIDTH, 6.6), layout="constrained")  # two rows at a page's width: readable in print
+    grid = fig.subplots(2, 3).ravel()
+    fig.delaxes(grid[5])
+    ax = grid[:5]
     a_loss = _history(ds, ["A"], seed, "train_loss")
     b_loss = np.concatenate([a_loss[:first], _history(ds, b_labels, seed, "train_loss")])
     ax[0].semilogy(a_loss, color=CLOSED_BLUE, lw=1.0, label="A")
     ax[0].semilogy(b_loss, color=OPEN_RED, lw=0.8, alpha=0.8, label="B")
     ax[0].set(xlabel="epoch", ylabel="training loss", title="histories")
-    ax[0].legend(fontsize=7)
+    ax[0].legend(fontsize=7.5)
     colors = colormaps["tab10"](np.arange(6))
     for panel, names, title in ((ax[1], OVERLAP_NAMES, "visible overlaps"), (ax[2], INVISIBLE_NAMES, "invisible overlaps")):
         for name, color in zip(names, colors):
@@ -56,7 +58,7 @@ def figure_memory(ds) -> Figure:
             panel.plot(a, color=color, lw=1.2, label=name.replace("sigma_", ""))
             panel.plot(b, color=color, lw=0.8, ls="--")
         panel.set(xlabel="epoch", title=f"{title} (A solid, B dashed)")
-        panel.legend(fontsize=6, ncol=3, loc="lower right")
+        panel.legend(fontsize=7.5, ncol=3, loc="lower right")
     b_new = _run_index(ds, "B:new", seed)
     n = int(dict(ds.attrs["phases"])["A:new"]["epochs"])
     x = np.arange(n) + 1.0
@@ -70,7 +72,7 @@ def figure_memory(ds) -> Figure:
         ax[4].semilogx(x, c / curves["A"], label=names[k], **styles[k])
     ax[3].set(xlabel="epoch + 1", ylabel="loss", title=f"new target c = {numbers['new_decay']:g}")
     ax[4].set(xlabel="epoch + 1", ylabel="loss / loss of A", title="the invisible overlaps set the difference")
-    ax[3].legend(fontsize=7)
+    ax[3].legend(fontsize=7.5)
     label_panels(ax)
     fig.suptitle("Invisible overlaps remember the training history (Ger & Barak 2026)", fontsize=10)
     return fig

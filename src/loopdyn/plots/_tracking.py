@@ -15,7 +15,7 @@ from ..analysis import checkpoint_params, store_runs
 from ..errors import StoreError
 from ..store import read_analysis
 from ..system import rollout
-from ._style import CLOSED_BLUE, OPEN_RED, label_panels, set_caption
+from ._style import CLOSED_BLUE, FIGURE_WIDTH, OPEN_RED, label_panels, set_caption
 
 
 def _phase_runs(ds) -> list[tuple[int, int, int | None]]:
@@ -78,7 +78,7 @@ def example_panel(ax, model: _Model, epoch: int, samples=(48, 126)) -> None:
     lim = max(5.2, float(np.max(np.abs(ref[lo:hi]))) * 1.1)
     ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xlabel="x", ylabel="y", aspect="equal",
            title=f"tracking, epoch {ck}, t = {lo * model.task.dt:g}-{(hi - 1) * model.task.dt:g} s")
-    ax.legend(fontsize=6, loc="upper right")
+    ax.legend(fontsize=7.5, loc="upper right")
 
 
 def loss_panel(ax, ds, seeds) -> None:
@@ -104,7 +104,7 @@ def loss_panel(ax, ds, seeds) -> None:
                             label=rf"$\omega_{j + 1}$ = {t['omegas'][j]:.2f}")
     ax.set(xlabel="epoch + 1", ylabel="closed-loop tracking loss", title=f"seed {seeds[0][0]}" +
            (f" (+{len(seeds) - 1} seeds, faint)" if len(seeds) > 1 else ""))
-    ax.legend(fontsize=6, loc="lower left")
+    ax.legend(fontsize=7.5, loc="lower left")
 
 
 def probe_panels(axes, model: _Model, acquisitions) -> None:
@@ -122,13 +122,13 @@ def probe_panels(axes, model: _Model, acquisitions) -> None:
             label = f"epoch {ck}"
         else:
             label = "not acquired"
-        ax.text(0.01, 0.97, rf"$\omega_{j + 1}$ ({'xy'[axis]}), {label}", transform=ax.transAxes, fontsize=6,
+        ax.text(0.01, 0.97, rf"$\omega_{j + 1}$ ({'xy'[axis]}), {label}", transform=ax.transAxes, fontsize=7.5,
                 va="top")
         ax.set_ylim(-4.5, 4.5)
-        ax.tick_params(labelsize=6)
+        ax.tick_params(labelsize=7.5)
         if j < len(axes) - 1:
             ax.set_xticklabels([])
-    axes[-1].set_xlabel("time [s]", fontsize=7)
+    axes[-1].set_xlabel("time [s]", fontsize=7.5)
 
 
 def eigenvalue_panel(ax, ds, run: int) -> None:
@@ -146,7 +146,7 @@ def eigenvalue_panel(ax, ds, run: int) -> None:
         z = ds.acquisition_eigenvalue.values[run, j]
         ax.scatter([z.real], [z.imag], s=40, facecolor="none", edgecolor="k", lw=1.1, zorder=5)
     ax.set(xlim=(-2, 2), ylim=(-1, 3), xlabel=r"Re $\lambda$", ylabel=r"Im $\lambda$", title="eig(W) at the acquisitions")
-    ax.legend(fontsize=6, loc="upper left")
+    ax.legend(fontsize=7.5, loc="upper left")
 
 
 def interference_panel(ax, ds, run: int, first: int = 0, later: int = 1) -> None:
@@ -156,7 +156,7 @@ def interference_panel(ax, ds, run: int, first: int = 0, later: int = 1) -> None
     acq = ds.acquisition_epoch.values[run]
     if acq[later] < 0 or acq[first] < 0 or acq[first] >= acq[later]:
         ax.text(0.5, 0.5, rf"no interference episode ($\omega_{later + 1}$ not acquired after $\omega_{first + 1}$)",
-                ha="center", va="center", fontsize=7, transform=ax.transAxes)
+                ha="center", va="center", fontsize=7.5, transform=ax.transAxes)
         ax.set_axis_off()
         return
     w = int(t["interference_window"])
@@ -165,10 +165,10 @@ def interference_panel(ax, ds, run: int, first: int = 0, later: int = 1) -> None
     e = np.arange(lo, hi + 1)
     probe = ds.probe_loss.values[run]
     ax.plot(e, probe[lo: hi + 1, later], color=_w_color(later), lw=1.2)
-    ax.set_ylabel(rf"probe loss $\omega_{later + 1}$", color=_w_color(later), fontsize=7)
+    ax.set_ylabel(rf"probe loss $\omega_{later + 1}$", color=_w_color(later), fontsize=7.5)
     ax2 = ax.twinx()
     ax2.plot(e, probe[lo: hi + 1, first], color=_w_color(first), lw=1.2)
-    ax2.set_ylabel(rf"probe loss $\omega_{first + 1}$", color=_w_color(first), fontsize=7)
+    ax2.set_ylabel(rf"probe loss $\omega_{first + 1}$", color=_w_color(first), fontsize=7.5)
     peak = int(ds.interference_epoch.values[run, first, later])
     if peak >= 0:
         ax2.plot(peak, probe[peak, first], "v", color="k", ms=5)
@@ -193,7 +193,7 @@ def acquisition_time_panel(ax, ds, seeds) -> None:
         ax.plot(f, human, "-s", color="k", lw=1.5, label="human data")
     ax.set(xlabel="frequency [Hz]", ylabel="normalised acquisition time", ylim=(0, None), xticks=f,
            title="acquisition time / training length")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7.5)
 
 
 def _phase_epochs(ds, label: str) -> int:
@@ -207,7 +207,7 @@ def figure_6(ds) -> Figure:
     seed, c, _ = seeds[0]
     model = _Model(ds, c)
     K = model.task.n_components
-    fig = Figure(figsize=(13.0, 7.6), layout="constrained")
+    fig = Figure(figsize=(FIGURE_WIDTH, 7.6), layout="constrained")  # a page's width: readable in print
     grid = fig.add_gridspec(2, 3)
     ax_a, ax_b = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
     probe_grid = grid[0, 2].subgridspec(K, 1, hspace=0.08)
