@@ -250,3 +250,34 @@ def test_rules_refuse_what_they_cannot_express(patch, extra, key):
     text = LINEAR.replace(*patch).replace("T = 8", "T = 1") if key == "gradient.replay" else LINEAR.replace(*patch)
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         from_toml_text(text + "[gradient]\n" + extra)
+
+
+def test_the_learning_rules_experiment_end_to_end(tmp_path):
+    """`loopdyn train learning-rules` on a tiny protocol (one agent, one noise, 2 seeds, 40 epochs): one phase per
+    condition, every rule recorded; the analysis's per-condition stabilisation epochs are those of the runs'
+    own gains, and the caption's answers and the figure come from the store (no overlapping text)."""
+    from _helpers import small_text, text_overlaps
+
+    from loopdyn.experiments import get
+
+    cfg = loopdyn.load_config("learning-rules", ["epochs=40", "agent.N=16", "task.batch=16", "record.chunk=20",
+                                                 "learning_rules.activations=['linear']", "learning_rules.sigmas=[0.3]",
+                                                 "learning_rules.T_values=[10, 50]", "learning_rules.T_epochs=[0, 20]"],
+                              "0..1")
+    store = loopdyn.train(cfg, tmp_path / "lr.zarr", progress=False)
+    loopdyn.analyze(store)
+    ds = loopdyn.open_run(store)
+    phases = list(dict.fromkeys(ds.phase.values.tolist()))
+    assert phases == ["linear/bptt", "linear/reinforce-0.3", "linear/model", "linear/bptt-T10to50"]
+    rules = {r.phase: r.cfg.gradient.kind for r in loopdyn.store_runs(ds)}
+    assert rules == {"linear/bptt": "bptt", "linear/reinforce-0.3": "reinforce", "linear/model": "model",
+                     "linear/bptt-T10to50": "bptt"}
+    # the curriculum's episode length is recorded per epoch: 10 before epoch 20, 50 from it
+    cur = np.nonzero(ds.phase.values == "linear/bptt-T10to50")[0]
+    assert np.all(ds.T_epoch.values[cur, :20] == 10) and np.all(ds.T_epoch.values[cur, 20:] == 50)
+    exp = get("learning-rules")
+    caption = exp.captions(ds)["learning_rules"]
+    assert caption.startswith("Does a T-curriculum shorten the plateau? linear:")
+    assert "Do the stages survive model-free learning? linear/reinforce-0.3: all three stages in" in caption
+    fig = exp.figures(ds)["learning_rules"]
+    assert text_overlaps(fig) == [] and small_text(fig) == []

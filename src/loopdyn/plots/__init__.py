@@ -10,6 +10,7 @@ from ._ablations import gains_panel as gains_panel
 from ._ablations import loss_bands_panel as loss_bands_panel
 from ._ablations import no_nan_warning as no_nan_warning
 from ._ablations import MANY_CONDITIONS as MANY_CONDITIONS
+from ._ablations import vertical_ticks as vertical_ticks
 from ._ablations import strip_panel as strip_panel
 from ._closed_vs_open import figure_1c as figure_1c
 from ._closed_vs_open import figure_2 as figure_2

@@ -76,6 +76,12 @@ MANY_CONDITIONS = 5
 """Above this many conditions a strip's tick labels stand vertically (one line each)."""
 
 
+def vertical_ticks(rows) -> bool:
+    """Whether a strip's tick labels stand vertically: many conditions, or names longer than the ~0.8 in a
+    condition gets (about 12 characters at 7.5 pt)."""
+    return len(rows) > MANY_CONDITIONS or max((len(r["condition"]) for r in rows), default=0) > 12
+
+
 def _tick(label: str, s: dict | None, epochs: bool) -> str:
     """A strip's tick label: the condition, then the median and (k/n) on lines of their own (the IQR is the
     bar, and in the report's table)."""
@@ -104,7 +110,7 @@ def strip_panel(ds, ax, rows, name: str, colors, title: str) -> None:
         ticks.append(_tick(row["condition"], s, epochs))
     if name.endswith("loss"):
         ax.set_yscale("log")
-    if len(rows) > MANY_CONDITIONS:  # one vertical line each: about 0.5 in per condition, no overlap
+    if vertical_ticks(rows):  # one vertical line each: about 0.5 in per condition, no overlap
         ax.set_xticks(range(len(rows)), [t.replace("\n", "  ") for t in ticks], fontsize=7.5, rotation=90)
     else:
         ax.set_xticks(range(len(rows)), ticks, fontsize=7.5)

@@ -10,8 +10,8 @@ from matplotlib.figure import Figure
 from ... import config as cfg_mod
 from ...analysis import METRICS, SHORT, condition_statistics, run_metrics, statistics_lines
 from ...errors import ConfigError, StoreError
-from ...plots import (FIGURE_WIDTH, MANY_CONDITIONS, condition_colors, gains_panel, label_panels, loss_bands_panel,
-                      mathtext, strip_panel)
+from ...plots import (FIGURE_WIDTH, condition_colors, gains_panel, label_panels, loss_bands_panel,
+                      mathtext, strip_panel, vertical_ticks)
 from ...store import read_analysis
 from .._base import Experiment
 
@@ -83,7 +83,7 @@ class Ablation(Experiment):
         strips = ("stage1_end", "stage2_end", "final_test_loss", "final_train_loss", *extra)
         n_axes = self.n_panels + 2 + len(strips)
         # per panel: the strips' tick labels need room per condition (less when they stand vertically)
-        width = max(2.7, (0.5 if len(rows) > MANY_CONDITIONS else 0.8) * len(rows))
+        width = max(2.7, (0.5 if vertical_ticks(rows) else 0.8) * len(rows))
         ncols = max(2, min(4, int(FIGURE_WIDTH // width)))  # a grid of about a page's width: readable in print
         nrows = -(-n_axes // ncols)
         fig = Figure(figsize=(width * ncols, 2.9 * nrows + 0.4), layout="constrained")
