@@ -68,6 +68,15 @@ class Experiment:
     def validate(self, cfg: cfg_mod.Config) -> None:
         """Raise :class:`ConfigError` for settings that are wrong together (checked at load time)."""
 
+    def require_closed_first(self, cfg: cfg_mod.Config, then: str) -> None:
+        """The checks of an experiment that trains in closed loop first and then sets up its later phases'
+        `[teacher]` and `[start]` itself; `then`: what its later phases are (named in the error)."""
+        if cfg.train.mode != "closed_loop":
+            raise ConfigError(f"{cfg.source}: train.mode = {cfg.train.mode!r}; the {self.name} experiment trains "
+                              f"closed_loop first ({then})")
+        if cfg.teacher.store or cfg.start.store:
+            raise ConfigError(f"{cfg.source}: [teacher] and [start] are set by the {self.name} experiment; remove them")
+
     def phases(self, cfg: cfg_mod.Config) -> list[tuple[cfg_mod.Config, str]]:
         """The training phases, `(config, label)` in order (default: the config itself, one phase)."""
         return [(cfg, self.name)]

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..analysis import UNSTABLE_OSCILLATORY, closed_open_pairs, closed_stages, rebound_peak, stability_region, store_config
 from ..config import param
-from ..errors import ConfigError, StoreError
+from ..errors import StoreError
 from ..plots import figure_1c, figure_2, gain_path
 from ._base import Experiment, Reproduce, register
 
@@ -58,11 +58,7 @@ class ClosedVsOpen(Experiment):
                          "point (-0.340, -1.012)."})
 
     def validate(self, cfg) -> None:
-        if cfg.train.mode != "closed_loop":
-            raise ConfigError(f"{cfg.source}: train.mode = {cfg.train.mode!r}; the closed-vs-open experiment trains "
-                              f"closed_loop first (the open phase's mode is closed_vs_open.open_mode)")
-        if cfg.teacher.store or cfg.start.store:
-            raise ConfigError(f"{cfg.source}: [teacher] and [start] are set by the closed-vs-open experiment; remove them")
+        self.require_closed_first(cfg, "the open phase's mode is closed_vs_open.open_mode")
 
     def phases(self, cfg):
         open_cfg = self.variant(cfg, {"train.mode": cfg.table["open_mode"], "teacher.store": "self"}, sweep=dict(cfg.sweep))

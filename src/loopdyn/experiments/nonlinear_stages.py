@@ -108,11 +108,7 @@ class NonlinearStages(Experiment):
                 "and does the open-loop student's closed-loop test loss rise as on the double integrator?"})
 
     def validate(self, cfg) -> None:
-        if cfg.train.mode != "closed_loop":
-            raise ConfigError(f"{cfg.source}: train.mode = {cfg.train.mode!r}; {self.name} trains closed_loop first "
-                              f"(the students' mode is nonlinear_stages.open_mode)")
-        if cfg.teacher.store or cfg.start.store:
-            raise ConfigError(f"{cfg.source}: [teacher] and [start] are set by the {self.name} experiment; remove them")
+        self.require_closed_first(cfg, "the students' mode is nonlinear_stages.open_mode")
         agent = cfg.agent
         if getattr(agent, "activation", None) != "linear" or getattr(agent, "rank", None) != 1:
             raise ConfigError(f"{cfg.source}: agent must be the rank-1 linear RNN (agent.rank = 1, agent.activation = "

@@ -176,11 +176,7 @@ class TrackingExperiment(Experiment):
         if cfg.agent.rank != 0 or cfg.agent.activation != "linear":
             raise ConfigError(f"{s}: the tracking experiment needs the full-rank linear RNN (agent.rank = 0, "
                               f"activation = 'linear'), whose eig(W) its analysis follows")
-        if cfg.train.mode != "closed_loop":
-            raise ConfigError(f"{s}: train.mode = {cfg.train.mode!r}; the tracking experiment trains closed_loop first "
-                              f"(its open phase is the teacher-driven student)")
-        if cfg.teacher.store or cfg.start.store:
-            raise ConfigError(f"{s}: [teacher] and [start] are set by the tracking experiment; remove them")
+        self.require_closed_first(cfg, "its open phase is the teacher-driven student")
 
     def phases(self, cfg):
         t = cfg.table
