@@ -464,12 +464,17 @@ def test_check_passes_on_good_stores_and_debug_shows_the_cause(tmp_path, small_s
     assert res.exit_code == 2 and "Traceback" in res.output
 
 
-def test_old_format_store_is_refused_with_the_version(tmp_path, small_stores):
-    store = tmp_path / "old.zarr"
-    shutil.copytree(small_stores[0], store)
+def _with_root_attribute(src: Path, store: Path, key: str, value) -> Path:
+    """A copy of the store `src` at `store` whose root attribute `key` is set to `value`, as an editor would."""
+    shutil.copytree(src, store)
     meta = json.loads((store / "zarr.json").read_text())
-    meta["attributes"]["loopdyn_format"] = "loopdyn-store-1"
+    meta["attributes"][key] = value
     (store / "zarr.json").write_text(json.dumps(meta))
+    return store
+
+
+def test_old_format_store_is_refused_with_the_version(tmp_path, small_stores):
+    store = _with_root_attribute(small_stores[0], tmp_path / "old.zarr", "loopdyn_format", "loopdyn-store-1")
     _one_line_exit_2(runner.invoke(app, ["info", str(store)]), "loopdyn 0.1", "loopdyn-store-1", "train it again")
 
 
@@ -776,11 +781,7 @@ def test_deeply_nested_toml_is_one_line(tmp_path):
 
 
 def test_a_config_attribute_that_is_not_json(tmp_path, small_stores):
-    store = tmp_path / "s.zarr"
-    shutil.copytree(small_stores[0], store)
-    meta = json.loads((store / "zarr.json").read_text())
-    meta["attributes"]["config"] = "{not json"
-    (store / "zarr.json").write_text(json.dumps(meta))
+    store = _with_root_attribute(small_stores[0], tmp_path / "s.zarr", "config", "{not json")
     for args in (["check", str(store)], ["info", str(store)], ["report", str(store), "--out", str(tmp_path / "r")]):
         _one_line_exit_2(runner.invoke(app, args), "'config' is not valid JSON", "train it again")
 
