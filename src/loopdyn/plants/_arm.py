@@ -124,15 +124,18 @@ class TwoLinkArm(RK4Plant):
         _, a2, _ = self.coefficients
         h = a2 * jnp.sin(q[..., 1])
         coriolis = jnp.stack([-h * dq[..., 1] * (2 * dq[..., 0] + dq[..., 1]), h * dq[..., 0] ** 2], -1)
-        Bv = jnp.asarray([[self.viscosity_shoulder, self.viscosity_coupling],
-                          [self.viscosity_coupling, self.viscosity_elbow]], x.dtype)
-        rhs = tau - coriolis - dq @ Bv.T
-        M = self.inertia(q)
-        # the 2 x 2 system solved in closed form (det = a1 a3 - a3^2 - a2^2 cos^2 q2 > 0)
-        det = M[..., 0, 0] * M[..., 1, 1] - M[..., 0, 1] ** 2
-        ddq1 = (M[..., 1, 1] * rhs[..., 0] - M[..., 0, 1] * rhs[..., 1]) / det
-        ddq2 = (M[..., 0, 0] * rhs[..., 1] - M[..., 0, 1] * rhs[..., 0]) / det
-        return jnp.concatenate([dq, jnp.stack([ddq1, ddq2], -1)], axis=-1)
+        b11, b22, b12 = self.viscosity_shoulder, self.viscosity_elbow, self.viscosity_coupling
+        # elementwise throughout (no 2 x 2 matmul or solve): one fused kernel per RK4 stage
+        r1 = tau[..., 0] - coriolis[..., 0] - (b11 * dq[..., 0] + b12 * dq[..., 1])
+        r2 = tau[..., 1] - coriolis[..., 1] - (b12 * dq[..., 0] + b22 * dq[..., 1])
+        a1, _, a3 = self.coefficients
+        c2 = jnp.cos(q[..., 1])
+        m11, m12 = a1 + 2 * a2 * c2, a3 + a2 * c2
+        # the 2 x 2 system M(q) ddq = r solved in closed form (det = a1 a3 - a3^2 - a2^2 cos^2 q2 > 0)
+        det = m11 * a3 - m12**2
+        ddq1 = (a3 * r1 - m12 * r2) / det
+        ddq2 = (m11 * r2 - m12 * r1) / det
+        return jnp.stack([dq[..., 0], dq[..., 1], ddq1, ddq2], axis=-1)
 
     def hand(self, q):
         r"""Hand position $p(q)$ (m) of a batch of absolute joint angles `(B, 2)` -> `(B, 2)`."""
