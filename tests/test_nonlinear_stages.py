@@ -140,3 +140,22 @@ def test_arm_tracking_errors_are_the_hands_displacement_minus_the_reference():
     want = hand(x[..., 0] + rest[0], x[..., 1] + rest[1]) - hand(*rest) - np.asarray(ep.exo)
     err = task.errors(loopdyn.system.Trajectory(x_next=jnp.asarray(x)), ep)
     np.testing.assert_allclose(np.asarray(err), want, atol=1e-12)
+
+
+def test_a_store_of_reduced_linear_agents_alone_keeps_every_eigenvalue(tmp_path):
+    """A rank-1 linear agent seeing several observations (the cart-pole's full state): J(0) in closed form has
+    an eigenvalue per neuron, more than the reduced core's coordinates; a store with no other agent must
+    still hold them all, and its spectral radius is that of jacfwd's Jacobian of the joint map."""
+    cfg = loopdyn.load_config("nonlinear-stages-cartpole", TINY[:-1] + [
+        "record.checkpoint='every:2'", "plant.observed='state'", "nonlinear_stages_cartpole.agents=['linear']"],
+        seeds="0")
+    path = loopdyn.train(cfg, tmp_path / "cp.zarr", progress=False)
+    loopdyn.analyze(path)
+    ds = loopdyn.open_run(path)
+    run = store_runs(ds)[0]
+    q = checkpoint_params(ds, run, ds.sizes["checkpoint"] - 1)
+    s = jnp.zeros((run.plant.n_states + run.spec.hidden_dim,), F64)
+    lam = spectrum(np.asarray(joint_jacobian(run.spec, run.plant, q, s, run.g)))
+    assert float(ds.jacobian_spectral_radius.values[run.index, -1]) == pytest.approx(np.max(np.abs(lam)), rel=1e-9)
+    stored = ds.jacobian_eigenvalues.values[run.index, -1]
+    assert np.sum(np.abs(stored) > 1e-9) == np.sum(np.abs(lam) > 1e-9)

@@ -206,7 +206,9 @@ def _nonlinear_spectra(ds, runs, result: Analysis) -> None:
         return
     R, C = ds.sizes["run"], ds.sizes["checkpoint"]
     ckpts = ds.checkpoint.values
-    width = max(n_eig(r) for r in nonlinear)
+    # J(0) in closed form has one eigenvalue per neuron, Newton's P one per coordinate of the core (a reduced
+    # agent's subspace): room for the larger
+    width = max(r.plant.n_states + max(r.spec.N, r.spec.hidden_dim) for r in nonlinear)
     reasons = {}
     for run in nonlinear:
         sel = np.nonzero(ckpts < run.epochs)[0]
