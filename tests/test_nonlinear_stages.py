@@ -159,3 +159,17 @@ def test_a_store_of_reduced_linear_agents_alone_keeps_every_eigenvalue(tmp_path)
     assert float(ds.jacobian_spectral_radius.values[run.index, -1]) == pytest.approx(np.max(np.abs(lam)), rel=1e-9)
     stored = ds.jacobian_eigenvalues.values[run.index, -1]
     assert np.sum(np.abs(stored) > 1e-9) == np.sum(np.abs(lam) > 1e-9)
+
+
+def test_a_store_stopped_before_its_phases_with_other_parameters_checks_and_resumes_identically(nl_store, tmp_path):
+    """nonlinear-stages stores U, V for its rank-1 phases and W for its tanh phases; stopped in phase 1, W has no
+    chunk yet: the store is not damaged, `check` passes and the resume equals the uninterrupted store."""
+    cfg = loopdyn.load_config("nonlinear-stages", TINY, seeds="0,1")
+    path = tmp_path / "stopped.zarr"
+    loopdyn.train(cfg, path, progress=False, stop_after=6)
+    info = loopdyn.check_store(path)
+    assert (info["phase"], info["epochs_done"], info["complete"]) == (1, 2, False)
+    loopdyn.resume(path, progress=False)
+    ref, got = loopdyn.open_run(nl_store[0]), loopdyn.open_run(path)
+    for name in ("train_loss", "test_loss", "W", "U", "V", "z"):
+        np.testing.assert_array_equal(got[name].values, ref[name].values, err_msg=name)

@@ -500,6 +500,9 @@ def _check_once(path: Path, live: bool, analysis: bool) -> dict:
                 raise StoreError(f"{path}: the array {name!r} is missing or its metadata is unreadable ({type(e).__name__}); "
                                  f"the store is damaged — train it again") from e
             dims = list(arr.metadata.dimension_names or [])
+            if not progress["complete"] and "run" in dims and not any((path / name / "c").glob("*")):
+                # an array of runs of a later phase only (a full-rank W after rank-1 phases): nothing to hold yet
+                continue
             sel = tuple(slice(0, epochs_ok) if d == "epoch" else slice(None) for d in dims)
             if "checkpoint" in dims:
                 ck = np.asarray(group["checkpoint"][...])
