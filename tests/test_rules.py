@@ -19,9 +19,9 @@ from loopdyn.errors import ConfigError
 from loopdyn.system import rollout
 from loopdyn.training import HyperParams, build_problem, init_run
 from loopdyn.config import param
-from loopdyn.training._rules import BlackBox
 from loopdyn.training import (BPTT, GradientRule, Model, Reinforce, RuleStep, Settings, fit_linear_model,
                               transition_statistics)
+from loopdyn.training._rules import BlackBox
 
 LINEAR = """
 name = "rules"

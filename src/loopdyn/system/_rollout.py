@@ -90,8 +90,8 @@ def rollout(core, plant, x0=None, T: int | None = None, *, h0=None, exo=None, ob
         if exo is None:
             raise ValueError("give T or exo")
         T = exo.shape[0]
-    if renormalise and (key is not None or process_noise is not None or (plant is not None and (plant.clamp > 0 or not plant.linear))
-                        or exo is not None):
+    if renormalise and (key is not None or process_noise is not None
+                        or (plant is not None and (plant.clamp > 0 or not plant.linear)) or exo is not None):
         raise ValueError("renormalise needs a linear loop without noise, clamp or exogenous input")
     if core.dtype is not None:  # e.g. the reduced strategy computes in float64
         x0 = x0.astype(core.dtype)

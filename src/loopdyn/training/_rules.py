@@ -25,9 +25,10 @@ a gradient, and what it records; the epoch then takes the same clipped optimiser
 
 A rule records per epoch (store arrays `run, epoch`): `sigma` (its exploration noise), `grad_variance` (the
 trace of the covariance of the gradient estimate, from its two half-batch estimates $g_1, g_2$:
-$\|g_1 - g_2\|^2/4$) and, for `model`, `model_error` (relative Frobenius error of $[\hat A\ \hat B;\ \hat C]$
-on a linear plant) and `model_residual` (one-step prediction error, relative, of the model fitted before
-this epoch on this epoch's transitions).
+$\|g_1 - g_2\|^2/4$, both from the one backward pass of the batch: :func:`per_episode_gradient`) and, for
+`model`, `model_error` (relative Frobenius error of $[\hat A\ \hat B;\ \hat C]$ on a linear plant) and
+`model_residual` (one-step prediction error, relative, of the model fitted before this epoch on this epoch's
+transitions).
 
 Schedules (`[schedule]`, :class:`loopdyn.config.ScheduleConfig`): the episode length $T_e$ (the episodes are
 rolled out for `task.T` steps and the loss masks steps $t \ge T_e$, normalised as the task defines its loss
@@ -236,8 +237,8 @@ def _costs(problem, core, plant, episode, hp, horizon, key_w=None, xi=None, emit
 class BPTT(GradientRule):
     """Back-propagation through time through the known plant (today's gradient, the default)."""
 
-    variance: bool = param(False, doc="record grad_variance (half-batch estimates; a plain rollout of the batch "
-                                      "instead of its compression)")
+    variance: bool = param(False, doc="record grad_variance (half-batch estimates, from one backward pass; a "
+                                      "plain rollout of the batch instead of its compression)")
 
     exact = True
 
@@ -267,8 +268,8 @@ class Reinforce(GradientRule):
 
     sigma: float = param(0.1, doc="exploration noise: u_t = policy + sigma eps_t, eps_t ~ N(0, I)",
                          check=("finite and > 0", _finite_positive))
-    variance: bool = param(True, doc="record grad_variance (two half-batch estimates: two backward passes "
-                                     "through the agent instead of one)")
+    variance: bool = param(True, doc="record grad_variance (two half-batch estimates, from the one backward "
+                                     "pass through the agent)")
 
     noisy_actions = True
 
