@@ -320,15 +320,16 @@ def test_half_batch_gradients_in_one_backward_pass_are_the_per_episode_gradients
         rows = np.stack([np.asarray(_flat(jax.tree.map(lambda a, b=b: a[b], per_episode))) for b in range(B)])
         return rows.mean(0), np.sum((rows[:h].mean(0) - rows[h:2 * h].mean(0)) ** 2) / 4
 
-    rules = {"reinforce": Reinforce(sigma=sigma), "bptt": BPTT(variance=True)}
-    got = jax.jit(lambda k: {n: r.gradient(problem, state.params, consts, k, settings, None)
-                             for n, r in rules.items()})(key)
-    for name, f in (("reinforce", score_surrogate), ("bptt", pathwise)):
-        mean, var = reference(jax.jit(jax.jacrev(f))(state.params))
+    rules = {"reinforce": Reinforce(sigma=sigma), "bptt": BPTT(variance=True), "plain": BPTT()}
+    refs = {"reinforce": score_surrogate, "bptt": pathwise}
+    got, rows = jax.jit(lambda k, p: ({n: r.gradient(problem, p, consts, k, settings, None) for n, r in rules.items()},
+                                      {n: jax.jacrev(f)(p) for n, f in refs.items()}))(key, state.params)
+    for name in refs:
+        mean, var = reference(rows[name])
         np.testing.assert_allclose(_flat(got[name].grads), mean, rtol=1e-9, atol=1e-12 * np.abs(mean).max())
         np.testing.assert_allclose(got[name].records["grad_variance"], var, rtol=1e-9)
         assert var > 1e-6 * np.sum(mean**2)  # the halves differ: the check has power
     # the episodes' loss and the noisy plant's draws are the trainer's: bptt's plain path (loss and gradient)
-    plain = jax.jit(lambda k: BPTT().gradient(problem, state.params, consts, k, settings, None))(key)
+    plain = got["plain"]
     np.testing.assert_allclose(got["bptt"].loss, plain.loss, rtol=1e-12)
     np.testing.assert_allclose(_flat(got["bptt"].grads), _flat(plain.grads), rtol=1e-9)
