@@ -5,8 +5,14 @@ Targets (issue 20): reinforce <= 1x bptt (it needs no backward pass through the 
 bptt of a linear agent on a noise-free plant runs on the batch's second moment (k = 2 states instead of 100,
 docs/architecture.md); the rules sample episodes and cannot, so for the linear agent the comparison is also made
 with bptt's plain rollout of the batch (`variance = true`, which adds the half-batch variance estimate).
+`--plant inverted_pendulum` (any plant kind) runs the same protocol on another plant: on a nonlinear plant, whose
+backward pass costs something, reinforce (no backward pass through the plant) should be below bptt.
 
-    PYTHONPATH=src python benchmarks/bench_rules.py [--runs 4] [--epochs 20] [--agents linear,tanh]
+Timed by the process's CPU time (`--clock cpu`, the default: on a shared machine it counts only this process's
+work; run it on one core, `taskset -c 0`, so that it equals the wall time of an idle core) or by `--clock wall`.
+
+    PYTHONPATH=src taskset -c 0 python benchmarks/bench_rules.py [--runs 4] [--epochs 20] [--agents linear,tanh]
+        [--plant inverted_pendulum] [--clock cpu]
 """
 
 from __future__ import annotations
@@ -41,13 +47,18 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--agents", default="linear,tanh")
+    ap.add_argument("--plant", default=None, help="plant.kind (default: the config's, the double integrator)")
+    ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
     args = ap.parse_args()
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     cpu = next((ln.split(":", 1)[1].strip() for ln in subprocess.run(["lscpu"], capture_output=True, text=True)
                 .stdout.splitlines() if ln.startswith("Model name")), "?")
-    print(f"cpu: {cpu}; {os.cpu_count()} cores; {args.runs} runs x {args.epochs} epochs per call; best of "
-          f"{args.rounds} interleaved rounds")
+    print(f"cpu: {cpu}; {len(os.sched_getaffinity(0))} of {os.cpu_count()} cores; {args.runs} runs x {args.epochs} "
+          f"epochs per call; best of {args.rounds} interleaved rounds; {args.clock} time; plant "
+          f"{args.plant or 'double_integrator'}")
     for agent in args.agents.split(","):
         base = [f"epochs={args.epochs}", f"record.chunk={args.epochs}", f'agent.activation="{agent}"']
+        base += [f'plant.kind="{args.plant}"'] if args.plant else []
         calls = {}
         for name, (kind, values) in RULES.items():  # compile every rule first, then time them interleaved
             cfg = loopdyn.load_config("learning-rules", base, f"0..{args.runs - 1}")
@@ -63,9 +74,9 @@ def main() -> None:
         best = dict.fromkeys(calls, float("inf"))
         for _ in range(args.rounds):
             for name, (fn, s, c, epochs) in calls.items():
-                t0 = time.perf_counter()
+                t0 = clock()
                 jax.block_until_ready(fn(s, c, epochs + args.epochs))
-                best[name] = min(best[name], (time.perf_counter() - t0) / (args.runs * args.epochs))
+                best[name] = min(best[name], (clock() - t0) / (args.runs * args.epochs))
         for name, t in best.items():
             print(f"{agent:6s} {name:22s} {1e3 * t:8.3f} ms per run-epoch")
         ref, plain = best["bptt"], best["bptt plain (variance)"]

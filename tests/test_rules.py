@@ -21,6 +21,7 @@ from loopdyn.training import HyperParams, build_problem, init_run
 from loopdyn.config import param
 from loopdyn.training import (BPTT, GradientRule, Model, Reinforce, RuleStep, Settings, fit_linear_model,
                               transition_statistics)
+from loopdyn.training._rules import BlackBox
 
 LINEAR = """
 name = "rules"
@@ -281,3 +282,54 @@ def test_the_learning_rules_experiment_end_to_end(tmp_path):
     assert "Do the stages survive model-free learning? linear/reinforce-0.3: all three stages in" in caption
     fig = exp.figures(ds)["learning_rules"]
     assert text_overlaps(fig) == [] and small_text(fig) == []
+
+
+def test_half_batch_gradients_in_one_backward_pass_are_the_per_episode_gradients():
+    """The rules' gradient and grad_variance (each half of the batch with its own copy of the parameters, one
+    backward pass) against per-episode gradients taken one by one (`jax.jacrev` of the per-episode surrogates of
+    one full-batch rollout, process noise drawn from the key as in the trainer): the mean, and |g1 - g2|^2 / 4 of
+    the two halves' means, for an odd batch (its last episode counts in the mean only) on a noisy tanh loop."""
+    text = (LINEAR.replace('activation = "linear"', 'activation = "tanh"').replace("batch = 16", "batch = 7")
+            .replace('kind = "double_integrator"', 'kind = "double_integrator"\nnoise = 0.3'))
+    cfg, problem, state, consts = _setup(text)
+    assert problem.noisy
+    task, hp, B, h, sigma = problem.task, consts.hyper, 7, 3, 0.2
+    key, settings = jax.random.PRNGKey(4), Settings(horizon=jnp.asarray(6))
+    k_x, k_w = jax.random.split(key)
+    x0 = task.train_episode(k_x, problem.dtype).x0
+    xi = sigma * jax.random.normal(jax.random.fold_in(key, 2), (task.T, B, 1), problem.dtype)
+
+    def costs(tr, plant, xi=None):
+        traj = rollout(make_core(problem.spec, combine(tr, consts.frozen), hp.g), plant, x0, task.T, key=k_w,
+                       noise=hp.noise, action_noise=xi)
+        return traj, task.step_costs(jax.lax.stop_gradient(traj), hp.beta, horizon=settings.horizon)
+
+    def score_surrogate(tr):  # REINFORCE: sum_t (G - leave-one-out mean) log pi, through the agent alone
+        traj, c = costs(tr, BlackBox(dt=problem.plant.dt, noise=problem.plant.noise, inner=problem.plant), xi)
+        G = jnp.cumsum(c[::-1], axis=0)[::-1]
+        adv = G - (G.sum(1, keepdims=True) - G) / (B - 1)
+        mu = traj.u - xi
+        return jnp.sum(adv * -0.5 * jnp.sum((jax.lax.stop_gradient(traj.u) - mu) ** 2, -1), 0) / sigma**2
+
+    def pathwise(tr):  # BPTT: each episode's loss through the plant
+        traj = rollout(make_core(problem.spec, combine(tr, consts.frozen), hp.g), problem.plant, x0, task.T,
+                       key=k_w, noise=hp.noise)
+        return jnp.sum(task.step_costs(traj, hp.beta, horizon=settings.horizon), 0)
+
+    def reference(per_episode):
+        rows = np.stack([np.asarray(_flat(jax.tree.map(lambda a, b=b: a[b], per_episode))) for b in range(B)])
+        return rows.mean(0), np.sum((rows[:h].mean(0) - rows[h:2 * h].mean(0)) ** 2) / 4
+
+    rules = {"reinforce": Reinforce(sigma=sigma), "bptt": BPTT(variance=True), "plain": BPTT()}
+    refs = {"reinforce": score_surrogate, "bptt": pathwise}
+    got, rows = jax.jit(lambda k, p: ({n: r.gradient(problem, p, consts, k, settings, None) for n, r in rules.items()},
+                                      {n: jax.jacrev(f)(p) for n, f in refs.items()}))(key, state.params)
+    for name in refs:
+        mean, var = reference(rows[name])
+        np.testing.assert_allclose(_flat(got[name].grads), mean, rtol=1e-9, atol=1e-12 * np.abs(mean).max())
+        np.testing.assert_allclose(got[name].records["grad_variance"], var, rtol=1e-9)
+        assert var > 1e-6 * np.sum(mean**2)  # the halves differ: the check has power
+    # the episodes' loss and the noisy plant's draws are the trainer's: bptt's plain path (loss and gradient)
+    plain = got["plain"]
+    np.testing.assert_allclose(got["bptt"].loss, plain.loss, rtol=1e-12)
+    np.testing.assert_allclose(_flat(got["bptt"].grads), _flat(plain.grads), rtol=1e-9)

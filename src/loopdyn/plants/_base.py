@@ -58,12 +58,14 @@ class Plant(Part):
     def observe(self, x):
         """`g(x)`: what the agent sees of a batch of states, `(B, k)` -> `(B, c)`."""
 
-    def step(self, x, u, key=None, noise=None):
-        """One step for a batch: `(x_next, y_next)`; `noise` overrides the std (traced ok); none drawn without `key`."""
+    def step(self, x, u, key=None, noise=None, draws=None):
+        """One step for a batch: `(x_next, y_next)`; `noise` overrides the std (traced ok); none drawn without `key`.
+        `draws`: the process noise's standard-normal draws `(B, k)`, used instead of drawing them from `key`."""
         x_next = self.dynamics(x, u)
-        if key is not None:
+        if key is not None or draws is not None:
             sigma = self.noise if noise is None else noise
-            x_next = x_next + sigma * jnp.sqrt(self.dt) * jax.random.normal(key, x_next.shape, x_next.dtype)
+            eps = jax.random.normal(key, x_next.shape, x_next.dtype) if draws is None else draws.astype(x_next.dtype)
+            x_next = x_next + sigma * jnp.sqrt(self.dt) * eps
         y_next = self.observe(x_next)
         if self.clamp > 0:
             x_next = jnp.clip(x_next, -self.clamp, self.clamp)

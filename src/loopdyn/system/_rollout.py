@@ -54,7 +54,7 @@ EMITTABLE = ("x", "x_next", "u", "h", "h_next", "inputs")
 
 def rollout(core, plant, x0=None, T: int | None = None, *, h0=None, exo=None, observe: str = "output",
             timing: str = "delayed", key=None, noise=None, renormalise: bool = False,
-            emit=("x", "u"), action_noise=None) -> Trajectory:
+            emit=("x", "u"), action_noise=None, process_noise=None) -> Trajectory:
     r"""Step plant and agent together for `T` steps (module docstring).
 
     **Arguments:**
@@ -70,7 +70,9 @@ def rollout(core, plant, x0=None, T: int | None = None, *, h0=None, exo=None, ob
       clamp-free loops only), so that diverging closed loops stay finite in any dtype;
     - `emit`: names of the :class:`Trajectory` fields to return;
     - `action_noise`: `(T, batch, m)` added to the agent's action at each step, $u_t = z^\top h + \xi_t$
-      (a learning rule's exploration, :mod:`loopdyn.training`); the emitted `u` is the applied action.
+      (a learning rule's exploration, :mod:`loopdyn.training`); the emitted `u` is the applied action;
+    - `process_noise`: `(T, batch, k)` standard-normal draws of the process noise, used instead of drawing them
+      from `key` (a sub-batch of episodes that keeps the draws of its full batch).
 
     **Returns:** a :class:`Trajectory`.
     """
@@ -88,8 +90,8 @@ def rollout(core, plant, x0=None, T: int | None = None, *, h0=None, exo=None, ob
         if exo is None:
             raise ValueError("give T or exo")
         T = exo.shape[0]
-    if renormalise and (key is not None or (plant is not None and (plant.clamp > 0 or not plant.linear))
-                        or exo is not None):
+    if renormalise and (key is not None or process_noise is not None
+                        or (plant is not None and (plant.clamp > 0 or not plant.linear)) or exo is not None):
         raise ValueError("renormalise needs a linear loop without noise, clamp or exogenous input")
     if core.dtype is not None:  # e.g. the reduced strategy computes in float64
         x0 = x0.astype(core.dtype)
@@ -98,7 +100,7 @@ def rollout(core, plant, x0=None, T: int | None = None, *, h0=None, exo=None, ob
     batch, dtype = x0.shape[0], x0.dtype
     h0 = jnp.zeros((batch, core.hidden_dim), dtype) if h0 is None else h0
     y0 = plant.observe(x0) if plant is not None else x0
-    keys = jax.random.split(key, T) if key is not None else None
+    keys = jax.random.split(key, T) if key is not None and process_noise is None else None
 
     def agent_input(x, y, e):
         parts = {"output": [y], "state": [x], "none": []}[observe] + ([e] if e is not None else [])
@@ -107,6 +109,8 @@ def rollout(core, plant, x0=None, T: int | None = None, *, h0=None, exo=None, ob
     def advance(x, u, k):
         if plant is None:
             return x, x
+        if process_noise is not None:
+            return plant.step(x, u, None, noise, draws=k)
         return plant.step(x, u, k, noise)
 
     def explore(u, xi):
@@ -140,7 +144,8 @@ def rollout(core, plant, x0=None, T: int | None = None, *, h0=None, exo=None, ob
         x0, y0, h0, scale0 = x0 / n0, y0 / n0, h0 / n0, jnp.log(n0[..., 0])
     if action_noise is not None and core.dtype is not None:
         action_noise = action_noise.astype(core.dtype)
-    _, out = lax.scan(step, (x0, y0, h0, scale0), (exo, keys, action_noise), length=T)
+    drawn = keys if process_noise is None else process_noise
+    _, out = lax.scan(step, (x0, y0, h0, scale0), (exo, drawn, action_noise), length=T)
     return Trajectory(**out)
 
 

@@ -25,9 +25,10 @@ a gradient, and what it records; the epoch then takes the same clipped optimiser
 
 A rule records per epoch (store arrays `run, epoch`): `sigma` (its exploration noise), `grad_variance` (the
 trace of the covariance of the gradient estimate, from its two half-batch estimates $g_1, g_2$:
-$\|g_1 - g_2\|^2/4$) and, for `model`, `model_error` (relative Frobenius error of $[\hat A\ \hat B;\ \hat C]$
-on a linear plant) and `model_residual` (one-step prediction error, relative, of the model fitted before
-this epoch on this epoch's transitions).
+$\|g_1 - g_2\|^2/4$, both from the one backward pass of the batch: :func:`per_episode_gradient`) and, for
+`model`, `model_error` (relative Frobenius error of $[\hat A\ \hat B;\ \hat C]$ on a linear plant) and
+`model_residual` (one-step prediction error, relative, of the model fitted before this epoch on this epoch's
+transitions).
 
 Schedules (`[schedule]`, :class:`loopdyn.config.ScheduleConfig`): the episode length $T_e$ (the episodes are
 rolled out for `task.T` steps and the loss masks steps $t \ge T_e$, normalised as the task defines its loss
@@ -48,7 +49,7 @@ import numpy as np
 from ..agents import combine, make_core
 from ..config import NON_NEGATIVE, POSITIVE, InvalidParameter, Part, declare_family, param
 from ..plants import Plant
-from ..system import gain_moments, rollout
+from ..system import Trajectory, gain_moments, rollout
 from ._modes import ClosedLoop, LossAux
 
 
@@ -149,28 +150,53 @@ def _finite_positive(v) -> bool:
 
 
 def per_episode_gradient(f, trained, variance: bool):
-    """`(grads, variance)`: the gradient of `mean_b f(trained)[b]`, `f -> (B,)`, and, with `variance`, the trace
-    of its covariance estimated from the gradients `g1`, `g2` of two halves of the batch, `|g1 - g2|^2 / 4`
-    (NaN without). One vector-Jacobian product per estimate, vmapped."""
-    vec, vjp = jax.vjp(f, trained)
-    return _gradient_from_vjp(vjp, vec.shape[0], vec.dtype, variance)
+    r"""`(value, grads, variance)`: the batch mean $\frac1B\sum_b f_b(\theta)$  of per-episode values
+    `f(trained, sel) -> (n,)` (those of the episodes `sel`, an index array `(n,)`; of the whole batch for
+    `sel = None`), and, with `variance`, the trace of its covariance estimated from the gradients $g_1, g_2$ of
+    two halves of the batch, $\|g_1 - g_2\|^2/4$ (NaN without).
 
-
-def _gradient_from_vjp(vjp, B: int, dtype, variance: bool):
-    """:func:`per_episode_gradient` from the vector-Jacobian product of the per-episode values."""
-    mean = jnp.full((B,), 1.0 / B, dtype)
+    One backward pass either way: with `variance` each half is rolled out with its own copy of the parameters
+    (vmapped over (copy, half), :func:`_halves`), and the gradient of the weighted sum with respect to the two
+    stacked copies is the two halves' parts of the batch gradient, whose sum is the gradient."""
+    out = jax.eval_shape(f, trained, None)
+    B, dtype = out.shape[0], out.dtype
     if not variance:
-        (g,) = vjp(mean)
-        return g, jnp.asarray(jnp.nan, dtype)
+        value, g = jax.value_and_grad(lambda tr: jnp.mean(f(tr, None)))(trained)
+        return value, g, jnp.asarray(jnp.nan, dtype)
+    idx, w, _ = _halves(B)
+    w = jnp.asarray(w, dtype)
+    value, gs = jax.value_and_grad(lambda p: jnp.sum(w * jax.vmap(f)(p, jnp.asarray(idx))))(_copies(trained))
+    return (value, *_from_copies(gs, B))
+
+
+def _halves(B: int):
+    """The batch of `B` episodes laid out as two halves of `n = ceil(B/2)`: `(idx, w, back)`, numpy. `idx (2, n)`
+    the episodes of each half (for odd B, the last episode is in both halves), `w (2, n)` each entry's weight in
+    the batch mean (1/B; 1/(2B) for the shared episode, whose parts then cancel in $g_1 - g_2$), `back (B,)` the
+    position of episode b in `idx.ravel()`."""
     h = B // 2
-    idx = jnp.arange(B)
-    halves = [jnp.where(idx < h, 1.0 / h, 0.0), jnp.where((idx >= h) & (idx < 2 * h), 1.0 / h, 0.0)]
-    if B % 2:  # the odd episode out counts in the mean only
-        halves.append(mean)
-    (gs,) = jax.vmap(vjp)(jnp.stack(halves).astype(dtype))
-    g = jax.tree.map(lambda a: a[2] if B % 2 else (a[0] + a[1]) / 2, gs)
-    var = sum(jnp.sum((a[0] - a[1]) ** 2) for a in jax.tree.leaves(gs)) / 4
-    return g, var
+    first, second = np.arange(h), np.arange(h, 2 * h)
+    if B % 2:
+        first, second = np.append(first, 2 * h), np.append(second, 2 * h)
+    idx = np.stack([first, second])
+    w = np.full(idx.shape, 1.0 / B)
+    if B % 2:
+        w[:, -1] = 0.5 / B
+    return idx, w, np.unique(idx.ravel(), return_index=True)[1]
+
+
+def _copies(trained):
+    """Two copies of the trained parameters, stacked on a leading axis (one per half of the batch)."""
+    return jax.tree.map(lambda a: jnp.stack([a, a]), trained)
+
+
+def _from_copies(gs, B: int):
+    r"""`(grads, variance)` from the gradients `(2, ...)` with respect to the two copies, $G_j = \frac1B\sum_{b \in
+    j} \nabla f_b$ (:func:`_halves`): the gradient $G_0 + G_1$ and $\|g_1 - g_2\|^2/4$ with the half-batch means
+    $g_1 - g_2 = \frac{B}{\lfloor B/2 \rfloor}(G_0 - G_1)$."""
+    scale = (B / (B // 2)) ** 2 / 4
+    g = jax.tree.map(lambda a: a[0] + a[1], gs)
+    return g, scale * sum(jnp.sum((a[0] - a[1]) ** 2) for a in jax.tree.leaves(gs))
 
 
 def _episode(problem, key):
@@ -179,20 +205,40 @@ def _episode(problem, key):
     return problem.task.train_episode(k_x, problem.dtype), (k_w if problem.noisy else None)
 
 
-def _costs(problem, core, plant, episode, hp, horizon, key_w=None, xi=None, emit=("x", "u")):
-    """`(per-episode costs (B,), per-step costs (T, B), trajectory)` of `core` driving `plant`."""
+def _process_draws(key_w, T: int, B: int, k: int, dtype):
+    """The standard-normal process-noise draws `(T, B, k)` that :func:`loopdyn.system.rollout` makes from `key_w`
+    for a batch of B (so that a half of the batch keeps its episodes' noise)."""
+    return jax.vmap(lambda kt: jax.random.normal(kt, (B, k), dtype))(jax.random.split(key_w, T))
+
+
+def _rollout(problem, core, plant, episode, hp, key_w=None, xi=None, emit=("x", "u"), sel=None):
+    """The trajectory of `core` driving `plant` on the episodes `sel` (index array; `None`: all) of the batch,
+    with their exploration noise `xi (T, B, m)` and process noise (from `key_w`, drawn for the whole batch)."""
     task = problem.task
-    traj = rollout(core, plant, episode.x0, task.T, exo=episode.exo, timing=task.timing, key=key_w, noise=hp.noise,
-                   emit=tuple(dict.fromkeys(("x", "u") + tuple(emit))), action_noise=xi)
-    c = task.step_costs(traj, hp.beta, horizon=horizon)
+    x0, exo, noise = episode.x0, episode.exo, {"key": key_w}
+    if sel is not None:
+        x0, exo = x0[sel], (None if exo is None else exo[:, sel])
+        xi = None if xi is None else xi[:, sel]
+        if key_w is not None:
+            draws = _process_draws(key_w, task.T, episode.x0.shape[0], episode.x0.shape[1], episode.x0.dtype)
+            noise = {"process_noise": draws[:, sel]}
+    return rollout(core, plant, x0, task.T, exo=exo, timing=task.timing, noise=hp.noise,
+                   emit=tuple(dict.fromkeys(("x", "u") + tuple(emit))), action_noise=xi, **noise)
+
+
+def _costs(problem, core, plant, episode, hp, horizon, key_w=None, xi=None, emit=("x", "u"), sel=None):
+    """`(per-episode costs (n,), per-step costs (T, n), trajectory)` of `core` driving `plant` on the episodes
+    `sel` of the batch (:func:`_rollout`; the costs are those of the batch of B)."""
+    traj = _rollout(problem, core, plant, episode, hp, key_w, xi, emit, sel)
+    c = problem.task.step_costs(traj, hp.beta, stands_for=episode.x0.shape[0], horizon=horizon)
     return jnp.sum(c, axis=0), c, traj
 
 
 class BPTT(GradientRule):
     """Back-propagation through time through the known plant (today's gradient, the default)."""
 
-    variance: bool = param(False, doc="record grad_variance (half-batch estimates; a plain rollout of the batch "
-                                      "instead of its compression)")
+    variance: bool = param(False, doc="record grad_variance (half-batch estimates, from one backward pass; a "
+                                      "plain rollout of the batch instead of its compression)")
 
     exact = True
 
@@ -209,12 +255,11 @@ class BPTT(GradientRule):
         hp = consts.hyper
         episode, k_w = _episode(problem, key)
 
-        def f(tr):
+        def f(tr, sel=None):
             core = make_core(problem.spec, combine(tr, consts.frozen), hp.g)
-            return _costs(problem, core, problem.plant, episode, hp, settings.horizon, k_w)[0]
+            return _costs(problem, core, problem.plant, episode, hp, settings.horizon, k_w, sel=sel)[0]
 
-        grads, var = per_episode_gradient(f, trained, True)
-        loss = jnp.mean(f(jax.lax.stop_gradient(trained)))
+        loss, grads, var = per_episode_gradient(f, trained, True)
         return RuleStep(loss, grads, LossAux(), state, {"grad_variance": var})
 
 
@@ -223,8 +268,8 @@ class Reinforce(GradientRule):
 
     sigma: float = param(0.1, doc="exploration noise: u_t = policy + sigma eps_t, eps_t ~ N(0, I)",
                          check=("finite and > 0", _finite_positive))
-    variance: bool = param(True, doc="record grad_variance (two half-batch estimates: two backward passes "
-                                     "through the agent instead of one)")
+    variance: bool = param(True, doc="record grad_variance (two half-batch estimates, from the one backward "
+                                     "pass through the agent)")
 
     noisy_actions = True
 
@@ -237,27 +282,35 @@ class Reinforce(GradientRule):
         plant = BlackBox(dt=problem.plant.dt, noise=problem.plant.noise, clamp=problem.plant.clamp,
                          inner=problem.plant)
 
-        def f(tr):
-            """Per-episode surrogates whose gradient is the score-function estimate: one rollout through the
-            black box, in which the actions' means depend on the parameters through the agent alone."""
+        def actions(tr, sel=None):
+            """The actions applied in one rollout through the black box (`(T, n, m)`, whose means depend on the
+            parameters through the agent alone) and the states visited."""
             core = make_core(problem.spec, combine(tr, consts.frozen), hp.g)
-            traj = rollout(core, plant, episode.x0, task.T, exo=episode.exo, timing=task.timing, key=k_w,
-                           noise=hp.noise, action_noise=xi)
-            seen = jax.lax.stop_gradient(traj)
-            c = task.step_costs(seen, hp.beta, horizon=settings.horizon)
-            G = jnp.cumsum(c[::-1], axis=0)[::-1]  # reward-to-go (here: cost-to-go) from step t
-            baseline = (jnp.sum(G, axis=1, keepdims=True) - G) / (B - 1)  # the mean of the other episodes
-            mu = traj.u - xi  # the policy's mean action, differentiable through the agent
-            logp = -0.5 * jnp.sum((seen.u - mu) ** 2, axis=-1) / sigma**2
-            moments = gain_moments(seen.x, seen.u - xi) if task.gains else None  # of the mean actions
-            return jnp.sum((G - baseline) * logp, axis=0).astype(problem.dtype), (jnp.sum(c, axis=0), moments)
+            traj = _rollout(problem, core, plant, episode, hp, k_w, xi, sel=sel)
+            return traj.u, traj.x
 
-        _, vjp, (total, moments) = jax.vjp(f, trained, has_aux=True)
-        grads, var = _gradient_from_vjp(vjp, B, problem.dtype, self.variance)
+        if self.variance:  # each half of the batch with its own copy of the parameters (per_episode_gradient)
+            idx, w, back = _halves(B)
+            u, vjp, x = jax.vjp(lambda p: jax.vmap(actions)(p, jnp.asarray(idx)), _copies(trained), has_aux=True)
+            u, x = (jnp.moveaxis(a, 0, 1).reshape((task.T, -1, a.shape[-1]))[:, back] for a in (u, x))
+        else:
+            u, vjp, x = jax.vjp(actions, trained, has_aux=True)
+        c = task.step_costs(Trajectory(x=x, u=u), hp.beta, horizon=settings.horizon)
+        # reward-to-go (here: cost-to-go) from step t, G = triu(1) c: a (T, T) product, cheaper than a cumsum on CPU
+        G = jnp.matmul(jnp.triu(jnp.ones((task.T, task.T), c.dtype)), c, precision=jax.lax.Precision.HIGHEST)
+        baseline = (jnp.sum(G, axis=1, keepdims=True) - G) / (B - 1)  # the mean of the other episodes
+        # the surrogate sum_t (G - baseline) log pi(u | h): its derivative in the mean action is (u - mu) / sigma^2
+        score = ((G - baseline)[..., None] * xi / sigma**2).astype(u.dtype)
+        if self.variance:
+            (gs,) = vjp(jnp.moveaxis(score[:, idx] * jnp.asarray(w, u.dtype)[None, :, :, None], 1, 0))
+            grads, var = _from_copies(gs, B)
+        else:
+            (grads,) = vjp(score / B)
+        moments = gain_moments(x, u - xi) if task.gains else None  # of the mean actions
         records = {"sigma": jnp.asarray(sigma, problem.dtype)}
         if self.variance:
             records["grad_variance"] = var
-        return RuleStep(jnp.mean(total), grads, LossAux(moments=moments), state, records)
+        return RuleStep(jnp.mean(jnp.sum(c, axis=0)), grads, LossAux(moments=moments), state, records)
 
     def check(self, cfg) -> None:
         super().check(cfg)
@@ -398,11 +451,11 @@ class Model(GradientRule):
         A, Bm, C = fit_linear_model(total_stats, self.ridge)
         model = FittedPlant(A_hat=A, B_hat=Bm, C_hat=C)
 
-        def f(tr):
+        def f(tr, sel=None):
             core = make_core(problem.spec, combine(tr, consts.frozen), hp.g)
-            return _costs(problem, core, model, episode, hp, settings.horizon, None, xi)[0]
+            return _costs(problem, core, model, episode, hp, settings.horizon, None, xi, sel=sel)[0]
 
-        grads, var = per_episode_gradient(f, trained, self.variance)
+        _, grads, var = per_episode_gradient(f, trained, self.variance)
         # one-step error of the model fitted before this epoch, on this epoch's transitions (NaN at the start)
         pred = traj.x @ A0.T.astype(traj.x.dtype) + traj.u @ B0.T.astype(traj.x.dtype)
         w = 1.0 if weight is None else weight[..., None]
