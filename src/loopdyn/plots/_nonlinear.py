@@ -48,7 +48,11 @@ def figure_nonlinear_stages(ds, title: str = "") -> Figure:
                 keep = np.any(np.isfinite(B), axis=0)
                 _band(row[2], ckpts[keep], B[:, keep], color, ls, f"{mode} loop")
         row[0].set(xscale="log", yscale="log", ylabel=f"{agent}: closed-loop test loss", xlabel="epoch + 1")
-        row[0].yaxis.set_minor_formatter(NullFormatter())  # a narrow range labels minor ticks, close together
+        lo, hi = row[0].get_ylim()
+        if hi < 10 * lo:  # within a decade a log axis has no labelled tick: a linear one reads better
+            row[0].set_yscale("linear")
+        else:
+            row[0].yaxis.set_minor_formatter(NullFormatter())  # a narrow range labels minor ticks, close together
         row[1].axhline(1.0, color="k", lw=0.8, ls="--")
         row[1].set(xscale="log", ylabel=r"$\rho(P(\theta))$ at the fixed point", xlabel="epoch + 1")
         row[2].set(xscale="log", ylim=(-0.02, 1.02), ylabel="basin fraction", xlabel="epoch + 1")
