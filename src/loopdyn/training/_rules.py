@@ -365,6 +365,17 @@ class Model(GradientRule):
     ridge: float = param(1e-12, doc="ridge of the least squares, relative to the mean eigenvalue of the data's Gram "
                                    "matrix", check=NON_NEGATIVE)
     variance: bool = param(True, doc="record grad_variance (two half-batch estimates)")
+    model: str = param("linear", doc="the model: 'linear' (least squares) or 'network' (a tanh network on top of "
+                                     "the least-squares affine fit, for nonlinear plants: training/_netmodel.py)",
+                       choices=("linear", "network"))
+    hidden: int = param(32, doc="network model: width of its tanh hidden layer", check=POSITIVE)
+    fit_steps: int = param(20, doc="network model: Adam steps on the replay per epoch", check=POSITIVE)
+    fit_lr: float = param(0.01, doc="network model: Adam learning rate of its fit",
+                          check=("finite and > 0", _finite_positive))
+    fit_batch: int = param(256, doc="network model: transitions drawn from the replay per Adam step (all when "
+                                    "the replay is smaller)", check=POSITIVE)
+    keep: int = param(500, doc="network model: transitions of each epoch kept in its replay (drawn without "
+                               "replacement; the replay holds replay x keep)", check=POSITIVE)
 
     records = ("model_error", "model_residual")
 
@@ -373,12 +384,20 @@ class Model(GradientRule):
         return self.sigma > 0
 
     def init_state(self, problem):
+        if self.model == "network":
+            from . import _netmodel
+
+            return _netmodel.init_state(self, problem)
         k, m, c = problem.plant.n_states, problem.plant.n_controls, problem.plant.n_observed
         w = self.replay - 1
         z = lambda *s: jnp.zeros((w,) + s, jnp.float64)  # noqa: E731
         return Statistics(z(k + m, k + m), z(k + m, k), z(k, k), z(k, c), z())
 
     def gradient(self, problem, trained, consts, key, settings, state):
+        if self.model == "network":
+            from . import _netmodel
+
+            return _netmodel.network_gradient(self, problem, trained, consts, key, settings, state)
         task, hp, plant = problem.task, consts.hyper, problem.plant
         episode, k_w = _episode(problem, key)
         B, m = episode.x0.shape[0], problem.spec.n_out
