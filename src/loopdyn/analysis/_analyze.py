@@ -206,7 +206,8 @@ def _nonlinear_spectra(ds, runs, result: Analysis) -> None:
         return
     R, C = ds.sizes["run"], ds.sizes["checkpoint"]
     ckpts = ds.checkpoint.values
-    width = max(n_eig(r) for r in nonlinear)
+    # J(0) in closed form has k + N eigenvalues even for a reduced agent (k + n_in + rank states): room for both
+    width = max(max(n_eig(r), r.plant.n_states + getattr(r.spec, "N", 0)) for r in nonlinear)
     reasons = {}
     for run in nonlinear:
         sel = np.nonzero(ckpts < run.epochs)[0]
