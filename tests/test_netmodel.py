@@ -1,8 +1,10 @@
 """The `model` rule's network model (docs/learning-rules.md, training/_netmodel.py) on the inverted pendulum: fitted
 from the agent's own explored transitions, its one-step prediction matches the plant's own RK4 step at fresh
 actions (where the least-squares linear model does not) and its gradient is the gradient through the true plant;
-bad settings are one line, exit 2; the learning-rules experiment runs on the pendulum end to end (interrupted and
-resumed: the model's state survives)."""
+its state is stored and restored as the trainer does; bad settings are one line, exit 2; the learning-rules
+experiment runs on the pendulum end to end."""
+
+from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +19,8 @@ from loopdyn.config import HYPERPARAMETERS, from_toml_text
 from loopdyn.system import rollout
 from loopdyn.training import HyperParams, Model, Settings, build_problem, fit_linear_model, init_run
 from loopdyn.training import transition_statistics
-from loopdyn.training._netmodel import NetworkPlant
+from loopdyn.training._netmodel import NetworkPlant, predict
+from loopdyn.training._trainer import restore_states, state_arrays
 
 PENDULUM = """
 name = "netmodel"
@@ -27,7 +30,7 @@ dtype = "float32"
 [plant]
 kind = "inverted_pendulum"
 [task]
-T = 20
+T = 12
 batch = 32
 x0_range = 0.5
 test_batch = 4
@@ -71,6 +74,13 @@ def test_the_network_model_learns_the_pendulum_and_its_gradient_is_the_true_one(
     for e in range(30):  # the agent held fixed: the model is refitted on 30 epochs of its own transitions
         out = step(jax.random.PRNGKey(e), st)
         st = out.state
+        if e == 15:  # stored and restored as the trainer stores a run's state: the same next epoch
+            group = SimpleNamespace(index=0, runs=[0])
+            saved = state_arrays([group], [jax.tree.map(lambda a: a[None], st)])
+            template = jax.tree.map(lambda a: a[None], rule.init_state(problem))
+            back = jax.tree.map(lambda a: a[0], restore_states([group], [template], saved, "test")[0])
+            again = step(jax.random.PRNGKey(99), back)
+            np.testing.assert_array_equal(_flat(again.grads), _flat(step(jax.random.PRNGKey(99), st).grads))
         errors.append(float(out.records["model_error"]))
         residuals.append(float(out.records["model_residual"]))
     assert np.isnan(residuals[0]) and np.all(np.isfinite(residuals[1:])) and residuals[-1] < residuals[1] / 3
@@ -85,14 +95,15 @@ def test_the_network_model_learns_the_pendulum_and_its_gradient_is_the_true_one(
                    problem.task.T, action_noise=xi)
     x, u = traj.x.reshape(-1, 2), traj.u.reshape(-1, 1)
     truth = np.asarray(problem.plant.dynamics(x, u))
-    fitted = NetworkPlant(model=st.model, C_hat=jnp.asarray([[1.0, 0.0]], jnp.float32))
+    fitted = NetworkPlant.of(st.model, jnp.asarray([[1.0, 0.0]], jnp.float32))
 
     def rel(pred):
         return float(np.sqrt(np.sum((np.asarray(pred) - truth) ** 2) / np.sum((truth - np.asarray(x)) ** 2)))
 
     rep = st.replay
     A, B, _ = fit_linear_model(transition_statistics(rep.x, rep.u, rep.x_next, rep.y_next))
-    net_err, lin_err = rel(fitted.dynamics(x, u)), rel(x @ A.T.astype(x.dtype) + u @ B.T.astype(x.dtype))
+    net_err, lin_err = rel(predict(st.model, x, u)), rel(x @ A.T.astype(x.dtype) + u @ B.T.astype(x.dtype))
+    np.testing.assert_allclose(fitted.dynamics(x, u), predict(st.model, x, u), rtol=1e-5, atol=1e-6)  # folded
     print(f"one-step error of the increment: network {net_err:.4f}, linear {lin_err:.4f}")
     assert net_err < 0.05 and lin_err > 3 * net_err, (net_err, lin_err)
 
@@ -103,7 +114,7 @@ def test_the_network_model_learns_the_pendulum_and_its_gradient_is_the_true_one(
     cos = g_model @ g_true / np.linalg.norm(g_model) / np.linalg.norm(g_true)
     ratio = np.linalg.norm(g_model) / np.linalg.norm(g_true)
     print(f"gradient through the model vs the true plant: cosine {cos:.5f}, norm ratio {ratio:.3f}")
-    assert cos > 0.99 and 0.7 < ratio < 1.4, (cos, ratio)
+    assert cos > 0.99 and 0.75 < ratio < 1.33, (cos, ratio)
 
 
 BASE = PENDULUM + '[gradient]\nkind = "model"\nmodel = "network"\n'
@@ -130,17 +141,14 @@ def test_bad_network_model_settings_are_one_line_exit_2_nothing_written(tmp_path
 
 
 def test_the_learning_rules_experiment_on_the_pendulum_end_to_end(tmp_path):
-    """`learning-rules-pendulum` on a tiny protocol (linear agent, 2 seeds, 16 epochs), interrupted and resumed:
-    the model condition fits a network; the stages come from P(theta) at the checkpoints; caption and figure come
-    from the store."""
-    from _helpers import small_text, text_overlaps
-
+    """`learning-rules-pendulum` on a tiny protocol (linear agent, 2 seeds, 8 epochs): the model condition fits a
+    network, explored; the stages come from P(theta) at the checkpoints; the caption comes from the store."""
     from loopdyn.experiments import get
 
     cfg = loopdyn.load_config("learning-rules-pendulum", [
-        "epochs=16", "agent.N=8", "task.batch=16", "task.T=20", "task.test_batch=16", "record.chunk=8",
-        "record.n_log=8", "learning_rules.activations=['linear']", "learning_rules.sigmas=[0.3]",
-        "learning_rules.T_values=[10, 20]", "learning_rules.T_epochs=[0, 8]"], "0..1")
+        "epochs=8", "agent.N=8", "task.batch=16", "task.T=20", "task.test_batch=16", "record.chunk=8",
+        "record.n_log=4", "learning_rules.activations=['linear']", "learning_rules.sigmas=[0.3]",
+        "learning_rules.T_values=[10, 20]", "learning_rules.T_epochs=[0, 4]"], "0..1")
     path = tmp_path / "lrp.zarr"
     store = loopdyn.train(cfg, path, progress=False)
     loopdyn.analyze(store)
@@ -152,7 +160,6 @@ def test_the_learning_rules_experiment_on_the_pendulum_end_to_end(tmp_path):
     assert (rule.kind, rule.model, rule.sigma) == ("model", "network", 0.1)
     idx = np.nonzero(ds.phase.values == "linear/model-network")[0]
     res, err = ds.model_residual.values[idx], ds.model_error.values[idx]
-    # the replay and the fitted network survived the interruption at epoch 8: its prediction is finite there
     assert np.all(np.isnan(res[:, 0])) and np.all(np.isfinite(res[:, 1:])) and np.all(res[:, 1:] < 0.05)
     assert np.all(np.isfinite(err)) and np.all(err[:, -1] < err[:, 0])
     assert "stage1_end" in ds and "jacobian_spectral_radius" in ds  # the stages of P(theta) at the checkpoints
@@ -160,5 +167,3 @@ def test_the_learning_rules_experiment_on_the_pendulum_end_to_end(tmp_path):
     caption = exp.captions(ds)["learning_rules"]
     assert "stage boundaries from P(theta) at the checkpoints" in caption
     assert "linear/model-network: all three stages in" in caption
-    fig = exp.figures(ds)["learning_rules"]
-    assert text_overlaps(fig) == [] and small_text(fig) == []

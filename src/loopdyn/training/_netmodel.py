@@ -18,7 +18,8 @@ replay buffer (this epoch's transitions included):
    fit), $W_1 \sim \mathcal N(0, 1/(k+m))$, $b_1 \sim U(-1, 1)$, drawn from the run's key at its first epoch.
 
 **The replay** is a ring buffer of `replay` x `keep` transitions $(x, u, x', y')$: each epoch `keep` of its
-$T_e B$ transitions, drawn without replacement (steps $t \ge T_e$ of a curriculum never), replace the oldest.
+$T_e B$ transitions, drawn uniformly with replacement (steps $t \ge T_e$ of a curriculum never), replace the
+oldest.
 Its cost is therefore bounded whatever `task.batch` and `task.T`.
 
 **What the agent sees through the model.** The plant's `observe` is not known to the learner: it is a linear
@@ -44,7 +45,7 @@ from ..agents import combine, make_core
 from ..plants import Plant
 from ..system import gain_moments
 from ._modes import LossAux
-from ._rules import RuleStep, _costs, _episode, per_episode_gradient
+from ._rules import NETWORK_MODEL, RuleStep, _costs, _episode, per_episode_gradient
 
 FLOOR = 1e-6
 """The smallest standardisation scale $s_z$, $s_\\Delta$ (a coordinate that never varies on the replay)."""
@@ -99,11 +100,25 @@ def predict(model: NetModel, x, u):
     return x + model.s_d * (lin + hid)
 
 
-class NetworkPlant(Plant):
-    """The fitted network model as a plant: `dynamics` :func:`predict`, `observe` the fitted readout `C_hat`."""
+def folded(model: NetModel, k: int):
+    r"""`(Ax (k + H, k), Au (k + H, m), c (k + H,), W2s (k, H), c2 (k,))`: the model with its standardisation folded
+    into the weights, $\hat x' = x + \mathrm{lin} + \tanh(\mathrm{hid})\,W_{2s}^\top + c_2$ with
+    $[\mathrm{lin}; \mathrm{hid}] = A_x x + A_u u + c$ (one product per input for both parts, as a rollout steps it)."""
+    first = jnp.concatenate([model.s_d[:, None] * model.L[:, :-1], model.net.W1]) / model.s_z  # (k + H, k + m)
+    bias = jnp.concatenate([model.s_d * model.L[:, -1], model.net.b1]) - first @ model.mu_z
+    return first[:, :k], first[:, k:], bias, model.s_d[:, None] * model.net.W2, model.s_d * model.net.b2
 
-    model: Any = None
+
+class NetworkPlant(Plant):
+    """The fitted network model as a plant: `dynamics` :func:`predict` (its weights folded once, :func:`folded`),
+    `observe` the fitted readout `C_hat`."""
+
+    weights: Any = None
     C_hat: Any = None
+
+    @classmethod
+    def of(cls, model: NetModel, C_hat) -> "NetworkPlant":
+        return cls(weights=folded(model, C_hat.shape[1]), C_hat=C_hat)
 
     @property
     def n_states(self):
@@ -111,14 +126,17 @@ class NetworkPlant(Plant):
 
     @property
     def n_controls(self):
-        return self.model.mu_z.shape[0] - self.C_hat.shape[1]
+        return self.weights[1].shape[1]
 
     @property
     def n_observed(self):
         return self.C_hat.shape[0]
 
     def dynamics(self, x, u):
-        return predict(jax.tree.map(lambda a: a.astype(x.dtype), self.model), x, u)
+        Ax, Au, c, W2, c2 = (a.astype(x.dtype) for a in self.weights)
+        k = x.shape[-1]
+        pre = x @ Ax.T + u @ Au.T + c
+        return x + pre[..., :k] + jnp.tanh(pre[..., k:]) @ W2.T + c2
 
     def observe(self, x):
         return x @ self.C_hat.T.astype(x.dtype)
@@ -146,14 +164,16 @@ def _first_net(key, H: int, k: int, m: int, dtype) -> Net:
                jax.random.uniform(k2, (H,), dtype, -1.0, 1.0), jnp.zeros((k, H), dtype), jnp.zeros((k,), dtype))
 
 
-def add_transitions(replay: Replay, key, x, u, x_next, y_next, weight, keep: int) -> Replay:
-    """The replay with `keep` of the transitions `x (T, B, k)`, ... (`weight (T, B)`: 1 for one that counts)
-    drawn without replacement (those that count first) in place of its `keep` oldest."""
-    n = weight.size
-    score = jax.random.uniform(key, (n,)) - 2.0 * weight.reshape(-1)  # those that count sort first
-    idx = jnp.argsort(score)[:keep] if keep < n else jnp.arange(n)
-    new = [a.reshape(n, a.shape[-1])[idx] for a in (x, u, x_next, y_next)] + [weight.reshape(-1)[idx]]
-    return Replay(*(jnp.concatenate([old, a.astype(old.dtype)])[a.shape[0]:] for old, a in zip(replay, new)))
+def add_transitions(replay: Replay, key, x, u, x_next, y_next, horizon, keep: int) -> Replay:
+    """The replay with `keep` of the transitions `x (T, B, k)`, ... in place of its `keep` oldest: drawn uniformly
+    (with replacement) from the steps `t < horizon` (all steps when `horizon` is `None`) of the batch."""
+    T, B = x.shape[0], x.shape[1]
+    k_t, k_b = jax.random.split(key)
+    n_t = T if horizon is None else jnp.clip(horizon, 1, T)
+    t = jnp.minimum(jnp.floor(jax.random.uniform(k_t, (keep,)) * n_t).astype(jnp.int32), T - 1)
+    b = jax.random.randint(k_b, (keep,), 0, B)
+    new = [a[t, b] for a in (x, u, x_next, y_next)] + [jnp.ones((keep,), replay.w.dtype)]
+    return Replay(*(jnp.concatenate([old, a.astype(old.dtype)])[keep:] for old, a in zip(replay, new)))
 
 
 def _least_squares(G, R, ridge: float):
@@ -193,14 +213,15 @@ def refit(rule, state: NetState, replay: Replay, key) -> tuple[NetModel, Any, ja
         out = jnp.tanh(zi @ net.W1.T + net.b1) @ net.W2.T + net.b2
         return jnp.sum(wi[:, None] * (out - ti) ** 2) / jnp.maximum(jnp.sum(wi), 1.0)
 
-    def step(carry, k_step):
+    idx_all = None if batch >= n else jax.random.randint(k_fit, (rule.fit_steps, batch), 0, n)
+
+    def step(carry, idx):
         net, opt = carry
-        idx = None if batch >= n else jax.random.randint(k_step, (batch,), 0, n)
         g = jax.grad(loss)(net, idx)
         upd, opt = adam.update(g, opt, net)
         return (optax.apply_updates(net, upd), opt), None
 
-    (net, opt), _ = jax.lax.scan(step, (net0, state.opt), jax.random.split(k_fit, rule.fit_steps))
+    (net, opt), _ = jax.lax.scan(step, (net0, state.opt), idx_all, length=rule.fit_steps)
     model = NetModel(mu.astype(dtype), s_z.astype(dtype), s_d.astype(dtype), L.astype(dtype), net)
     return model, opt, C.astype(dtype)
 
@@ -220,10 +241,10 @@ def network_gradient(rule, problem, trained, consts, key, settings, state: NetSt
     weight = jnp.ones((task.T, B), problem.dtype) if settings.horizon is None else jnp.broadcast_to(
         (jnp.arange(task.T) < settings.horizon)[:, None], (task.T, B)).astype(problem.dtype)
     k_add, k_fit = jax.random.split(jax.random.fold_in(key, 3))
-    replay = add_transitions(state.replay, k_add, traj.x, traj.u, traj.x_next, plant.observe(traj.x_next), weight,
-                             rule.keep)
+    replay = add_transitions(state.replay, k_add, traj.x, traj.u, traj.x_next, plant.observe(traj.x_next),
+                             settings.horizon, rule.keep)
     model, opt, C = refit(rule, state, replay, k_fit)
-    fitted = NetworkPlant(model=model, C_hat=C)
+    fitted = NetworkPlant.of(model, C)
 
     def f(tr):
         core = make_core(problem.spec, combine(tr, consts.frozen), hp.g)
@@ -244,3 +265,6 @@ def network_gradient(rule, problem, trained, consts, key, settings, state: NetSt
     new_state = NetState(model, opt, replay, state.epochs + 1)
     moments = gain_moments(traj.x, traj.u if xi is None else traj.u - xi) if task.gains else None
     return RuleStep(jnp.mean(total), grads, LossAux(moments=moments), new_state, records)
+
+
+NETWORK_MODEL.update(init_state=init_state, gradient=network_gradient)
