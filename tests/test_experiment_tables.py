@@ -30,7 +30,7 @@ BAD = {
                          ("noise", -0.1), ("noise_lr_factor", 0.0), ("noise_epochs", 0), ("settle_epochs", 0),
                          ("new_decay", -0.4), ("new_epochs", 0)],
     "learning-rules": [("activations", ["sigmoid"]), ("activations", []), ("sigmas", [0.1, 0.0]), ("sigmas", []),
-                       ("model_replay", 0), ("T_values", [10, 0]), ("T_values", []), ("T_epochs", [0, -1]),
+                       ("model_replay", 0), ("model", "mlp"), ("model_sigma", -0.1), ("T_values", [10, 0]), ("T_values", []), ("T_epochs", [0, -1]),
                        ("T_epochs", [])],
     "arm-tracking": [("open_epochs", -1), ("open_trainable", ["W", "W"]), ("acquisition_fraction", 1.0),
                      ("acquisition_window", 0), ("interference_window", 0), ("eig_tolerance", 0.0)],

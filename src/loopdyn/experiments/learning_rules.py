@@ -1,12 +1,15 @@
 """learning-rules: do the three stages survive learning without a known plant, and does a T-curriculum shorten the
 plateau? (issue 20; docs/learning-rules.md)
 
-On the double integrator, for each agent (the rank-1 linear network and the same network with tanh), one phase per
+On the configuration's plant (the double integrator: `learning-rules`; the inverted pendulum:
+`learning-rules-pendulum`), for each agent (the rank-1 linear network and the same network with tanh), one phase per
 condition: `bptt` (the gradient through the plant), `reinforce` at each exploration noise `sigmas`, `model` (BPTT
-through a least-squares linear model refitted every epoch) and `bptt` with a curriculum over the episode length
+through a model of the plant refitted every epoch: least-squares linear, or a small network for a nonlinear
+plant, `model`) and `bptt` with a curriculum over the episode length
 (`T_values` from `T_epochs`, e.g. T = 10 -> 50) — all from the same initial weights per seed, the test loss always
 at T = task.T.
-Per condition: the stage boundaries from the gains (one detector for both agents), stabilisation, final losses and
+Per condition: the stage boundaries from the gains on the double integrator (one detector for both agents), from
+the spectra of P(theta) at the checkpoints on any other plant (as `nonlinear-stages`), stabilisation, final losses and
 gains (median, IQR over seeds), and the fraction of runs that stabilise and that show all three stages.
 """
 
@@ -16,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..analysis import METRICS, SHORT, condition_statistics, fmt_spread, run_metrics, spread
+from ..analysis import METRICS, SHORT, condition_statistics, fmt_spread, run_metrics, spread, store_config
 from ..config import each, param
 from ..errors import ConfigError
 from ..plots import condition_colors, condition_epochs, condition_runs, no_nan_warning
@@ -37,21 +40,36 @@ class LearningRulesTable:
                                       check=each("finite and > 0", lambda s: s > 0))
     model_replay: int = param(10, doc="epochs of transitions the model condition fits on",
                               check=("> 0", lambda v: v > 0))
+    model: str = param("linear", doc="the model condition's gradient.model: a least-squares linear model, or a small "
+                                     "network (nonlinear plants)", choices=("linear", "network"))
+    model_sigma: float = param(0.0, doc="the model condition's exploration noise gradient.sigma while collecting "
+                                        "transitions (a nonlinear model needs it to tell the action's effect from "
+                                        "the state's: docs/learning-rules.md)", check=("finite and >= 0",
+                                                                                        lambda v: 0 <= v < float("inf")))
     T_values: tuple[int, ...] = param((10, 20, 35, 50), doc="the episode lengths of the curriculum condition "
                                       "(schedule.T, steps), ending at task.T", check=each("> 0", lambda T: T > 0))
     T_epochs: tuple[int, ...] = param((0, 100, 200, 300), doc="the epoch from which each of T_values holds "
                                       "(strictly increasing)", check=each(">= 0", lambda e: e >= 0))
 
 
+def stage_names(ds) -> tuple[str, str]:
+    """The arrays the stage boundaries are read from: the gains' on the double integrator (one detector for both
+    agents), the spectra of P(theta) at the checkpoints on any other plant (as nonlinear-stages)."""
+    if store_config(ds).plant.is_double_integrator:
+        return "gain_stage1_end", "gain_stage2_end"
+    return "stage1_end", "stage2_end"
+
+
 def _three_stages(ds, idx):
-    s1, s2 = ds.gain_stage1_end.values[idx], ds.gain_stage2_end.values[idx]
+    n1, n2 = stage_names(ds)
+    s1, s2 = ds[n1].values[idx], ds[n2].values[idx]
     return int(np.sum((s1 > 0) & (s2 > s1))), int(np.sum(s2 >= 0))
 
 
 @register
 class LearningRules(Ablation):
     name = "learning-rules"
-    description = "bptt vs reinforce vs model vs a T-curriculum on the double integrator (issue 20)"
+    description = "bptt vs reinforce vs model vs a T-curriculum (issue 20)"
     table = LearningRulesTable
     figure_names = ("learning_rules",)
     extra_metrics = ("gain_stage1_end", "gain_stage2_end", "zigzag_k1", "final_grad_variance")
@@ -86,8 +104,9 @@ class LearningRules(Ablation):
             for s in t["sigmas"]:
                 out.append((f"{a}/reinforce-{s:g}", {**act, "gradient.kind": "reinforce", "gradient.sigma": float(s),
                                                       "gradient.variance": True}))
-            out.append((f"{a}/model", {**act, "gradient.kind": "model", "gradient.replay": int(t["model_replay"]),
-                                       "gradient.variance": True}))
+            model = {"gradient.kind": "model", "gradient.replay": int(t["model_replay"]), "gradient.variance": True,
+                     "gradient.model": t["model"], "gradient.sigma": float(t["model_sigma"])}
+            out.append((f"{a}/model" + ("-network" if t["model"] == "network" else ""), {**act, **model}))
             out.append((f"{a}/bptt-T{t['T_values'][0]}to{cfg.task.T}",
                         {**act, "schedule.T": [[e, T] for e, T in zip(t["T_epochs"], t["T_values"])]}))
         return out
@@ -134,14 +153,14 @@ class LearningRules(Ablation):
             idx, idx0 = condition_runs(ds, label), condition_runs(ds, f"{agent}/bptt")
             if rule.startswith("bptt-T"):
                 # the plateau lasts while the loop is unstable: it ends at stabilisation (the end of stage 2)
-                s2, s2_0 = (np.where(a >= 0, a, np.inf) for a in (ds.gain_stage2_end.values[idx],
-                                                                    ds.gain_stage2_end.values[idx0]))
+                n1, n2 = (ds[n].values for n in stage_names(ds))
+                s2, s2_0 = (np.where(a >= 0, a, np.inf) for a in (n2[idx], n2[idx0]))
                 pairs = [(a, b) for a, b in zip(s2, s2_0) if np.isfinite(a) or np.isfinite(b)]  # same seed order
                 shorter = sum(a < b for a, b in pairs)
-                m = spread(ds.gain_stage2_end.values[idx], epochs=True)
-                m0 = spread(ds.gain_stage2_end.values[idx0], epochs=True)
-                s1 = spread(ds.gain_stage1_end.values[idx], epochs=True)
-                s1_0 = spread(ds.gain_stage1_end.values[idx0], epochs=True)
+                m = spread(n2[idx], epochs=True)
+                m0 = spread(n2[idx0], epochs=True)
+                s1 = spread(n1[idx], epochs=True)
+                s1_0 = spread(n1[idx0], epochs=True)
                 verdict = ("yes" if m["median"] is not None and (m0["median"] is None or m["median"] < m0["median"])
                            and shorter > len(pairs) / 2 else "no")
                 curriculum.append(f"{agent}: {verdict} — stable from epoch {fmt_spread(m, epochs=True)} with the "
@@ -161,15 +180,17 @@ class LearningRules(Ablation):
     def captions(self, ds) -> dict:
         ds = in_memory(ds)
         rows = ablation_numbers(ds)["conditions"]
+        n1, n2 = stage_names(ds)
         parts = []
         for r in rows:
             m = r["metrics"]
             idx = condition_runs(ds, r["condition"])
             three, stable = _three_stages(ds, idx)
-            parts.append(f"{r['condition']}: stage 1 ends {fmt_spread(m['gain_stage1_end'], epochs=True)}, stable from "
-                         f"{fmt_spread(m['gain_stage2_end'], epochs=True)} ({stable}/{len(idx)} stable, {three} with "
+            parts.append(f"{r['condition']}: stage 1 ends {fmt_spread(m[n1], epochs=True)}, stable from "
+                         f"{fmt_spread(m[n2], epochs=True)} ({stable}/{len(idx)} stable, {three} with "
                          f"three stages); final test loss {fmt_spread(m['final_test_loss'], '{:.3g}')}, train "
                          f"{fmt_spread(m['final_train_loss'], '{:.3g}')}")
         a = self.answers(ds)
+        source = "the gains" if n1.startswith("gain") else "P(theta) at the checkpoints"
         return {"learning_rules": f"{a['curriculum']} {a['survive']} Per condition (median [IQR] over seeds; stage "
-                                  "boundaries from the gains): " + "; ".join(parts) + "."}
+                                  f"boundaries from {source}): " + "; ".join(parts) + "."}

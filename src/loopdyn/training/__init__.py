@@ -21,6 +21,7 @@ from ._modes import OpenLoopGain as OpenLoopGain
 from ._modes import OpenLoopNoise as OpenLoopNoise
 from ._modes import OpenLoopTeacher as OpenLoopTeacher
 from ._modes import imitation_loss as imitation_loss
+from ._netmodel import NetworkPlant as NetworkPlant
 from ._rules import BPTT as BPTT
 from ._rules import RULES as RULES
 from ._rules import GradientRule as GradientRule

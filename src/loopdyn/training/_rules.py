@@ -21,7 +21,8 @@ a gradient, and what it records; the epoch then takes the same clipped optimiser
   of the plant by least squares on the transitions $(x_t, u_t, x_{t+1}, y_{t+1})$ it observed in the last
   `replay` epochs (their sufficient statistics, this epoch's included), refitted every epoch, and
   back-propagates the loss through the model instead of the plant. The state is measured for fitting (the
-  task's cost is a function of it anyway); the agent still sees only y.
+  task's cost is a function of it anyway); the agent still sees only y. With `model = "network"` the model is a
+  small tanh network over the least-squares affine fit, for nonlinear plants (:mod:`loopdyn.training._netmodel`).
 
 A rule records per epoch (store arrays `run, epoch`): `sigma` (its exploration noise), `grad_variance` (the
 trace of the covariance of the gradient estimate, from its two half-batch estimates $g_1, g_2$:
@@ -408,8 +409,14 @@ def fit_linear_model(stats: Statistics, ridge: float = 1e-12):
     return theta[:k].T, theta[k:].T, C
 
 
+NETWORK_MODEL: dict = {}
+"""The network model's `init_state` and `gradient` (`model = "network"`), filled in by
+:mod:`loopdyn.training._netmodel` when the package is imported (it imports this module, not the reverse)."""
+
+
 class Model(GradientRule):
-    """Back-propagation through a linear model of the plant, fitted by least squares every epoch."""
+    """Back-propagation through a model of the plant refitted every epoch: linear by least squares, or a network
+    (`model = "network"`, :mod:`loopdyn.training._netmodel`)."""
 
     replay: int = param(10, doc="the model is fitted on the transitions of the last `replay` epochs (this one "
                                 "included)", check=POSITIVE)
@@ -418,6 +425,17 @@ class Model(GradientRule):
     ridge: float = param(1e-12, doc="ridge of the least squares, relative to the mean eigenvalue of the data's Gram "
                                    "matrix", check=NON_NEGATIVE)
     variance: bool = param(True, doc="record grad_variance (two half-batch estimates)")
+    model: str = param("linear", doc="the model: 'linear' (least squares) or 'network' (a tanh network on top of "
+                                     "the least-squares affine fit, for nonlinear plants: training/_netmodel.py)",
+                       choices=("linear", "network"))
+    hidden: int = param(32, doc="network model: width of its tanh hidden layer", check=POSITIVE)
+    fit_steps: int = param(20, doc="network model: Adam steps on the replay per epoch", check=POSITIVE)
+    fit_lr: float = param(0.01, doc="network model: Adam learning rate of its fit",
+                          check=("finite and > 0", _finite_positive))
+    fit_batch: int = param(256, doc="network model: transitions drawn from the replay per Adam step (all when "
+                                    "the replay is smaller)", check=POSITIVE)
+    keep: int = param(500, doc="network model: transitions of each epoch kept in its replay (drawn uniformly; "
+                               "the replay holds replay x keep)", check=POSITIVE)
 
     records = ("model_error", "model_residual")
 
@@ -426,12 +444,16 @@ class Model(GradientRule):
         return self.sigma > 0
 
     def init_state(self, problem):
+        if self.model == "network":
+            return NETWORK_MODEL["init_state"](self, problem)
         k, m, c = problem.plant.n_states, problem.plant.n_controls, problem.plant.n_observed
         w = self.replay - 1
         z = lambda *s: jnp.zeros((w,) + s, jnp.float64)  # noqa: E731
         return Statistics(z(k + m, k + m), z(k + m, k), z(k, k), z(k, c), z())
 
     def gradient(self, problem, trained, consts, key, settings, state):
+        if self.model == "network":
+            return NETWORK_MODEL["gradient"](self, problem, trained, consts, key, settings, state)
         task, hp, plant = problem.task, consts.hyper, problem.plant
         episode, k_w = _episode(problem, key)
         B, m = episode.x0.shape[0], problem.spec.n_out

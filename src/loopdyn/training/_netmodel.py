@@ -1,0 +1,270 @@
+r"""The network model of the `model` learning rule (`[gradient] kind = "model"`, `model = "network"`): a small
+network fitted to the plant's observed transitions, for nonlinear plants (docs/learning-rules.md).
+
+**The model.** With $z = [x; u]$ standardised on the replay, $\tilde z = (z - \mu_z)/s_z$, and the state
+increments scaled per component by their root mean square $s_\Delta$ on the replay,
+
+$$\hat x' = x + s_\Delta \odot \bigl(L\,[\tilde z; 1] + W_2 \tanh(W_1 \tilde z + b_1) + b_2\bigr),$$
+
+a one-hidden-layer tanh network ($W_1$: `hidden` x (k+m)) on top of a linear part $L$. Every epoch, on the
+replay buffer (this epoch's transitions included):
+
+1. $\mu_z, s_z, s_\Delta$ are recomputed ($s \ge 10^{-6}$);
+2. $L$ is the least-squares fit of the scaled increments $(x' - x)/s_\Delta$ on $[\tilde z; 1]$ (closed form:
+   the model is at least the best affine model of the replay, the linear rule's model up to its offset);
+3. the network ($W_1, b_1, W_2, b_2$) takes `fit_steps` Adam steps (learning rate `fit_lr`, its moments carried
+   from epoch to epoch) on the mean squared residual of that fit, each on `fit_batch` transitions drawn from the
+   replay (the whole replay when it is smaller). $W_2 = b_2 = 0$ at the start (the model starts as the affine
+   fit), $W_1 \sim \mathcal N(0, 1/(k+m))$, $b_1 \sim U(-1, 1)$, drawn from the run's key at its first epoch.
+
+**The replay** is a ring buffer of `replay` x `keep` transitions $(x, u, x', y')$: each epoch `keep` of its
+$T_e B$ transitions, drawn uniformly with replacement (steps $t \ge T_e$ of a curriculum never), replace the
+oldest.
+Its cost is therefore bounded whatever `task.batch` and `task.T`.
+
+**What the agent sees through the model.** The plant's `observe` is not known to the learner: it is a linear
+readout $\hat y = \hat C \hat x$ fitted by least squares on the replay's $(x', y')$ — exact for every shipped
+plant (each observes coordinates of its state), the best linear readout otherwise.
+
+**Records.** `model_residual`: $\sum\|x' - \hat x'\|^2/\sum\|x'\|^2$ of the model fitted *before* the epoch on the
+epoch's transitions (NaN at the first epoch), as for the linear model. `model_error`: the refitted model's
+error against the plant's own noise-free step $F(x, u)$ (`plant.dynamics`, known to the experimenter, not to
+the learner) on the epoch's transitions, relative to the step's increment:
+$\bigl(\sum\|\hat x' - F(x, u)\|^2 / \sum\|F(x, u) - x\|^2\bigr)^{1/2}$.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from ..agents import combine, make_core
+from ..plants import Plant
+from ..system import gain_moments
+from ._modes import LossAux
+from ._rules import NETWORK_MODEL, RuleStep, _costs, _episode, per_episode_gradient
+
+FLOOR = 1e-6
+"""The smallest standardisation scale $s_z$, $s_\\Delta$ (a coordinate that never varies on the replay)."""
+
+
+class Net(NamedTuple):
+    """The network's trained weights (the linear part $L$ is solved, not trained)."""
+
+    W1: jax.Array  # (H, k + m)
+    b1: jax.Array  # (H,)
+    W2: jax.Array  # (k, H)
+    b2: jax.Array  # (k,)
+
+
+class NetModel(NamedTuple):
+    """A fitted model: the standardisation `mu_z`, `s_z` (k + m,), `s_d` (k,), the linear part `L` (k, k + m + 1)
+    and the network `net`."""
+
+    mu_z: jax.Array
+    s_z: jax.Array
+    s_d: jax.Array
+    L: jax.Array
+    net: Net
+
+
+class Replay(NamedTuple):
+    """The ring buffer of transitions, oldest first: `x`, `u`, `x_next`, `y_next` (`(replay * keep, ...)`) and
+    `w` (1 for a transition, 0 for an empty slot)."""
+
+    x: jax.Array
+    u: jax.Array
+    x_next: jax.Array
+    y_next: jax.Array
+    w: jax.Array
+
+
+class NetState(NamedTuple):
+    """The network rule's state carried from epoch to epoch (stored and resumed like the run's parameters):
+    the model fitted so far, the Adam state of its network, the replay and the number of epochs seen."""
+
+    model: NetModel
+    opt: Any
+    replay: Replay
+    epochs: jax.Array
+
+
+def predict(model: NetModel, x, u):
+    """$\\hat x'$ of the module docstring, for `x (..., k)`, `u (..., m)`."""
+    z = (jnp.concatenate([x, u], axis=-1) - model.mu_z) / model.s_z
+    lin = z @ model.L[:, :-1].T + model.L[:, -1]
+    hid = jnp.tanh(z @ model.net.W1.T + model.net.b1) @ model.net.W2.T + model.net.b2
+    return x + model.s_d * (lin + hid)
+
+
+def folded(model: NetModel, k: int):
+    r"""`(Ax (k + H, k), Au (k + H, m), c (k + H,), W2s (k, H), c2 (k,))`: the model with its standardisation folded
+    into the weights, $\hat x' = x + \mathrm{lin} + \tanh(\mathrm{hid})\,W_{2s}^\top + c_2$ with
+    $[\mathrm{lin}; \mathrm{hid}] = A_x x + A_u u + c$ (one product per input for both parts, as a rollout steps it)."""
+    first = jnp.concatenate([model.s_d[:, None] * model.L[:, :-1], model.net.W1]) / model.s_z  # (k + H, k + m)
+    bias = jnp.concatenate([model.s_d * model.L[:, -1], model.net.b1]) - first @ model.mu_z
+    return first[:, :k], first[:, k:], bias, model.s_d[:, None] * model.net.W2, model.s_d * model.net.b2
+
+
+class NetworkPlant(Plant):
+    """The fitted network model as a plant: `dynamics` :func:`predict` (its weights folded once, :func:`folded`),
+    `observe` the fitted readout `C_hat`."""
+
+    weights: Any = None
+    C_hat: Any = None
+
+    @classmethod
+    def of(cls, model: NetModel, C_hat) -> "NetworkPlant":
+        return cls(weights=folded(model, C_hat.shape[1]), C_hat=C_hat)
+
+    @property
+    def n_states(self):
+        return self.C_hat.shape[1]
+
+    @property
+    def n_controls(self):
+        return self.weights[1].shape[1]
+
+    @property
+    def n_observed(self):
+        return self.C_hat.shape[0]
+
+    def dynamics(self, x, u):
+        Ax, Au, c, W2, c2 = (a.astype(x.dtype) for a in self.weights)
+        k = x.shape[-1]
+        pre = x @ Ax.T + u @ Au.T + c
+        return x + pre[..., :k] + jnp.tanh(pre[..., k:]) @ W2.T + c2
+
+    def observe(self, x):
+        return x @ self.C_hat.T.astype(x.dtype)
+
+
+def _adam(rule):
+    return optax.adam(rule.fit_lr)
+
+
+def init_state(rule, problem) -> NetState:
+    """The network rule's state before the first epoch: an empty replay (the weights are drawn at the first epoch)."""
+    k, m, c = problem.plant.n_states, problem.plant.n_controls, problem.plant.n_observed
+    H, n, dt = rule.hidden, rule.replay * rule.keep, problem.dtype
+    net = Net(jnp.zeros((H, k + m), dt), jnp.zeros((H,), dt), jnp.zeros((k, H), dt), jnp.zeros((k,), dt))
+    model = NetModel(jnp.zeros((k + m,), dt), jnp.ones((k + m,), dt), jnp.ones((k,), dt),
+                     jnp.zeros((k, k + m + 1), dt), net)
+    replay = Replay(jnp.zeros((n, k), dt), jnp.zeros((n, m), dt), jnp.zeros((n, k), dt), jnp.zeros((n, c), dt),
+                    jnp.zeros((n,), dt))
+    return NetState(model, _adam(rule).init(net), replay, jnp.asarray(0, jnp.int32))
+
+
+def _first_net(key, H: int, k: int, m: int, dtype) -> Net:
+    k1, k2 = jax.random.split(key)
+    return Net(jax.random.normal(k1, (H, k + m), dtype) / jnp.sqrt(k + m),
+               jax.random.uniform(k2, (H,), dtype, -1.0, 1.0), jnp.zeros((k, H), dtype), jnp.zeros((k,), dtype))
+
+
+def add_transitions(replay: Replay, key, x, u, x_next, y_next, horizon, keep: int) -> Replay:
+    """The replay with `keep` of the transitions `x (T, B, k)`, ... in place of its `keep` oldest: drawn uniformly
+    (with replacement) from the steps `t < horizon` (all steps when `horizon` is `None`) of the batch."""
+    T, B = x.shape[0], x.shape[1]
+    k_t, k_b = jax.random.split(key)
+    n_t = T if horizon is None else jnp.clip(horizon, 1, T)
+    t = jnp.minimum(jnp.floor(jax.random.uniform(k_t, (keep,)) * n_t).astype(jnp.int32), T - 1)
+    b = jax.random.randint(k_b, (keep,), 0, B)
+    new = [a[t, b] for a in (x, u, x_next, y_next)] + [jnp.ones((keep,), replay.w.dtype)]
+    return Replay(*(jnp.concatenate([old, a.astype(old.dtype)])[keep:] for old, a in zip(replay, new)))
+
+
+def _least_squares(G, R, ridge: float):
+    lam = ridge * jnp.trace(G) / G.shape[0] + 1e-300
+    return jnp.linalg.solve(G + lam * jnp.eye(G.shape[0], dtype=G.dtype), R)
+
+
+def refit(rule, state: NetState, replay: Replay, key) -> tuple[NetModel, Any, jax.Array]:
+    """`(model, adam state, C_hat)` refitted on `replay` (module docstring), from the state's network (drawn anew
+    at the first epoch)."""
+    f = jnp.float64
+    w = replay.w.astype(f)
+    nw = jnp.maximum(jnp.sum(w), 1.0)
+    z = jnp.concatenate([replay.x, replay.u], axis=-1).astype(f)
+    d = (replay.x_next - replay.x).astype(f)
+    mu = jnp.sum(w[:, None] * z, 0) / nw
+    s_z = jnp.maximum(jnp.sqrt(jnp.sum(w[:, None] * (z - mu) ** 2, 0) / nw), FLOOR)
+    s_d = jnp.maximum(jnp.sqrt(jnp.sum(w[:, None] * d**2, 0) / nw), FLOOR)
+    zt = jnp.concatenate([(z - mu) / s_z, jnp.ones_like(w)[:, None]], axis=-1)
+    dt_ = d / s_d
+    L = _least_squares((zt * w[:, None]).T @ zt, (zt * w[:, None]).T @ dt_, rule.ridge).T  # (k, k + m + 1)
+    xn, yn = replay.x_next.astype(f), replay.y_next.astype(f)
+    C = _least_squares((xn * w[:, None]).T @ xn, (xn * w[:, None]).T @ yn, rule.ridge).T
+    dtype = replay.x.dtype
+    target = (dt_ - zt @ L.T).astype(dtype)  # the residual of the affine fit, scaled
+    zs = ((z - mu) / s_z).astype(dtype)
+    wd = replay.w
+    k_init, k_fit = jax.random.split(key)
+    k, m = replay.x.shape[-1], replay.u.shape[-1]
+    net0 = jax.tree.map(lambda a, b: jnp.where(state.epochs == 0, a, b),
+                        _first_net(k_init, rule.hidden, k, m, dtype), state.model.net)
+    adam = _adam(rule)
+    n, batch = wd.shape[0], rule.fit_batch
+
+    def loss(net, idx):
+        zi, ti, wi = (zs, target, wd) if idx is None else (zs[idx], target[idx], wd[idx])
+        out = jnp.tanh(zi @ net.W1.T + net.b1) @ net.W2.T + net.b2
+        return jnp.sum(wi[:, None] * (out - ti) ** 2) / jnp.maximum(jnp.sum(wi), 1.0)
+
+    idx_all = None if batch >= n else jax.random.randint(k_fit, (rule.fit_steps, batch), 0, n)
+
+    def step(carry, idx):
+        net, opt = carry
+        g = jax.grad(loss)(net, idx)
+        upd, opt = adam.update(g, opt, net)
+        return (optax.apply_updates(net, upd), opt), None
+
+    (net, opt), _ = jax.lax.scan(step, (net0, state.opt), idx_all, length=rule.fit_steps)
+    model = NetModel(mu.astype(dtype), s_z.astype(dtype), s_d.astype(dtype), L.astype(dtype), net)
+    return model, opt, C.astype(dtype)
+
+
+def network_gradient(rule, problem, trained, consts, key, settings, state: NetState):
+    """The `model` rule's :class:`loopdyn.training.RuleStep` with the network model (module docstring)."""
+    task, hp, plant = problem.task, consts.hyper, problem.plant
+    episode, k_w = _episode(problem, key)
+    B, m = episode.x0.shape[0], problem.spec.n_out
+    sigma = rule.sigma if settings.sigma is None else settings.sigma
+    xi = None
+    if rule.noisy_actions:
+        xi = sigma * jax.random.normal(jax.random.fold_in(key, 2), (task.T, B, m), problem.dtype)
+    fixed = jax.lax.stop_gradient(combine(trained, consts.frozen))
+    total, _, traj = _costs(problem, make_core(problem.spec, fixed, hp.g), plant, episode, hp, settings.horizon,
+                            k_w, xi, emit=("x_next",))
+    weight = jnp.ones((task.T, B), problem.dtype) if settings.horizon is None else jnp.broadcast_to(
+        (jnp.arange(task.T) < settings.horizon)[:, None], (task.T, B)).astype(problem.dtype)
+    k_add, k_fit = jax.random.split(jax.random.fold_in(key, 3))
+    replay = add_transitions(state.replay, k_add, traj.x, traj.u, traj.x_next, plant.observe(traj.x_next),
+                             settings.horizon, rule.keep)
+    model, opt, C = refit(rule, state, replay, k_fit)
+    fitted = NetworkPlant.of(model, C)
+
+    def f(tr, sel=None):
+        core = make_core(problem.spec, combine(tr, consts.frozen), hp.g)
+        return _costs(problem, core, fitted, episode, hp, settings.horizon, None, xi, sel=sel)[0]
+
+    _, grads, var = per_episode_gradient(f, trained, rule.variance)
+    w = weight[..., None]
+    before = predict(state.model, traj.x, traj.u)
+    residual = jnp.sum(w * (traj.x_next - before) ** 2) / jnp.sum(w * traj.x_next**2)
+    residual = jnp.where(state.epochs > 0, residual, jnp.nan)
+    true = plant.dynamics(traj.x, traj.u)
+    err = jnp.sqrt(jnp.sum(w * (predict(model, traj.x, traj.u) - true) ** 2) / jnp.sum(w * (true - traj.x) ** 2))
+    records = {"model_error": err.astype(problem.dtype), "model_residual": residual.astype(problem.dtype)}
+    if rule.noisy_actions:
+        records["sigma"] = jnp.asarray(sigma, problem.dtype)
+    if rule.variance:
+        records["grad_variance"] = var
+    new_state = NetState(model, opt, replay, state.epochs + 1)
+    moments = gain_moments(traj.x, traj.u if xi is None else traj.u - xi) if task.gains else None
+    return RuleStep(jnp.mean(total), grads, LossAux(moments=moments), new_state, records)
+
+
+NETWORK_MODEL.update(init_state=init_state, gradient=network_gradient)
