@@ -7,6 +7,11 @@ by the same plain rollout (a nonlinear agent gets no linear shortcut), is the ba
 runs in a fresh process with one host device; compile time is reported separately, store writes excluded
 (the pattern of `bench_train.py`).
 
+`shape_reference` (defined here, not a library plant) has the cart-pole's and the arm's sizes — 4 states,
+2 controls, 2 observations — but trivial physics: two decoupled unit oscillators $\ddot p_i = -p_i + u_i$ stepped
+by one explicit Euler step. Its ratio is what the sizes alone cost (two observations into the agent, two
+controls out); a plant's ratio above it is what its physics and RK4 cost.
+
     .venv/bin/python benchmarks/bench_plants.py [--config tanh-closed] [--runs 1] [--epochs 20]
 """
 
@@ -18,12 +23,43 @@ import os
 import subprocess
 import sys
 
+import jax.numpy as jnp
+
+from loopdyn.config import POSITIVE, param
+from loopdyn.plants import Plant
+
 PLANTS = {
     "double_integrator": "double_integrator",
     "inverted_pendulum": "loopdyn.plants._pendulum:InvertedPendulum",
     "cartpole": "loopdyn.plants._cartpole:CartPole",
     "two_link_arm": "loopdyn.plants._arm:TwoLinkArm",
+    "shape_reference": "bench_plants:ShapeReference",
 }
+
+
+class ShapeReference(Plant):
+    """4 states, 2 controls, 2 observed; x' = x + dt (v_1, v_2, u_1 - p_1, u_2 - p_2) (module docstring)."""
+
+    dt: float = param(0.01, doc="Euler step", check=POSITIVE)
+
+    @property
+    def n_states(self) -> int:
+        return 4
+
+    @property
+    def n_controls(self) -> int:
+        return 2
+
+    @property
+    def n_observed(self) -> int:
+        return 2
+
+    def dynamics(self, x, u):
+        field = jnp.stack([x[..., 2], x[..., 3], u[..., 0] - x[..., 0], u[..., 1] - x[..., 1]], axis=-1)
+        return x + self.dt * field
+
+    def observe(self, x):
+        return x[..., :2]
 
 
 def measure(config: str, kind: str, n_runs: int, epochs: int) -> dict:
