@@ -145,3 +145,27 @@ def test_clip_conventions(eps):
         scale = 1.0 if clip == 0 else min(1.0, clip / (13.0 + eps))
         for k in g:
             np.testing.assert_allclose(updates[k], -0.5 * scale * np.asarray(g[k]), rtol=1e-15)
+
+
+@pytest.mark.parametrize("c", [0, 1, 2, 5])
+def test_input_drive_is_the_matrix_product(c):
+    """`input_drive` (broadcast products for few inputs, custom JVP) against `y @ m.T`: value, reverse- and
+    forward-mode derivatives in float64, for no input, the fused sizes and one above `SMALL_INPUT`."""
+    from loopdyn.agents._rnn import SMALL_INPUT, input_drive
+
+    assert SMALL_INPUT < 5
+    ky, km, kw = jax.random.split(jax.random.PRNGKey(c), 3)
+    y, m = jax.random.normal(ky, (6, c), F64), jax.random.normal(km, (7, c), F64)
+    w = jax.random.normal(kw, (6, 7), F64)
+
+    def scalar(f):
+        return lambda y, m: jnp.sum(w * jnp.tanh(f(y, m)))
+
+    def dot(y, m):
+        return y @ m.T
+
+    np.testing.assert_allclose(input_drive(y, m), dot(y, m), rtol=1e-14, atol=1e-14)
+    for got, want in zip(jax.grad(scalar(input_drive), (0, 1))(y, m), jax.grad(scalar(dot), (0, 1))(y, m)):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-14)
+    for got, want in zip(jax.jacfwd(input_drive, (0, 1))(y, m), jax.jacfwd(dot, (0, 1))(y, m)):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-14)
