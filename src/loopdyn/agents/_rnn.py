@@ -37,6 +37,38 @@ from ._params import AgentParams
 
 ACTIVATIONS = {"linear": lambda a: a, "tanh": jnp.tanh, "relu": jax.nn.relu}
 
+SMALL_INPUT = 4
+r"""Up to this many inputs, :func:`input_drive` forms $m\,y$ as a sum of broadcast products (see there)."""
+
+
+@jax.custom_jvp
+def input_drive(y, m):
+    r"""The input drive $m\,y$ of a batch, `y (..., c)`, `m (N, c)` -> `(..., N)`, equal to `y @ m.T`.
+
+    For a few inputs ($c \le$ :data:`SMALL_INPUT`) it is written as $\sum_k y_k\, m_{:,k}$, which the compiler
+    fuses into the activation that reads it; a matrix product with a contraction of 2 (two observations, as the
+    cart-pole's or the arm's) would be a product of its own and an extra `(batch, N)` array per step, while
+    for $c = 1$ the compiler already makes it a product of broadcasts. Its derivative is the matrix product
+    $\dot m\,y + m\,\dot y$ (custom JVP), so that the backward pass keeps matrix products (its cotangents
+    are contractions over the batch and over N) and forward-mode (`jax.jacfwd`) stays available.
+    """
+    c = y.shape[-1]
+    if c > SMALL_INPUT:
+        return y @ m.T
+    if c == 0:
+        return jnp.zeros(y.shape[:-1] + (m.shape[0],), jnp.result_type(y, m))
+    out = y[..., 0:1] * m[:, 0]
+    for k in range(1, c):
+        out = out + y[..., k:k + 1] * m[:, k]
+    return out
+
+
+@input_drive.defjvp
+def _input_drive_jvp(primals, tangents):
+    y, m = primals
+    dy, dm = tangents
+    return input_drive(y, m), dy @ m.T + y @ dm.T
+
 
 @dataclass(frozen=True)
 class AgentSpec:
@@ -214,6 +246,6 @@ def rnn_core(spec: AgentSpec, params: AgentParams, g=0.0) -> Core:
             return h @ W.T
 
     def update(h, y):
-        return (1 - a) * h + a * phi(recur(h) + y @ m.T)
+        return (1 - a) * h + a * phi(recur(h) + input_drive(y, m))
 
     return Core(spec.N, update, lambda h: h @ z)

@@ -50,7 +50,9 @@ class RK4Plant(Plant):
         r"""$\dot x = F(x, u)$ of a batch: `x (B, k)`, `u (B, m)` -> `(B, k)`."""
 
     def dynamics(self, x, u):
-        return rk4_step(self.vector_field, x, u, self.dt)
+        # rematerialised in the backward pass: a scan over steps then stores x and u alone, not the dozens of
+        # intermediates of four stages (the gradient's cost is the recomputed step, not stored residuals)
+        return jax.checkpoint(lambda x, u: rk4_step(self.vector_field, x, u, self.dt))(x, u)
 
     def continuous_linearisation(self) -> tuple[np.ndarray, np.ndarray]:
         r"""`(A_c, B_c)`: $\partial F/\partial x$ and $\partial F/\partial u$ at the origin (`jax.jacfwd`, float64);
