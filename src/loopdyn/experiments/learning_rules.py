@@ -138,8 +138,8 @@ class LearningRules(Ablation):
                 continue
             with no_nan_warning():
                 ax.plot(np.arange(n), np.nanmedian(g, axis=0), color=color, lw=0.9, label=row["condition"])
-        ax.set(yscale="log", xlabel="epoch", ylabel="tr Cov(gradient) (half-batch estimate)",
-               title="gradient variance (median over seeds; colours as in b)")
+        ax.set(yscale="log", xlabel="epoch", ylabel="tr Cov(g) (half-batch)",
+               title="gradient variance (median; colours as in b)")
 
     def answers(self, ds) -> dict[str, str]:
         """The two questions of issue 20, answered from the analysed store."""

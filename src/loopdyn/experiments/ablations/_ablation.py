@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import textwrap
 
+import numpy as np
+
 from matplotlib.figure import Figure
 
 from ... import config as cfg_mod
@@ -79,7 +81,9 @@ class Ablation(Experiment):
         """Two rows: the experiment's panels, test loss (median and IQR per condition), final gains; then
         one strip per statistic (every run a dot, the median and IQR as a bar, the numbers written out)."""
         rows = numbers["conditions"]
-        extra = list(self.extra_metrics[:3])
+        # up to three of the experiment's own statistics, leaving out those no run has (e.g. the gain-based stages
+        # off the double integrator)
+        extra = [m for m in self.extra_metrics[:3] if m not in ds or np.any(np.isfinite(ds[m].values))]
         strips = ("stage1_end", "stage2_end", "final_test_loss", "final_train_loss", *extra)
         n_axes = self.n_panels + 2 + len(strips)
         # per panel: the strips' tick labels need room per condition (less when they stand vertically)
