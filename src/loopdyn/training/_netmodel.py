@@ -45,7 +45,7 @@ from ..agents import combine, make_core
 from ..plants import Plant
 from ..system import gain_moments
 from ._modes import LossAux
-from ._rules import NETWORK_MODEL, RuleStep, _costs, _episode, per_episode_gradient
+from ._rules import NETWORK_MODEL, RuleStep, _costs, collect_transitions, per_episode_gradient
 
 FLOOR = 1e-6
 """The smallest standardisation scale $s_z$, $s_\\Delta$ (a coordinate that never varies on the replay)."""
@@ -229,17 +229,9 @@ def refit(rule, state: NetState, replay: Replay, key) -> tuple[NetModel, Any, ja
 def network_gradient(rule, problem, trained, consts, key, settings, state: NetState):
     """The `model` rule's :class:`loopdyn.training.RuleStep` with the network model (module docstring)."""
     task, hp, plant = problem.task, consts.hyper, problem.plant
-    episode, k_w = _episode(problem, key)
-    B, m = episode.x0.shape[0], problem.spec.n_out
-    sigma = rule.sigma if settings.sigma is None else settings.sigma
-    xi = None
-    if rule.noisy_actions:
-        xi = sigma * jax.random.normal(jax.random.fold_in(key, 2), (task.T, B, m), problem.dtype)
-    fixed = jax.lax.stop_gradient(combine(trained, consts.frozen))
-    total, _, traj = _costs(problem, make_core(problem.spec, fixed, hp.g), plant, episode, hp, settings.horizon,
-                            k_w, xi, emit=("x_next",))
-    weight = jnp.ones((task.T, B), problem.dtype) if settings.horizon is None else jnp.broadcast_to(
-        (jnp.arange(task.T) < settings.horizon)[:, None], (task.T, B)).astype(problem.dtype)
+    episode, sigma, xi, total, traj, mask = collect_transitions(rule, problem, trained, consts, key, settings)
+    B = episode.x0.shape[0]
+    weight = jnp.ones((task.T, B), problem.dtype) if mask is None else mask.astype(problem.dtype)
     k_add, k_fit = jax.random.split(jax.random.fold_in(key, 3))
     replay = add_transitions(state.replay, k_add, traj.x, traj.u, traj.x_next, plant.observe(traj.x_next),
                              settings.horizon, rule.keep)

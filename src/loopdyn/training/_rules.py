@@ -414,6 +414,26 @@ NETWORK_MODEL: dict = {}
 :mod:`loopdyn.training._netmodel` when the package is imported (it imports this module, not the reverse)."""
 
 
+def collect_transitions(rule, problem, trained, consts, key, settings: Settings):
+    """A model rule's data of an epoch: `(episode, sigma, xi, costs, traj, mask)` — the epoch's episodes
+    rolled out through the plant by the agent held fixed, exploring with the rule's action noise `xi`
+    `(T, B, m)` of scale `sigma` (`None` without), their per-episode costs `(B,)`, the trajectory with
+    `x_next`, and `mask (T, B)`: True for the steps within the epoch's T_e (`None` without a curriculum)."""
+    task, hp = problem.task, consts.hyper
+    episode, k_w = _episode(problem, key)
+    B, m = episode.x0.shape[0], problem.spec.n_out
+    sigma = rule.sigma if settings.sigma is None else settings.sigma
+    xi = None
+    if rule.noisy_actions:
+        xi = sigma * jax.random.normal(jax.random.fold_in(key, 2), (task.T, B, m), problem.dtype)
+    fixed = jax.lax.stop_gradient(combine(trained, consts.frozen))
+    total, _, traj = _costs(problem, make_core(problem.spec, fixed, hp.g), problem.plant, episode, hp,
+                            settings.horizon, k_w, xi, emit=("x_next",))
+    mask = None if settings.horizon is None else jnp.broadcast_to(
+        (jnp.arange(task.T) < settings.horizon)[:, None], (task.T, B))
+    return episode, sigma, xi, total, traj, mask
+
+
 class Model(GradientRule):
     """Back-propagation through a model of the plant refitted every epoch: linear by least squares, or a network
     (`model = "network"`, :mod:`loopdyn.training._netmodel`)."""
@@ -455,17 +475,7 @@ class Model(GradientRule):
         if self.model == "network":
             return NETWORK_MODEL["gradient"](self, problem, trained, consts, key, settings, state)
         task, hp, plant = problem.task, consts.hyper, problem.plant
-        episode, k_w = _episode(problem, key)
-        B, m = episode.x0.shape[0], problem.spec.n_out
-        sigma = self.sigma if settings.sigma is None else settings.sigma
-        xi = None
-        if self.noisy_actions:
-            xi = sigma * jax.random.normal(jax.random.fold_in(key, 2), (task.T, B, m), problem.dtype)
-        fixed = jax.lax.stop_gradient(combine(trained, consts.frozen))
-        total, _, traj = _costs(problem, make_core(problem.spec, fixed, hp.g), plant, episode, hp, settings.horizon,
-                                k_w, xi, emit=("x_next",))
-        weight = None if settings.horizon is None else jnp.broadcast_to(
-            (jnp.arange(task.T) < settings.horizon)[:, None], (task.T, B))
+        episode, sigma, xi, total, traj, weight = collect_transitions(self, problem, trained, consts, key, settings)
         now = transition_statistics(traj.x, traj.u, traj.x_next, plant.observe(traj.x_next), weight)
         before = jax.tree.map(lambda a: jnp.sum(a, axis=0), state)
         A0, B0, _ = fit_linear_model(before, self.ridge)
