@@ -59,3 +59,16 @@ def small_text(fig, minimum: float = 5.0) -> list[tuple[str, float]]:
     scale = min(1.0, PRINT_WIDTH / fig.get_figwidth())
     return [(t.get_text(), round(t.get_fontsize() * scale, 2)) for t in fig.findobj(Text)
             if t.get_visible() and t.get_text().strip() and t.get_fontsize() * scale < minimum]
+
+
+def assert_refused_in_one_line(cfg, out, needles) -> None:
+    """`loopdyn train cfg --out out` exits 2 with one line naming every one of `needles`, and writes nothing."""
+    from typer.testing import CliRunner
+
+    from loopdyn.cli import app
+
+    res = CliRunner().invoke(app, ["train", str(cfg), "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.output.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and all(n in lines[0] for n in needles), res.output
+    assert not out.exists() or not any(out.iterdir())

@@ -10,11 +10,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 import loopdyn
+from _helpers import assert_refused_in_one_line
 from loopdyn.agents import combine, make_core
-from loopdyn.cli import app
 from loopdyn.config import HYPERPARAMETERS, from_toml_text
 from loopdyn.system import rollout
 from loopdyn.training import HyperParams, Model, Settings, build_problem, fit_linear_model, init_run
@@ -132,12 +131,7 @@ def test_bad_network_model_settings_are_one_line_exit_2_nothing_written(tmp_path
     cfg = tmp_path / "cfg.toml"
     cfg.write_text(BASE.replace('model = "network"\n', "") + extra + "\n" if extra.startswith("model")
                    else BASE + extra + "\n")
-    out = tmp_path / "out"
-    res = CliRunner().invoke(app, ["train", str(cfg), "--out", str(out)])
-    assert res.exit_code == 2, res.output
-    lines = [ln for ln in res.output.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1 and all(n in lines[0] for n in needles), res.output
-    assert not out.exists() or not any(out.iterdir())
+    assert_refused_in_one_line(cfg, tmp_path / "out", needles)
 
 
 def test_the_learning_rules_experiment_on_the_pendulum_end_to_end(tmp_path):

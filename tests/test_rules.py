@@ -9,11 +9,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 import loopdyn
+from _helpers import assert_refused_in_one_line
 from loopdyn.agents import combine, make_core
-from loopdyn.cli import app
 from loopdyn.config import HYPERPARAMETERS, from_toml_text, with_values
 from loopdyn.errors import ConfigError
 from loopdyn.system import rollout
@@ -233,12 +232,7 @@ BAD = [
 def test_bad_rules_and_schedules_are_one_line_exit_2_nothing_written(tmp_path, extra, needles):
     cfg = tmp_path / "cfg.toml"
     cfg.write_text(LINEAR + extra)
-    out = tmp_path / "out"
-    res = CliRunner().invoke(app, ["train", str(cfg), "--out", str(out)])
-    assert res.exit_code == 2, res.output
-    lines = [ln for ln in res.output.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1 and all(n in lines[0] for n in needles), res.output
-    assert not out.exists() or not any(out.iterdir())
+    assert_refused_in_one_line(cfg, tmp_path / "out", needles)
 
 
 @pytest.mark.parametrize("patch,extra,key", [
