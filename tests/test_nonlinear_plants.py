@@ -397,3 +397,45 @@ def test_hand_observation_is_the_forward_kinematics_displacement():
 
     y = np.asarray(p.observe(jnp.asarray([[*dq, 1.0, 2.0]], F64)))[0]
     np.testing.assert_allclose(y, hand(q_rest + dq) - hand(q_rest), rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("name, limit", [("arm", 1.0), ("cartpole", 1.0)])
+def test_hand_derivatives_are_the_odes_and_autodiffs_in_both_modes(name, limit):
+    """A plant's hand-written derivative (`vector_field_jvp`, which training differentiates through) against
+    central differences of the numpy ODE above, and its RK4 step's Jacobian and vector-Jacobian product against
+    JAX's own differentiation of the same step written without it, controls inside and beyond the limit."""
+    from loopdyn.plants._rk4 import rk4_step
+
+    p = TwoLinkArm(max_torque=limit) if name == "arm" else CartPole(max_force=limit)
+    k, m = p.n_states, p.n_controls
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(6, k)) * [0.5, 0.8, 2.0, 3.0]
+    u = rng.normal(size=(6, m)) * 1.5  # with the limit 1: some controls saturate, some do not
+    assert 0 < np.sum(np.abs(u) > limit) < u.size
+    f = ODES[name](p)
+    sat = (lambda v: np.clip(v, -limit, limit)) if limit else (lambda v: v)
+    xs, us = jnp.asarray(x, F64), jnp.asarray(u, F64)
+    eye = jnp.eye(k + m, dtype=F64)
+    tangent = jax.jit(jax.vmap(lambda e: p.vector_field_jvp(xs, us, jnp.broadcast_to(e[:k], xs.shape),
+                                                            jnp.broadcast_to(e[k:], us.shape))[1], out_axes=-1))
+    hand = np.asarray(tangent(eye))  # (B, k, k + m)
+    z, eps = np.concatenate([x, u], 1), 1e-6
+    fd = np.stack([np.stack([(f(zp[:k], sat(zp[k:])) - f(zm[:k], sat(zm[k:]))) / (2 * eps)
+                             for zp, zm in zip(z + eps * e, z - eps * e)]) for e in np.eye(k + m)], -1)
+    assert np.allclose(hand, fd, rtol=1e-6, atol=1e-6), np.max(np.abs(hand - fd))
+    plain = lambda a, c: rk4_step(p.vector_field, a, c, p.dt)  # noqa: E731
+    ct = jnp.asarray(rng.normal(size=(6, k)), F64)
+
+    @jax.jit
+    def derivatives(z):  # the step, its Jacobian (forward mode) and a vector-Jacobian product, of both steps
+        out = []
+        for step in (p.dynamics, plain):
+            jac = jax.vmap(jax.jacfwd(lambda zb: step(zb[None, :k], zb[None, k:])[0]))(z)
+            y, vjp = jax.vjp(step, z[:, :k], z[:, k:])
+            out.append((y, jac, *vjp(ct)))
+        return out
+
+    hand_step, autodiff = derivatives(jnp.concatenate([xs, us], 1))
+    assert np.array_equal(hand_step[0], autodiff[0])
+    for a, c in zip(hand_step[1:], autodiff[1:]):
+        assert np.allclose(a, c, rtol=0, atol=1e-13)

@@ -117,9 +117,9 @@ class TwoLinkArm(RK4Plant):
         m22 = jnp.full_like(c2, a3)
         return jnp.stack([jnp.stack([m11, m12], -1), jnp.stack([m12, m22], -1)], -2)
 
-    def vector_field(self, x, u):
-        # elementwise throughout (no 2 x 2 matmul or solve): one fused kernel per RK4 stage; the dynamics depend
-        # on the elbow angle alone
+    def _field(self, x, u):
+        """The vector field (elementwise throughout, no 2 x 2 matmul or solve; the dynamics depend on the elbow
+        angle alone) and the intermediates its derivative reuses."""
         c2, s2 = jnp.cos(x[..., 1] + self.rest_elbow), jnp.sin(x[..., 1] + self.rest_elbow)
         w1, w2 = x[..., 2], x[..., 3]
         tau = jnp.clip(u, -self.max_torque, self.max_torque) if self.max_torque > 0 else u
@@ -131,7 +131,37 @@ class TwoLinkArm(RK4Plant):
         m11, m12 = a1 + 2 * a2 * c2, a3 + a2 * c2
         # M(q) ddq = r in closed form: det M = a3 m11 - m12^2 = a1 a3 - a3^2 - (a2 cos q2)^2 > 0
         inv = 1.0 / ((a1 * a3 - a3 * a3) - (a2 * c2) ** 2)
-        return jnp.stack([w1, w2, (a3 * r1 - m12 * r2) * inv, (m11 * r2 - m12 * r1) * inv], axis=-1)
+        na, nb = a3 * r1 - m12 * r2, m11 * r2 - m12 * r1
+        field = jnp.stack([w1, w2, na * inv, nb * inv], axis=-1)
+        return field, (c2, s2, w1, w2, h, r1, r2, m11, m12, inv, na, nb)
+
+    def vector_field(self, x, u):
+        return self._field(x, u)[0]
+
+    def vector_field_jvp(self, x, u, dx, du):
+        r"""The field and its derivative by hand (the accelerations' rows of $\partial F/\partial(x, \tau)$,
+        from $\ddot q = M^{-1} r$: $\partial\ddot q = M^{-1}(\partial r - \partial M\,\ddot q)$ written on the
+        closed-form inverse), the tangent one product with those rows (:mod:`loopdyn.plants._rk4`)."""
+        field, (c2, s2, w1, w2, h, r1, r2, m11, m12, inv, na, nb) = self._field(x, u)
+        a1, a2, a3 = self.coefficients
+        b11, b22, b12 = self.viscosity_shoulder, self.viscosity_elbow, self.viscosity_coupling
+        zero, one = jnp.zeros_like(c2), jnp.ones_like(c2)
+        # partial derivatives of r1, r2 in (q1, q2, dq1, dq2, tau1, tau2); tau = sat(u) passes 1 inside the limit
+        t1, t2 = one, one
+        if self.max_torque > 0:
+            inside = (jnp.abs(u) < self.max_torque).astype(c2.dtype)
+            t1, t2 = inside[..., 0], inside[..., 1]
+        dr1 = (zero, a2 * c2 * w2 * (2 * w1 + w2), 2 * h * w2 - b11, 2 * h * (w1 + w2) - b12, t1, zero)
+        dr2 = (zero, -a2 * c2 * w1 * w1, -2 * h * w1 - b12, zero - b22, zero, t2)
+        d_acc1 = [(a3 * p - m12 * q) * inv for p, q in zip(dr1, dr2)]
+        d_acc2 = [(m11 * q - m12 * p) * inv for p, q in zip(dr1, dr2)]
+        # the elbow angle also moves M: dm11 = -2 a2 sin q2, dm12 = -a2 sin q2, d(1/det) = -2 a2^2 cos sin / det^2
+        dinv = -2 * a2 * a2 * c2 * s2 * inv * inv
+        d_acc1[1] = d_acc1[1] + a2 * s2 * r2 * inv + na * dinv
+        d_acc2[1] = d_acc2[1] + a2 * s2 * (r1 - 2 * r2) * inv + nb * dinv
+        rows = jnp.stack([jnp.stack(d_acc1, -1), jnp.stack(d_acc2, -1)], -2)  # (B, 2, 6)
+        dz = jnp.concatenate([dx, du], axis=-1)
+        return field, jnp.concatenate([dx[..., 2:], jnp.sum(rows * dz[..., None, :], axis=-1)], axis=-1)
 
     def hand(self, q):
         r"""Hand position $p(q)$ (m) of a batch of absolute joint angles `(B, 2)` -> `(B, 2)`."""

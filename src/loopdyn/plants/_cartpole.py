@@ -59,17 +59,43 @@ class CartPole(RK4Plant):
     def n_observed(self) -> int:
         return 4 if self.observed == "state" else 2
 
-    def vector_field(self, x, u):
+    def _field(self, x, u):
+        """The vector field and the intermediates its derivative reuses."""
         theta, v, omega = x[..., 1], x[..., 2], x[..., 3]
         F = jnp.clip(u[..., 0], -self.max_force, self.max_force) if self.max_force > 0 else u[..., 0]
         M, m, l, g = self.cart_mass, self.pole_mass, self.length, self.gravity
         s, c = jnp.sin(theta), jnp.cos(theta)
         r1 = F - self.cart_friction * v + m * l * omega**2 * s
         r2 = m * g * l * s - self.pole_friction * omega
-        det = m * l**2 * (M + m * s**2)
-        acc_p = (m * l**2 * r1 - m * l * c * r2) / det
-        acc_theta = ((M + m) * r2 - m * l * c * r1) / det
-        return jnp.stack([v, omega, acc_p, acc_theta], axis=-1)
+        inv = 1.0 / (m * l**2 * (M + m * s**2))
+        na, nb = m * l**2 * r1 - m * l * c * r2, (M + m) * r2 - m * l * c * r1
+        return jnp.stack([v, omega, na * inv, nb * inv], axis=-1), (s, c, omega, r1, r2, inv, na, nb)
+
+    def vector_field(self, x, u):
+        return self._field(x, u)[0]
+
+    def vector_field_jvp(self, x, u, dx, du):
+        r"""The field and its derivative by hand: the accelerations' rows of $\partial F/\partial(x, u)$ from the
+        closed-form solve, the tangent one product with them (:mod:`loopdyn.plants._rk4`)."""
+        field, (s, c, omega, r1, r2, inv, na, nb) = self._field(x, u)
+        M, m, l, g = self.cart_mass, self.pole_mass, self.length, self.gravity
+        b, d, ml, mll = self.cart_friction, self.pole_friction, m * l, m * l * l
+        zero = jnp.zeros_like(s)
+        force = jnp.ones_like(s)  # dF/du: 1, or 0 beyond the force limit
+        if self.max_force > 0:
+            force = (jnp.abs(u[..., 0]) < self.max_force).astype(s.dtype)
+        # partial derivatives of r1, r2 in (p, theta, dp, dtheta, u)
+        dr1 = (zero, ml * omega**2 * c, zero - b, 2 * ml * omega * s, force)
+        dr2 = (zero, ml * g * c, zero, zero - d, zero)
+        d_acc1 = [(mll * p - ml * c * q) * inv for p, q in zip(dr1, dr2)]
+        d_acc2 = [((M + m) * q - ml * c * p) * inv for p, q in zip(dr1, dr2)]
+        # theta also moves the mass matrix: d cos = -sin, d(1/det) = -2 m sin cos m l^2 / det^2
+        dinv = -2 * m * mll * s * c * inv * inv
+        d_acc1[1] = d_acc1[1] + ml * s * r2 * inv + na * dinv
+        d_acc2[1] = d_acc2[1] + ml * s * r1 * inv + nb * dinv
+        rows = jnp.stack([jnp.stack(d_acc1, -1), jnp.stack(d_acc2, -1)], -2)  # (B, 2, 5)
+        dz = jnp.concatenate([dx, du], axis=-1)
+        return field, jnp.concatenate([dx[..., 2:], jnp.sum(rows * dz[..., None, :], axis=-1)], axis=-1)
 
     def energy(self, x):
         r"""$E = \tfrac12(M+m)\dot p^2 + m l\cos\theta\,\dot p\dot\theta + \tfrac12 m l^2\dot\theta^2 + m g l\cos\theta$, `(B, 4)` -> `(B,)`."""

@@ -14,6 +14,15 @@ the imaginary axis); a plant refuses a `dt` with $dt \cdot \max|\lambda(A_c)| > 
 at the origin (the fastest rate of the plant linearised there), which keeps the step well inside that
 region and its error small (:meth:`RK4Plant.check`). The bound concerns the linearisation only: far from
 the origin (fast swings of an arm) the user chooses `dt` for the speeds reached.
+
+**Derivatives.** By default a step is differentiated by JAX through the vector field, rematerialised in the
+backward pass. A plant may instead give the derivative of its vector field by hand,
+:meth:`RK4Plant.vector_field_jvp`, returning $F$ and $\partial F\,(\dot x, \dot u)$ as a *linear* function of
+the tangents with coefficients computed once per stage (e.g. the rows of $\partial F/\partial(x, u)$): both
+forward mode (`jax.jacfwd`: linearisation, fixed points) and reverse mode (training) then go through it, and the
+reverse pass is the transpose of those few products, with the stage's coefficients (its sines and cosines
+included) kept from the forward pass instead of recomputed (the two-link arm: the plant's share of a training
+step's cost halves, `benchmarks/bench_plants.py`).
 """
 
 from __future__ import annotations
@@ -49,7 +58,21 @@ class RK4Plant(Plant):
     def vector_field(self, x, u):
         r"""$\dot x = F(x, u)$ of a batch: `x (B, k)`, `u (B, m)` -> `(B, k)`."""
 
+    def vector_field_jvp(self, x, u, dx, du):
+        r"""Optional: `(F(x, u), J (dx, du))`, the vector field and its derivative along the tangents `dx (B, k)`,
+        `du (B, m)` (module docstring, *Derivatives*), written so that the tangent is a linear function of
+        `(dx, du)` with coefficients that depend on `(x, u)` alone. Not given (`NotImplemented`): JAX
+        differentiates :meth:`vector_field`. The tests compare the two (forward and reverse mode)."""
+        return NotImplemented
+
+    def _hand_derivative(self) -> bool:
+        return type(self).vector_field_jvp is not RK4Plant.vector_field_jvp
+
     def dynamics(self, x, u):
+        if self._hand_derivative():
+            field = jax.custom_jvp(self.vector_field)
+            field.defjvp(lambda primals, tangents: self.vector_field_jvp(*primals, *tangents))
+            return rk4_step(field, x, u, self.dt)
         # rematerialised in the backward pass: a scan over steps then stores x and u alone, not the dozens of
         # intermediates of four stages (the gradient's cost is the recomputed step, not stored residuals)
         return jax.checkpoint(lambda x, u: rk4_step(self.vector_field, x, u, self.dt))(x, u)
