@@ -40,6 +40,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from jax.flatten_util import ravel_pytree
 
 from ..agents import combine, make_core
 from ..plants import Plant
@@ -49,6 +50,10 @@ from ._rules import NETWORK_MODEL, RuleStep, _costs, collect_transitions, per_ep
 
 FLOOR = 1e-6
 """The smallest standardisation scale $s_z$, $s_\\Delta$ (a coordinate that never varies on the replay)."""
+
+
+UNROLL = 20
+"""Adam steps of the refit unrolled per iteration of its loop (small steps: the loop's overhead counts)."""
 
 
 class Net(NamedTuple):
@@ -142,6 +147,65 @@ class NetworkPlant(Plant):
         return x @ self.C_hat.T.astype(x.dtype)
 
 
+def jacobians(model: NetModel, x, u):
+    r"""`(J_x (..., k, k), J_u (..., k, m))`: the model's Jacobians $\partial\hat x'/\partial x$,
+    $\partial\hat x'/\partial u$ at the points `x (..., k)`, `u (..., m)`, in closed form from the folded weights
+    (:func:`folded`): $J_x = I + A_x^{\mathrm{lin}} + W_{2s}\,\mathrm{diag}(1 - \tanh^2 \mathrm{hid})\,A_x^{\mathrm{hid}}$,
+    and $J_u$ alike without the identity."""
+    k = x.shape[-1]
+    Ax, Au, c, W2, _ = (a.astype(x.dtype) for a in folded(model, k))
+    hid = x @ Ax[k:].T + u @ Au[k:].T + c[k:]
+    d = 1 - jnp.tanh(hid) ** 2  # (..., H)
+    Jx = jnp.eye(k, dtype=x.dtype) + Ax[:k] + jnp.einsum("ih,...h,hj->...ij", W2, d, Ax[k:])
+    Ju = Au[:k] + jnp.einsum("ih,...h,hj->...ij", W2, d, Au[k:])
+    return Jx, Ju
+
+
+class Point(NamedTuple):
+    """A step of the observed trajectory and the model's Jacobians there (batch arrays `(B, ...)`, stacked `(T, B,
+    ...)` for a rollout): `x`, `u`, `x_next`, `Jx (B, k, k)`, `Ju (B, k, m)`."""
+
+    x: jax.Array
+    u: jax.Array
+    x_next: jax.Array
+    Jx: jax.Array
+    Ju: jax.Array
+
+
+class LinearisedPlant(Plant):
+    r"""The fitted model linearised around each observed transition $(x_t, u_t, x_{t+1})$ of the epoch,
+    $x' = x_{t+1} + J_{x,t}(x - x_t) + J_{u,t}(u - u_t)$, a time-varying affine plant: stepped by
+    :func:`loopdyn.system.rollout` with the step's :class:`Point` as its `draws` (`process_noise`), it retraces the
+    observed trajectory at the parameters it was collected with, and its derivatives are the model's there.
+    `observe` is the fitted readout `C_hat`; it has no `dynamics` of its own (a step needs its point)."""
+
+    C_hat: Any = None
+    m: int = 1
+
+    @property
+    def n_states(self):
+        return self.C_hat.shape[1]
+
+    @property
+    def n_controls(self):
+        return self.m
+
+    @property
+    def n_observed(self):
+        return self.C_hat.shape[0]
+
+    def dynamics(self, x, u):
+        raise TypeError("a linearised plant steps around the points of its trajectory: call step(..., draws=point)")
+
+    def step(self, x, u, key=None, noise=None, draws=None):
+        p = draws
+        x1 = p.x_next + jnp.einsum("bij,bj->bi", p.Jx, x - p.x) + jnp.einsum("bij,bj->bi", p.Ju, u - p.u)
+        return x1, self.observe(x1)
+
+    def observe(self, x):
+        return x @ self.C_hat.T.astype(x.dtype)
+
+
 def _adam(rule):
     return optax.adam(rule.fit_lr)
 
@@ -208,20 +272,32 @@ def refit(rule, state: NetState, replay: Replay, key) -> tuple[NetModel, Any, ja
     adam = _adam(rule)
     n, batch = wd.shape[0], rule.fit_batch
 
-    def loss(net, idx):
-        zi, ti, wi = (zs, target, wd) if idx is None else (zs[idx], target[idx], wd[idx])
+    def loss(net, data):
+        zi, ti, wi = (zs, target, wd) if data is None else data
         out = jnp.tanh(zi @ net.W1.T + net.b1) @ net.W2.T + net.b2
         return jnp.sum(wi[:, None] * (out - ti) ** 2) / jnp.maximum(jnp.sum(wi), 1.0)
 
-    idx_all = None if batch >= n else jax.random.randint(k_fit, (rule.fit_steps, batch), 0, n)
+    data = None  # every step's batch, drawn at once: (fit_steps, fit_batch, ...)
+    if batch < n:
+        idx = jax.random.randint(k_fit, (rule.fit_steps, batch), 0, n)
+        data = (zs[idx], target[idx], wd[idx])
 
-    def step(carry, idx):
-        net, opt = carry
-        g = jax.grad(loss)(net, idx)
-        upd, opt = adam.update(g, opt, net)
-        return (optax.apply_updates(net, upd), opt), None
+    # Adam on the weights raveled into one vector (the same steps as on the pytree, in a few array operations
+    # instead of a few per weight array: each step is small, so their number is its cost); its moments are
+    # carried in the state per weight array, as `optax.adam` keeps them
+    flat0, unravel = ravel_pytree(net0)
+    moments, rest = state.opt[0], state.opt[1:]
+    opt0 = (moments._replace(mu=ravel_pytree(moments.mu)[0], nu=ravel_pytree(moments.nu)[0]),) + rest
 
-    (net, opt), _ = jax.lax.scan(step, (net0, state.opt), idx_all, length=rule.fit_steps)
+    def step(carry, d):
+        flat, opt = carry
+        g = ravel_pytree(jax.grad(loss)(unravel(flat), d))[0]
+        upd, opt = adam.update(g, opt, flat)
+        return (flat + upd, opt), None
+
+    (flat, opt), _ = jax.lax.scan(step, (flat0, opt0), data, length=rule.fit_steps)
+    net = unravel(flat)
+    opt = (opt[0]._replace(mu=unravel(opt[0].mu), nu=unravel(opt[0].nu)),) + opt[1:]
     model = NetModel(mu.astype(dtype), s_z.astype(dtype), s_d.astype(dtype), L.astype(dtype), net)
     return model, opt, C.astype(dtype)
 
@@ -230,25 +306,27 @@ def network_gradient(rule, problem, trained, consts, key, settings, state: NetSt
     """The `model` rule's :class:`loopdyn.training.RuleStep` with the network model (module docstring)."""
     task, hp, plant = problem.task, consts.hyper, problem.plant
     episode, sigma, xi, total, traj, mask = collect_transitions(rule, problem, trained, consts, key, settings)
-    B = episode.x0.shape[0]
-    weight = jnp.ones((task.T, B), problem.dtype) if mask is None else mask.astype(problem.dtype)
     k_add, k_fit = jax.random.split(jax.random.fold_in(key, 3))
     replay = add_transitions(state.replay, k_add, traj.x, traj.u, traj.x_next, plant.observe(traj.x_next),
                              settings.horizon, rule.keep)
     model, opt, C = refit(rule, state, replay, k_fit)
-    fitted = NetworkPlant.of(model, C)
+    if rule.path == "observed":
+        fitted, points = LinearisedPlant(C_hat=C, m=traj.u.shape[-1]), Point(traj.x, traj.u, traj.x_next,
+                                                                              *jacobians(model, traj.x, traj.u))
+    else:
+        fitted, points = NetworkPlant.of(model, C), None
 
     def f(tr, sel=None):
         core = make_core(problem.spec, combine(tr, consts.frozen), hp.g)
-        return _costs(problem, core, fitted, episode, hp, settings.horizon, None, xi, sel=sel)[0]
+        return _costs(problem, core, fitted, episode, hp, settings.horizon, None, xi, sel=sel, draws=points)[0]
 
     _, grads, var = per_episode_gradient(f, trained, rule.variance)
-    w = weight[..., None]
-    before = predict(state.model, traj.x, traj.u)
-    residual = jnp.sum(w * (traj.x_next - before) ** 2) / jnp.sum(w * traj.x_next**2)
+    # the records, on the epoch's transitions just added to the replay (`keep` of them, drawn within T_e)
+    x, u, x_next = (a[-rule.keep:] for a in (replay.x, replay.u, replay.x_next))
+    residual = jnp.sum((x_next - predict(state.model, x, u)) ** 2) / jnp.sum(x_next**2)
     residual = jnp.where(state.epochs > 0, residual, jnp.nan)
-    true = plant.dynamics(traj.x, traj.u)
-    err = jnp.sqrt(jnp.sum(w * (predict(model, traj.x, traj.u) - true) ** 2) / jnp.sum(w * (true - traj.x) ** 2))
+    true = plant.dynamics(x, u)
+    err = jnp.sqrt(jnp.sum((predict(model, x, u) - true) ** 2) / jnp.sum((true - x) ** 2))
     records = {"model_error": err.astype(problem.dtype), "model_residual": residual.astype(problem.dtype)}
     if rule.noisy_actions:
         records["sigma"] = jnp.asarray(sigma, problem.dtype)
