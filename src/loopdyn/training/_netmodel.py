@@ -26,10 +26,19 @@ Its cost is therefore bounded whatever `task.batch` and `task.T`.
 readout $\hat y = \hat C \hat x$ fitted by least squares on the replay's $(x', y')$ — exact for every shipped
 plant (each observes coordinates of its state), the best linear readout otherwise.
 
+**The gradient** (`path`). `"observed"` (the default): the loss is back-propagated along the epoch's own
+transitions $(x_t, u_t, x_{t+1})$ (those the replay drew from), the model entering through its Jacobians there
+(:func:`jacobians`, closed form, all $T B$ points at once): the agent is rolled out through the time-varying affine
+plant $x' = x_{t+1} + J_{x,t}(x - x_t) + J_{u,t}(u - u_t)$ (:class:`LinearisedPlant`), which at the parameters the
+transitions were collected with retraces them exactly — BPTT through the model's linearisation along the
+observed trajectory (stochastic value gradients). `"model"`: BPTT through a rollout of the model itself from the
+same initial states and exploration noise (:class:`NetworkPlant`), whose states drift from the observed ones as
+the model's errors compound over the episode.
+
 **Records.** `model_residual`: $\sum\|x' - \hat x'\|^2/\sum\|x'\|^2$ of the model fitted *before* the epoch on the
-epoch's transitions (NaN at the first epoch), as for the linear model. `model_error`: the refitted model's
+epoch's `keep` transitions added to the replay (NaN at the first epoch). `model_error`: the refitted model's
 error against the plant's own noise-free step $F(x, u)$ (`plant.dynamics`, known to the experimenter, not to
-the learner) on the epoch's transitions, relative to the step's increment:
+the learner) on the same transitions, relative to the step's increment:
 $\bigl(\sum\|\hat x' - F(x, u)\|^2 / \sum\|F(x, u) - x\|^2\bigr)^{1/2}$.
 """
 
@@ -40,7 +49,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
-from jax.flatten_util import ravel_pytree
 
 from ..agents import combine, make_core
 from ..plants import Plant
@@ -50,10 +58,6 @@ from ._rules import NETWORK_MODEL, RuleStep, _costs, collect_transitions, per_ep
 
 FLOOR = 1e-6
 """The smallest standardisation scale $s_z$, $s_\\Delta$ (a coordinate that never varies on the replay)."""
-
-
-UNROLL = 20
-"""Adam steps of the refit unrolled per iteration of its loop (small steps: the loop's overhead counts)."""
 
 
 class Net(NamedTuple):
@@ -272,32 +276,20 @@ def refit(rule, state: NetState, replay: Replay, key) -> tuple[NetModel, Any, ja
     adam = _adam(rule)
     n, batch = wd.shape[0], rule.fit_batch
 
-    def loss(net, data):
-        zi, ti, wi = (zs, target, wd) if data is None else data
+    def loss(net, idx):
+        zi, ti, wi = (zs, target, wd) if idx is None else (zs[idx], target[idx], wd[idx])
         out = jnp.tanh(zi @ net.W1.T + net.b1) @ net.W2.T + net.b2
         return jnp.sum(wi[:, None] * (out - ti) ** 2) / jnp.maximum(jnp.sum(wi), 1.0)
 
-    data = None  # every step's batch, drawn at once: (fit_steps, fit_batch, ...)
-    if batch < n:
-        idx = jax.random.randint(k_fit, (rule.fit_steps, batch), 0, n)
-        data = (zs[idx], target[idx], wd[idx])
+    idx_all = None if batch >= n else jax.random.randint(k_fit, (rule.fit_steps, batch), 0, n)
 
-    # Adam on the weights raveled into one vector (the same steps as on the pytree, in a few array operations
-    # instead of a few per weight array: each step is small, so their number is its cost); its moments are
-    # carried in the state per weight array, as `optax.adam` keeps them
-    flat0, unravel = ravel_pytree(net0)
-    moments, rest = state.opt[0], state.opt[1:]
-    opt0 = (moments._replace(mu=ravel_pytree(moments.mu)[0], nu=ravel_pytree(moments.nu)[0]),) + rest
+    def step(carry, idx):
+        net, opt = carry
+        g = jax.grad(loss)(net, idx)
+        upd, opt = adam.update(g, opt, net)
+        return (optax.apply_updates(net, upd), opt), None
 
-    def step(carry, d):
-        flat, opt = carry
-        g = ravel_pytree(jax.grad(loss)(unravel(flat), d))[0]
-        upd, opt = adam.update(g, opt, flat)
-        return (flat + upd, opt), None
-
-    (flat, opt), _ = jax.lax.scan(step, (flat0, opt0), data, length=rule.fit_steps)
-    net = unravel(flat)
-    opt = (opt[0]._replace(mu=unravel(opt[0].mu), nu=unravel(opt[0].nu)),) + opt[1:]
+    (net, opt), _ = jax.lax.scan(step, (net0, state.opt), idx_all, length=rule.fit_steps)
     model = NetModel(mu.astype(dtype), s_z.astype(dtype), s_d.astype(dtype), L.astype(dtype), net)
     return model, opt, C.astype(dtype)
 
