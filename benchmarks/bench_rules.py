@@ -9,7 +9,8 @@ with bptt's plain rollout of the batch (`variance = true`, which adds the half-b
 backward pass costs something, reinforce (no backward pass through the plant) should be below bptt.
 
 Timed by the process's CPU time (`--clock cpu`, the default: on a shared machine it counts only this process's
-work; run it on one core, `taskset -c 0`, so that it equals the wall time of an idle core) or by `--clock wall`.
+work; run it on one core, `taskset -c 0`, so that it equals the wall time of an idle core) or by `--clock wall`
+(the loop is `_timing.py`'s, shared with `bench_netmodel.py`).
 
     PYTHONPATH=src taskset -c 0 python benchmarks/bench_rules.py [--runs 4] [--epochs 20] [--agents linear,tanh]
         [--plant inverted_pendulum] [--clock cpu]
@@ -18,9 +19,8 @@ work; run it on one core, `taskset -c 0`, so that it equals the wall time of an 
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 
+from _timing import best_per_run_epoch, compile_rules, header
 
 RULES = {  # name -> (kind, parameters)
     "bptt": ("bptt", {}),
@@ -33,15 +33,6 @@ RULES = {  # name -> (kind, parameters)
 
 
 def main() -> None:
-    import time
-
-    import jax
-    import jax.numpy as jnp
-
-    import loopdyn
-    from loopdyn.config import family, with_parts
-    from loopdyn.training import HyperParams, compile_chunk, init_run, make_groups
-
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=4)
     ap.add_argument("--epochs", type=int, default=20)
@@ -50,33 +41,12 @@ def main() -> None:
     ap.add_argument("--plant", default=None, help="plant.kind (default: the config's, the double integrator)")
     ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
     args = ap.parse_args()
-    clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    cpu = next((ln.split(":", 1)[1].strip() for ln in subprocess.run(["lscpu"], capture_output=True, text=True)
-                .stdout.splitlines() if ln.startswith("Model name")), "?")
-    print(f"cpu: {cpu}; {len(os.sched_getaffinity(0))} of {os.cpu_count()} cores; {args.runs} runs x {args.epochs} "
-          f"epochs per call; best of {args.rounds} interleaved rounds; {args.clock} time; plant "
-          f"{args.plant or 'double_integrator'}")
+    print(f"{header(args.runs, args.epochs, args.rounds, args.clock)}; plant {args.plant or 'double_integrator'}")
     for agent in args.agents.split(","):
         base = [f"epochs={args.epochs}", f"record.chunk={args.epochs}", f'agent.activation="{agent}"']
         base += [f'plant.kind="{args.plant}"'] if args.plant else []
-        calls = {}
-        for name, (kind, values) in RULES.items():  # compile every rule first, then time them interleaved
-            cfg = loopdyn.load_config("learning-rules", base, f"0..{args.runs - 1}")
-            cfg = with_parts(cfg, gradient=family("gradient").resolve(kind)(**values))
-            (g,) = make_groups([(cfg, name)])
-            hyper = HyperParams(**{k: jnp.asarray(v, g.problem.dtype) for k, v in g.hyper.items()})
-            s, c = jax.vmap(lambda seed, h, g=g: init_run(g.problem, seed, h))(jnp.asarray(g.seeds), hyper)
-            test_x0 = g.problem.task.test_set(jax.random.PRNGKey(0), g.problem.dtype)
-            epochs = jnp.arange(args.epochs, dtype=jnp.int32)
-            fn = compile_chunk(g.problem, test_x0).lower(s, c, epochs).compile()
-            jax.block_until_ready(fn(s, c, epochs))
-            calls[name] = (fn, s, c, epochs)
-        best = dict.fromkeys(calls, float("inf"))
-        for _ in range(args.rounds):
-            for name, (fn, s, c, epochs) in calls.items():
-                t0 = clock()
-                jax.block_until_ready(fn(s, c, epochs + args.epochs))
-                best[name] = min(best[name], (clock() - t0) / (args.runs * args.epochs))
+        calls = compile_rules("learning-rules", base, args.runs, args.epochs, RULES)
+        best = best_per_run_epoch(calls, args.runs, args.epochs, args.rounds, args.clock)
         for name, t in best.items():
             print(f"{agent:6s} {name:22s} {1e3 * t:8.3f} ms per run-epoch")
         ref, plain = best["bptt"], best["bptt plain (variance)"]

@@ -18,7 +18,7 @@ from loopdyn.config import HYPERPARAMETERS, from_toml_text
 from loopdyn.system import rollout
 from loopdyn.training import HyperParams, Model, Settings, build_problem, fit_linear_model, init_run
 from loopdyn.training import transition_statistics
-from loopdyn.training._netmodel import NetworkPlant, predict
+from loopdyn.training._netmodel import LinearisedPlant, NetworkPlant, Point, jacobians, predict
 from loopdyn.training._trainer import restore_states, state_arrays
 
 PENDULUM = """
@@ -106,14 +106,33 @@ def test_the_network_model_learns_the_pendulum_and_its_gradient_is_the_true_one(
     print(f"one-step error of the increment: network {net_err:.4f}, linear {lin_err:.4f}")
     assert net_err < 0.05 and lin_err > 3 * net_err, (net_err, lin_err)
 
-    # the gradient through the fitted model is the gradient of the same episodes through the true plant
+    # the model's Jacobians in closed form (the observed path's) are JAX's derivatives of its prediction
+    Jx, Ju = jacobians(st.model, x[:5], u[:5])
+    Jz = jax.vmap(jax.jacfwd(lambda z: predict(st.model, z[:2], z[2:])))(jnp.concatenate([x[:5], u[:5]], -1))
+    np.testing.assert_allclose(np.concatenate([Jx, Ju], -1), Jz, rtol=1e-4, atol=1e-5)
+
+    # the gradient through the fitted model is the gradient of the same episodes through the true plant, along the
+    # observed transitions (the default) and through a rollout of the model
     key = jax.random.PRNGKey(99)
-    g_model = _flat(step(key, st).grads)
     g_true = _flat(jax.jit(lambda k: _true_gradient(problem, state.params, consts, k, sigma))(key))
-    cos = g_model @ g_true / np.linalg.norm(g_model) / np.linalg.norm(g_true)
-    ratio = np.linalg.norm(g_model) / np.linalg.norm(g_true)
-    print(f"gradient through the model vs the true plant: cosine {cos:.5f}, norm ratio {ratio:.3f}")
-    assert cos > 0.99 and 0.75 < ratio < 1.33, (cos, ratio)
+    along = Model(model="network", sigma=sigma, replay=8, keep=400, variance=False, path="model")
+    through = jax.jit(lambda k, s: along.gradient(problem, state.params, consts, k, Settings(), s))
+    for path, fn in (("observed", step), ("model", through)):
+        g_model = _flat(fn(key, st).grads)
+        cos = g_model @ g_true / np.linalg.norm(g_model) / np.linalg.norm(g_true)
+        ratio = np.linalg.norm(g_model) / np.linalg.norm(g_true)
+        print(f"gradient through the model ({path}) vs the true plant: cosine {cos:.5f}, norm ratio {ratio:.3f}")
+        assert cos > 0.99 and 0.75 < ratio < 1.33, (path, cos, ratio)
+
+    # the linearised plant retraces the observed trajectory at the parameters it was collected with
+    from loopdyn.training._rules import collect_transitions
+
+    episode, _, xi, _, obs, _ = collect_transitions(rule, problem, state.params, consts, key, Settings())
+    points = Point(obs.x, obs.u, obs.x_next, *jacobians(st.model, obs.x, obs.u))
+    lin = LinearisedPlant(C_hat=jnp.asarray([[1.0, 0.0]], jnp.float32), m=1)
+    again = rollout(make_core(problem.spec, combine(state.params, consts.frozen), hyper.g), lin, episode.x0,
+                    problem.task.T, action_noise=xi, process_noise=points)
+    np.testing.assert_allclose(again.x, obs.x, rtol=1e-5, atol=1e-6)
 
 
 BASE = PENDULUM + '[gradient]\nkind = "model"\nmodel = "network"\n'

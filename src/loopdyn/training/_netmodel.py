@@ -26,10 +26,19 @@ Its cost is therefore bounded whatever `task.batch` and `task.T`.
 readout $\hat y = \hat C \hat x$ fitted by least squares on the replay's $(x', y')$ — exact for every shipped
 plant (each observes coordinates of its state), the best linear readout otherwise.
 
+**The gradient** (`path`). `"observed"` (the default): the loss is back-propagated along the epoch's own
+transitions $(x_t, u_t, x_{t+1})$ (those the replay drew from), the model entering through its Jacobians there
+(:func:`jacobians`, closed form, all $T B$ points at once): the agent is rolled out through the time-varying affine
+plant $x' = x_{t+1} + J_{x,t}(x - x_t) + J_{u,t}(u - u_t)$ (:class:`LinearisedPlant`), which at the parameters the
+transitions were collected with retraces them exactly — BPTT through the model's linearisation along the
+observed trajectory (stochastic value gradients). `"model"`: BPTT through a rollout of the model itself from the
+same initial states and exploration noise (:class:`NetworkPlant`), whose states drift from the observed ones as
+the model's errors compound over the episode.
+
 **Records.** `model_residual`: $\sum\|x' - \hat x'\|^2/\sum\|x'\|^2$ of the model fitted *before* the epoch on the
-epoch's transitions (NaN at the first epoch), as for the linear model. `model_error`: the refitted model's
+epoch's `keep` transitions added to the replay (NaN at the first epoch). `model_error`: the refitted model's
 error against the plant's own noise-free step $F(x, u)$ (`plant.dynamics`, known to the experimenter, not to
-the learner) on the epoch's transitions, relative to the step's increment:
+the learner) on the same transitions, relative to the step's increment:
 $\bigl(\sum\|\hat x' - F(x, u)\|^2 / \sum\|F(x, u) - x\|^2\bigr)^{1/2}$.
 """
 
@@ -142,6 +151,65 @@ class NetworkPlant(Plant):
         return x @ self.C_hat.T.astype(x.dtype)
 
 
+def jacobians(model: NetModel, x, u):
+    r"""`(J_x (..., k, k), J_u (..., k, m))`: the model's Jacobians $\partial\hat x'/\partial x$,
+    $\partial\hat x'/\partial u$ at the points `x (..., k)`, `u (..., m)`, in closed form from the folded weights
+    (:func:`folded`): $J_x = I + A_x^{\mathrm{lin}} + W_{2s}\,\mathrm{diag}(1 - \tanh^2 \mathrm{hid})\,A_x^{\mathrm{hid}}$,
+    and $J_u$ alike without the identity."""
+    k = x.shape[-1]
+    Ax, Au, c, W2, _ = (a.astype(x.dtype) for a in folded(model, k))
+    hid = x @ Ax[k:].T + u @ Au[k:].T + c[k:]
+    d = 1 - jnp.tanh(hid) ** 2  # (..., H)
+    Jx = jnp.eye(k, dtype=x.dtype) + Ax[:k] + jnp.einsum("ih,...h,hj->...ij", W2, d, Ax[k:])
+    Ju = Au[:k] + jnp.einsum("ih,...h,hj->...ij", W2, d, Au[k:])
+    return Jx, Ju
+
+
+class Point(NamedTuple):
+    """A step of the observed trajectory and the model's Jacobians there (batch arrays `(B, ...)`, stacked `(T, B,
+    ...)` for a rollout): `x`, `u`, `x_next`, `Jx (B, k, k)`, `Ju (B, k, m)`."""
+
+    x: jax.Array
+    u: jax.Array
+    x_next: jax.Array
+    Jx: jax.Array
+    Ju: jax.Array
+
+
+class LinearisedPlant(Plant):
+    r"""The fitted model linearised around each observed transition $(x_t, u_t, x_{t+1})$ of the epoch,
+    $x' = x_{t+1} + J_{x,t}(x - x_t) + J_{u,t}(u - u_t)$, a time-varying affine plant: stepped by
+    :func:`loopdyn.system.rollout` with the step's :class:`Point` as its `draws` (`process_noise`), it retraces the
+    observed trajectory at the parameters it was collected with, and its derivatives are the model's there.
+    `observe` is the fitted readout `C_hat`; it has no `dynamics` of its own (a step needs its point)."""
+
+    C_hat: Any = None
+    m: int = 1
+
+    @property
+    def n_states(self):
+        return self.C_hat.shape[1]
+
+    @property
+    def n_controls(self):
+        return self.m
+
+    @property
+    def n_observed(self):
+        return self.C_hat.shape[0]
+
+    def dynamics(self, x, u):
+        raise TypeError("a linearised plant steps around the points of its trajectory: call step(..., draws=point)")
+
+    def step(self, x, u, key=None, noise=None, draws=None):
+        p = draws
+        x1 = p.x_next + jnp.einsum("bij,bj->bi", p.Jx, x - p.x) + jnp.einsum("bij,bj->bi", p.Ju, u - p.u)
+        return x1, self.observe(x1)
+
+    def observe(self, x):
+        return x @ self.C_hat.T.astype(x.dtype)
+
+
 def _adam(rule):
     return optax.adam(rule.fit_lr)
 
@@ -230,25 +298,27 @@ def network_gradient(rule, problem, trained, consts, key, settings, state: NetSt
     """The `model` rule's :class:`loopdyn.training.RuleStep` with the network model (module docstring)."""
     task, hp, plant = problem.task, consts.hyper, problem.plant
     episode, sigma, xi, total, traj, mask = collect_transitions(rule, problem, trained, consts, key, settings)
-    B = episode.x0.shape[0]
-    weight = jnp.ones((task.T, B), problem.dtype) if mask is None else mask.astype(problem.dtype)
     k_add, k_fit = jax.random.split(jax.random.fold_in(key, 3))
     replay = add_transitions(state.replay, k_add, traj.x, traj.u, traj.x_next, plant.observe(traj.x_next),
                              settings.horizon, rule.keep)
     model, opt, C = refit(rule, state, replay, k_fit)
-    fitted = NetworkPlant.of(model, C)
+    if rule.path == "observed":
+        fitted, points = LinearisedPlant(C_hat=C, m=traj.u.shape[-1]), Point(traj.x, traj.u, traj.x_next,
+                                                                              *jacobians(model, traj.x, traj.u))
+    else:
+        fitted, points = NetworkPlant.of(model, C), None
 
     def f(tr, sel=None):
         core = make_core(problem.spec, combine(tr, consts.frozen), hp.g)
-        return _costs(problem, core, fitted, episode, hp, settings.horizon, None, xi, sel=sel)[0]
+        return _costs(problem, core, fitted, episode, hp, settings.horizon, None, xi, sel=sel, draws=points)[0]
 
     _, grads, var = per_episode_gradient(f, trained, rule.variance)
-    w = weight[..., None]
-    before = predict(state.model, traj.x, traj.u)
-    residual = jnp.sum(w * (traj.x_next - before) ** 2) / jnp.sum(w * traj.x_next**2)
+    # the records, on the epoch's transitions just added to the replay (`keep` of them, drawn within T_e)
+    x, u, x_next = (a[-rule.keep:] for a in (replay.x, replay.u, replay.x_next))
+    residual = jnp.sum((x_next - predict(state.model, x, u)) ** 2) / jnp.sum(x_next**2)
     residual = jnp.where(state.epochs > 0, residual, jnp.nan)
-    true = plant.dynamics(traj.x, traj.u)
-    err = jnp.sqrt(jnp.sum(w * (predict(model, traj.x, traj.u) - true) ** 2) / jnp.sum(w * (true - traj.x) ** 2))
+    true = plant.dynamics(x, u)
+    err = jnp.sqrt(jnp.sum((predict(model, x, u) - true) ** 2) / jnp.sum((true - x) ** 2))
     records = {"model_error": err.astype(problem.dtype), "model_residual": residual.astype(problem.dtype)}
     if rule.noisy_actions:
         records["sigma"] = jnp.asarray(sigma, problem.dtype)

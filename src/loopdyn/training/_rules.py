@@ -212,11 +212,15 @@ def _process_draws(key_w, T: int, B: int, k: int, dtype):
     return jax.vmap(lambda kt: jax.random.normal(kt, (B, k), dtype))(jax.random.split(key_w, T))
 
 
-def _rollout(problem, core, plant, episode, hp, key_w=None, xi=None, emit=("x", "u"), sel=None):
+def _rollout(problem, core, plant, episode, hp, key_w=None, xi=None, emit=("x", "u"), sel=None, draws=None):
     """The trajectory of `core` driving `plant` on the episodes `sel` (index array; `None`: all) of the batch,
-    with their exploration noise `xi (T, B, m)` and process noise (from `key_w`, drawn for the whole batch)."""
+    with their exploration noise `xi (T, B, m)` and process noise (from `key_w`, drawn for the whole batch).
+    `draws`: instead of process noise, per-step inputs `(T, B, ...)` (a pytree) handed to `plant.step` as its
+    `draws` (e.g. the points a linearised plant steps around: :mod:`loopdyn.training._netmodel`)."""
     task = problem.task
     x0, exo, noise = episode.x0, episode.exo, {"key": key_w}
+    if draws is not None:
+        noise = {"process_noise": draws if sel is None else jax.tree.map(lambda a: a[:, sel], draws)}
     if sel is not None:
         x0, exo = x0[sel], (None if exo is None else exo[:, sel])
         xi = None if xi is None else xi[:, sel]
@@ -227,10 +231,10 @@ def _rollout(problem, core, plant, episode, hp, key_w=None, xi=None, emit=("x", 
                    emit=tuple(dict.fromkeys(("x", "u") + tuple(emit))), action_noise=xi, **noise)
 
 
-def _costs(problem, core, plant, episode, hp, horizon, key_w=None, xi=None, emit=("x", "u"), sel=None):
+def _costs(problem, core, plant, episode, hp, horizon, key_w=None, xi=None, emit=("x", "u"), sel=None, draws=None):
     """`(per-episode costs (n,), per-step costs (T, n), trajectory)` of `core` driving `plant` on the episodes
     `sel` of the batch (:func:`_rollout`; the costs are those of the batch of B)."""
-    traj = _rollout(problem, core, plant, episode, hp, key_w, xi, emit, sel)
+    traj = _rollout(problem, core, plant, episode, hp, key_w, xi, emit, sel, draws)
     c = problem.task.step_costs(traj, hp.beta, stands_for=episode.x0.shape[0], horizon=horizon)
     return jnp.sum(c, axis=0), c, traj
 
@@ -456,6 +460,10 @@ class Model(GradientRule):
                                     "the replay is smaller)", check=POSITIVE)
     keep: int = param(500, doc="network model: transitions of each epoch kept in its replay (drawn uniformly; "
                                "the replay holds replay x keep)", check=POSITIVE)
+    path: str = param("observed", doc="network model: the path the loss is back-propagated along: 'observed' (the "
+                                      "epoch's own transitions, stepped by the model's linearisation around each "
+                                      "of them) or 'model' (a rollout of the model from the same initial states)",
+                      choices=("observed", "model"))
 
     records = ("model_error", "model_residual")
 
