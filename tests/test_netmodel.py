@@ -112,12 +112,12 @@ def test_the_network_model_learns_the_pendulum_and_its_gradient_is_the_true_one(
     np.testing.assert_allclose(np.concatenate([Jx, Ju], -1), Jz, rtol=1e-4, atol=1e-5)
 
     # the gradient through the fitted model is the gradient of the same episodes through the true plant, along the
-    # observed transitions (the default) and through a rollout of the model
+    # observed transitions and through a rollout of the model (the default)
     key = jax.random.PRNGKey(99)
     g_true = _flat(jax.jit(lambda k: _true_gradient(problem, state.params, consts, k, sigma))(key))
-    along = Model(model="network", sigma=sigma, replay=8, keep=400, variance=False, path="model")
-    through = jax.jit(lambda k, s: along.gradient(problem, state.params, consts, k, Settings(), s))
-    for path, fn in (("observed", step), ("model", through)):
+    along = Model(model="network", sigma=sigma, replay=8, keep=400, variance=False, path="observed")
+    observed = jax.jit(lambda k, s: along.gradient(problem, state.params, consts, k, Settings(), s))
+    for path, fn in (("observed", observed), ("model", step)):
         g_model = _flat(fn(key, st).grads)
         cos = g_model @ g_true / np.linalg.norm(g_model) / np.linalg.norm(g_true)
         ratio = np.linalg.norm(g_model) / np.linalg.norm(g_true)

@@ -26,14 +26,14 @@ Its cost is therefore bounded whatever `task.batch` and `task.T`.
 readout $\hat y = \hat C \hat x$ fitted by least squares on the replay's $(x', y')$ — exact for every shipped
 plant (each observes coordinates of its state), the best linear readout otherwise.
 
-**The gradient** (`path`). `"observed"` (the default): the loss is back-propagated along the epoch's own
+**The gradient** (`path`). `"model"` (the default): BPTT through a rollout of the model itself from the
+same initial states and exploration noise (:class:`NetworkPlant`), whose states drift from the observed ones as
+the model's errors compound over the episode. `"observed"`: the loss is back-propagated along the epoch's own
 transitions $(x_t, u_t, x_{t+1})$ (those the replay drew from), the model entering through its Jacobians there
 (:func:`jacobians`, closed form, all $T B$ points at once): the agent is rolled out through the time-varying affine
 plant $x' = x_{t+1} + J_{x,t}(x - x_t) + J_{u,t}(u - u_t)$ (:class:`LinearisedPlant`), which at the parameters the
 transitions were collected with retraces them exactly — BPTT through the model's linearisation along the
-observed trajectory (stochastic value gradients). `"model"`: BPTT through a rollout of the model itself from the
-same initial states and exploration noise (:class:`NetworkPlant`), whose states drift from the observed ones as
-the model's errors compound over the episode.
+observed trajectory (stochastic value gradients); the model's errors enter through its Jacobians only.
 
 **Records.** `model_residual`: $\sum\|x' - \hat x'\|^2/\sum\|x'\|^2$ of the model fitted *before* the epoch on the
 epoch's `keep` transitions added to the replay (NaN at the first epoch). `model_error`: the refitted model's

@@ -460,10 +460,10 @@ class Model(GradientRule):
                                     "the replay is smaller)", check=POSITIVE)
     keep: int = param(500, doc="network model: transitions of each epoch kept in its replay (drawn uniformly; "
                                "the replay holds replay x keep)", check=POSITIVE)
-    path: str = param("observed", doc="network model: the path the loss is back-propagated along: 'observed' (the "
-                                      "epoch's own transitions, stepped by the model's linearisation around each "
-                                      "of them) or 'model' (a rollout of the model from the same initial states)",
-                      choices=("observed", "model"))
+    path: str = param("model", doc="network model: the path the loss is back-propagated along: 'model' (a rollout "
+                                   "of the model from the same initial states) or 'observed' (the epoch's own "
+                                   "transitions, stepped by the model's linearisation around each of them)",
+                      choices=("model", "observed"))
 
     records = ("model_error", "model_residual")
 
