@@ -41,6 +41,12 @@ SMALL_INPUT = 4
 r"""Up to this many inputs, :func:`input_drive` forms $m\,y$ as a sum of broadcast products (see there)."""
 
 
+REMATERIALISE = True
+"""Whether a low-rank nonlinear core without random part recomputes its update in the backward pass (`jax.checkpoint`,
+bit-identical) instead of storing its intermediates (:func:`rnn_core`; `benchmarks/bench_checkpoint_update.py`
+switches it)."""
+
+
 @jax.custom_jvp
 def input_drive(y, m):
     r"""The input drive $m\,y$ of a batch, `y (..., c)`, `m (N, c)` -> `(..., N)`, equal to `y @ m.T`.
@@ -248,4 +254,9 @@ def rnn_core(spec: AgentSpec, params: AgentParams, g=0.0) -> Core:
     def update(h, y):
         return (1 - a) * h + a * phi(recur(h) + input_drive(y, m))
 
+    if REMATERIALISE and spec.rank and params.J is None and not spec.linear:
+        # a low-rank nonlinear update costs O(N r) per state: recomputing it in the backward pass is cheaper than
+        # storing its (T, batch, N) intermediates (bit-identical; `benchmarks/bench_checkpoint_update.py`); a
+        # full-rank one would recompute its N x N product, and is slower so
+        update = jax.checkpoint(update)
     return Core(spec.N, update, lambda h: h @ z)
