@@ -22,7 +22,7 @@ the tangents with coefficients computed once per stage (e.g. the rows of $\parti
 forward mode (`jax.jacfwd`: linearisation, fixed points) and reverse mode (training) then go through it, and the
 reverse pass is the transpose of those few products, with the stage's coefficients (its sines and cosines
 included) kept from the forward pass instead of recomputed (the two-link arm: the plant's share of a training
-step's cost halves, `benchmarks/bench_plants.py`).
+step's cost halves, `benchmarks/bench_plant_step.py`; the training cost, `benchmarks/bench_plants.py`).
 """
 
 from __future__ import annotations
