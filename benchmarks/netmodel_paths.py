@@ -16,51 +16,21 @@ import subprocess
 import sys
 from pathlib import Path
 
-CONFIG = """name = "netmodel-paths"
-description = "learning-rules-pendulum's model-network condition alone (rank-1 RNN N = 100, inverted pendulum)"
-epochs = 1000
-seeds = "0..63"
-dtype = "float32"
+SHIPPED = "learning-rules-pendulum"
 
-[plant]
-kind = "inverted_pendulum"
-observed = "angle"
 
-[task]
-T = 50
-batch = 100
-x0_range = 0.5
-loss = "mean"
-beta = 0.0
-test_batch = 100
-test_loss = "mean_xv"
+def condition_config() -> str:
+    """The shipped config's `model-network` condition as a plain ensemble: its tables without the experiment, with
+    the [gradient] table the experiment builds for that condition (from its [learning_rules] table)."""
+    import tomllib
+    from importlib import resources
 
-[agent]
-N = 100
-rank = 1
-activation = "linear"
-g = 0.0
-init = "lowrank"
-trainable = ["z", "U", "V"]
+    text = (resources.files("loopdyn.configs") / f"{SHIPPED}.toml").read_text()
+    rules = tomllib.loads(text)["learning_rules"]
+    body = "\n".join(ln for ln in text.split("[learning_rules]")[0].splitlines() if not ln.startswith("experiment ="))
+    return (f'{body}\n[gradient]\nkind = "model"\nmodel = "{rules["model"]}"\nsigma = {rules["model_sigma"]}\n'
+            f'replay = {rules["model_replay"]}\nvariance = true\n')
 
-[train]
-mode = "closed_loop"
-optimizer = "sgd"
-lr = 0.01
-clip = 1.0
-
-[record]
-chunk = 50
-checkpoint = "log"
-n_log = 60
-
-[gradient]
-kind = "model"
-model = "network"
-sigma = 0.1
-replay = 10
-variance = true
-"""
 
 
 def main() -> None:
@@ -76,7 +46,7 @@ def main() -> None:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "netmodel-paths.toml").write_text(CONFIG)
+    (out / "netmodel-paths.toml").write_text(condition_config())
     for act in args.agents.split(","):
         final = {}
         for path in ("model", "observed"):
