@@ -19,6 +19,7 @@ from loopdyn.system import rollout
 from loopdyn.training import HyperParams, Model, Settings, build_problem, fit_linear_model, init_run
 from loopdyn.training import transition_statistics
 from loopdyn.training._netmodel import LinearisedPlant, NetworkPlant, Point, jacobians, predict
+from loopdyn.training._rules import collect_transitions
 from loopdyn.training._trainer import restore_states, state_arrays
 
 PENDULUM = """
@@ -125,8 +126,6 @@ def test_the_network_model_learns_the_pendulum_and_its_gradient_is_the_true_one(
         assert cos > 0.99 and 0.75 < ratio < 1.33, (path, cos, ratio)
 
     # the linearised plant retraces the observed trajectory at the parameters it was collected with
-    from loopdyn.training._rules import collect_transitions
-
     episode, _, xi, _, obs, _ = collect_transitions(rule, problem, state.params, consts, key, Settings())
     points = Point(obs.x, obs.u, obs.x_next, *jacobians(st.model, obs.x, obs.u))
     lin = LinearisedPlant(C_hat=jnp.asarray([[1.0, 0.0]], jnp.float32), m=1)

@@ -38,7 +38,7 @@ import math
 import jax.numpy as jnp
 
 from ..config import NON_NEGATIVE, POSITIVE, InvalidParameter, param
-from ._rk4 import RK4Plant
+from ._rk4 import RK4Plant, second_order_tangent
 
 
 class TwoLinkArm(RK4Plant):
@@ -160,8 +160,7 @@ class TwoLinkArm(RK4Plant):
         d_acc1[1] = d_acc1[1] + a2 * s2 * r2 * inv + na * dinv
         d_acc2[1] = d_acc2[1] + a2 * s2 * (r1 - 2 * r2) * inv + nb * dinv
         rows = jnp.stack([jnp.stack(d_acc1, -1), jnp.stack(d_acc2, -1)], -2)  # (B, 2, 6)
-        dz = jnp.concatenate([dx, du], axis=-1)
-        return field, jnp.concatenate([dx[..., 2:], jnp.sum(rows * dz[..., None, :], axis=-1)], axis=-1)
+        return field, second_order_tangent(rows, dx, du)
 
     def hand(self, q):
         r"""Hand position $p(q)$ (m) of a batch of absolute joint angles `(B, 2)` -> `(B, 2)`."""

@@ -29,7 +29,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from ..config import NON_NEGATIVE, POSITIVE, param
-from ._rk4 import RK4Plant
+from ._rk4 import RK4Plant, second_order_tangent
 
 
 class CartPole(RK4Plant):
@@ -94,8 +94,7 @@ class CartPole(RK4Plant):
         d_acc1[1] = d_acc1[1] + ml * s * r2 * inv + na * dinv
         d_acc2[1] = d_acc2[1] + ml * s * r1 * inv + nb * dinv
         rows = jnp.stack([jnp.stack(d_acc1, -1), jnp.stack(d_acc2, -1)], -2)  # (B, 2, 5)
-        dz = jnp.concatenate([dx, du], axis=-1)
-        return field, jnp.concatenate([dx[..., 2:], jnp.sum(rows * dz[..., None, :], axis=-1)], axis=-1)
+        return field, second_order_tangent(rows, dx, du)
 
     def energy(self, x):
         r"""$E = \tfrac12(M+m)\dot p^2 + m l\cos\theta\,\dot p\dot\theta + \tfrac12 m l^2\dot\theta^2 + m g l\cos\theta$, `(B, 4)` -> `(B,)`."""

@@ -49,6 +49,14 @@ def rk4_step(F, x, u, dt):
     return x + (dt / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
 
 
+def second_order_tangent(rows, dx, du):
+    r"""The tangent of a mechanical vector field $F = (\dot q, \ddot q)$ of a state $x = (q, \dot q)$, for
+    :meth:`RK4Plant.vector_field_jvp`: the positions' rates move with the velocity tangents, the accelerations by
+    their rows of $\partial F/\partial(x, u)$, `rows (..., k/2, k + m)`, times `(dx, du)`."""
+    dz = jnp.concatenate([dx, du], axis=-1)
+    return jnp.concatenate([dx[..., dx.shape[-1] // 2:], jnp.sum(rows * dz[..., None, :], axis=-1)], axis=-1)
+
+
 class RK4Plant(Plant):
     """A plant given by its vector field and stepped by RK4 (module docstring). A subclass gives the sizes,
     `vector_field(x (B, k), u (B, m)) -> (B, k)` in `jax.numpy` and `observe`; the origin must be an
