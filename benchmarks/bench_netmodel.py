@@ -50,9 +50,10 @@ def parts(call, rounds: int, runs: int, clock: str) -> dict:
 
     def fit(st, co):
         *_, traj, _ = collect(st, co)
-        replay = nm.add_transitions(st.rule.replay, key, traj.x, traj.u, traj.x_next,
-                                    problem.plant.observe(traj.x_next), None, rule.keep)
-        return nm.refit(rule, st.rule, replay, key)
+        new = nm.draw_transitions(key, traj.x, traj.u, traj.x_next, problem.plant.observe(traj.x_next), None,
+                                  rule.keep)
+        replay, moments = nm.add_transitions(st.rule, tuple(a.astype(st.rule.replay.x.dtype) for a in new))
+        return nm.refit(rule, st.rule, replay, moments, key)
 
     def blocked(f):  # the runs in blocks of the trainer's (Problem.runs_per_block), each block vmapped
         return jax.jit(lambda *a: jax.lax.map(lambda b: f(*b), a, batch_size=problem.runs_per_block or runs))

@@ -18,7 +18,7 @@ from loopdyn.config import HYPERPARAMETERS, from_toml_text
 from loopdyn.system import rollout
 from loopdyn.training import HyperParams, Model, Settings, build_problem, fit_linear_model, init_run
 from loopdyn.training import transition_statistics
-from loopdyn.training._netmodel import LinearisedPlant, NetworkPlant, Point, jacobians, predict
+from loopdyn.training._netmodel import LinearisedPlant, NetworkPlant, Point, affine_fit, jacobians, predict
 from loopdyn.training._rules import collect_transitions
 from loopdyn.training._trainer import restore_states, state_arrays
 
@@ -85,6 +85,19 @@ def test_the_network_model_learns_the_pendulum_and_its_gradient_is_the_true_one(
         residuals.append(float(out.records["model_residual"]))
     assert np.isnan(residuals[0]) and np.all(np.isfinite(residuals[1:])) and residuals[-1] < residuals[1] / 3
     assert errors[-1] < errors[0] / 3, errors
+
+    # the closed-form parts, solved from the ring's moments, are those of the replay's rows solved directly (numpy)
+    rows = [np.asarray(a, np.float64) for a in (st.replay.x, st.replay.u, st.replay.x_next, st.replay.y_next)]
+    assert np.all(np.asarray(st.replay.w) == 1)  # 30 epochs filled the ring of 8 x 400
+    x, u, xn, yn = rows
+    z = np.concatenate([x, u], axis=1)
+    mu, s_z, s_d = z.mean(0), z.std(0), np.sqrt(np.mean((xn - x) ** 2, 0))
+    zt = np.concatenate([(z - mu) / s_z, np.ones((len(z), 1))], axis=1)
+    L = np.linalg.lstsq(zt, (xn - x) / s_d, rcond=None)[0].T
+    C = np.linalg.lstsq(xn, yn, rcond=None)[0].T
+    for got, want in zip(affine_fit(st.moments, 1e-12), (mu, s_z, s_d, L, C)):
+        np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(st.model.L, L, rtol=1e-5, atol=1e-6)  # the fitted model's, in float32
 
     # one step of fresh, held-out transitions (new initial states and exploration noise) vs the plant's own RK4 step:
     # the relative error of the predicted increment, against the least-squares linear model of the same replay

@@ -29,6 +29,8 @@ trajectories into losses; the trainer's modes use only that interface (`train_ep
 
 from __future__ import annotations
 
+import functools
+import operator
 from dataclasses import dataclass
 
 import jax
@@ -46,6 +48,15 @@ TRAIN_LOSS_LABELS = {
     "mean": "train loss mean_{t,i,b} x^2 + beta mean_b sum_t u^2",
     "sum": "train loss dt sum_t [mean_{b,i} x^2 + reg sum_b u^2]",
 }
+
+
+def squared_norm(a):
+    """The squared norm over the last axis. A short axis (a plant's few states or controls) is summed term by term,
+    which XLA fuses with the arithmetic around it: on CPU a reduction over a minor axis of 2 costs ~6x more."""
+    if a.shape[-1] > 8:
+        return jnp.sum(a**2, axis=-1)
+    zero = jnp.zeros(a.shape[:-1], a.dtype)
+    return functools.reduce(operator.add, [a[..., i] ** 2 for i in range(a.shape[-1])], zero)
 
 
 @dataclass(frozen=True)
@@ -159,7 +170,7 @@ class Regulation(WithoutProbes):
         xs, us = traj.x, traj.u
         T, b, k = xs.shape
         n = T if horizon is None else jnp.asarray(horizon, xs.dtype)
-        x2, u2 = jnp.sum(xs**2, axis=-1), jnp.sum(us**2, axis=-1)
+        x2, u2 = squared_norm(xs), squared_norm(us)
         if self.loss == "mean":
             c = x2 / (n * k) + beta * u2
         else:

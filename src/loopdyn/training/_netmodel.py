@@ -19,8 +19,10 @@ replay buffer (this epoch's transitions included):
 
 **The replay** is a ring buffer of `replay` x `keep` transitions $(x, u, x', y')$: each epoch `keep` of its
 $T_e B$ transitions, drawn uniformly with replacement (steps $t \ge T_e$ of a curriculum never), replace the
-oldest.
-Its cost is therefore bounded whatever `task.batch` and `task.T`.
+oldest (slot block $e \bmod$ `replay` at epoch e). Beside it the rule keeps, per slot block, the raw moments of
+its transitions (:class:`Moments`), from which steps 1-2 and the readout are solved in closed form: a refit
+touches the replay only through the `fit_steps` x `fit_batch` transitions its Adam steps draw, and its cost is
+bounded whatever `task.batch` and `task.T`.
 
 **What the agent sees through the model.** The plant's `observe` is not known to the learner: it is a linear
 readout $\hat y = \hat C \hat x$ fitted by least squares on the replay's $(x', y')$ — exact for every shipped
@@ -81,8 +83,8 @@ class NetModel(NamedTuple):
 
 
 class Replay(NamedTuple):
-    """The ring buffer of transitions, oldest first: `x`, `u`, `x_next`, `y_next` (`(replay * keep, ...)`) and
-    `w` (1 for a transition, 0 for an empty slot)."""
+    """The ring buffer of transitions: `x`, `u`, `x_next`, `y_next` (`(replay * keep, ...)`; epoch e's in the
+    slots `(e mod replay) * keep + [0, keep)`) and `w` (1 for a transition, 0 for an empty slot)."""
 
     x: jax.Array
     u: jax.Array
@@ -91,14 +93,29 @@ class Replay(NamedTuple):
     w: jax.Array
 
 
+class Moments(NamedTuple):
+    r"""Raw moments of a block of transitions (float64; stacked `(replay, ...)`, one block per epoch of the
+    replay): with $a = [x; u; 1]$ and the increment $d = x' - x$, `aa` $= \sum a a^\top$, `ad` $= \sum a d^\top$,
+    `dd` $= \sum d \odot d$, `xx` $= \sum x' x'^\top$, `xy` $= \sum x' y'^\top$ (the count is `aa[-1, -1]`)."""
+
+    aa: jax.Array
+    ad: jax.Array
+    dd: jax.Array
+    xx: jax.Array
+    xy: jax.Array
+
+
 class NetState(NamedTuple):
     """The network rule's state carried from epoch to epoch (stored and resumed like the run's parameters):
-    the model fitted so far, the Adam state of its network, the replay and the number of epochs seen."""
+    the model fitted so far, the Adam state of its network, the replay, the moments of its blocks and the number
+    of epochs seen. (A store written before `moments` existed resumes with them zero: the closed-form parts are
+    then fitted on the epochs since the resume until the ring has turned once.)"""
 
     model: NetModel
     opt: Any
     replay: Replay
     epochs: jax.Array
+    moments: Moments
 
 
 def predict(model: NetModel, x, u):
@@ -120,7 +137,10 @@ def folded(model: NetModel, k: int):
 
 class NetworkPlant(Plant):
     """The fitted network model as a plant: `dynamics` :func:`predict` (its weights folded once, :func:`folded`),
-    `observe` the fitted readout `C_hat`."""
+    `observe` the fitted readout `C_hat`. The increment is computed in the model's dtype (that of its weights,
+    the problem's) and added to the state in the rollout's, which may be wider (the reduced rank-1 agent steps in
+    float64): a model fitted in float32 is no more accurate in float64, and its hidden layer, the rollout's
+    largest cost, runs twice as fast in float32."""
 
     weights: Any = None
     C_hat: Any = None
@@ -142,10 +162,10 @@ class NetworkPlant(Plant):
         return self.C_hat.shape[0]
 
     def dynamics(self, x, u):
-        Ax, Au, c, W2, c2 = (a.astype(x.dtype) for a in self.weights)
-        k = x.shape[-1]
-        pre = x @ Ax.T + u @ Au.T + c
-        return x + pre[..., :k] + jnp.tanh(pre[..., k:]) @ W2.T + c2
+        Ax, Au, c, W2, c2 = self.weights
+        k, dt = x.shape[-1], Ax.dtype
+        pre = x.astype(dt) @ Ax.T + u.astype(dt) @ Au.T + c
+        return x + (pre[..., :k] + jnp.tanh(pre[..., k:]) @ W2.T + c2).astype(x.dtype)
 
     def observe(self, x):
         return x @ self.C_hat.T.astype(x.dtype)
@@ -157,10 +177,10 @@ def jacobians(model: NetModel, x, u):
     (:func:`folded`): $J_x = I + A_x^{\mathrm{lin}} + W_{2s}\,\mathrm{diag}(1 - \tanh^2 \mathrm{hid})\,A_x^{\mathrm{hid}}$,
     and $J_u$ alike without the identity."""
     k = x.shape[-1]
-    Ax, Au, c, W2, _ = (a.astype(x.dtype) for a in folded(model, k))
-    hid = x @ Ax[k:].T + u @ Au[k:].T + c[k:]
+    Ax, Au, c, W2, _ = folded(model, k)  # in the model's dtype, as it steps (NetworkPlant)
+    hid = x.astype(Ax.dtype) @ Ax[k:].T + u.astype(Ax.dtype) @ Au[k:].T + c[k:]
     d = 1 - jnp.tanh(hid) ** 2  # (..., H)
-    Jx = jnp.eye(k, dtype=x.dtype) + Ax[:k] + jnp.einsum("ih,...h,hj->...ij", W2, d, Ax[k:])
+    Jx = jnp.eye(k, dtype=Ax.dtype) + Ax[:k] + jnp.einsum("ih,...h,hj->...ij", W2, d, Ax[k:])
     Ju = Au[:k] + jnp.einsum("ih,...h,hj->...ij", W2, d, Au[k:])
     return Jx, Ju
 
@@ -223,7 +243,10 @@ def init_state(rule, problem) -> NetState:
                      jnp.zeros((k, k + m + 1), dt), net)
     replay = Replay(jnp.zeros((n, k), dt), jnp.zeros((n, m), dt), jnp.zeros((n, k), dt), jnp.zeros((n, c), dt),
                     jnp.zeros((n,), dt))
-    return NetState(model, _adam(rule).init(net), replay, jnp.asarray(0, jnp.int32))
+    a, R, f = k + m + 1, rule.replay, jnp.float64
+    moments = Moments(jnp.zeros((R, a, a), f), jnp.zeros((R, a, k), f), jnp.zeros((R, k), f), jnp.zeros((R, k, k), f),
+                      jnp.zeros((R, k, c), f))
+    return NetState(model, _adam(rule).init(net), replay, jnp.asarray(0, jnp.int32), moments)
 
 
 def _first_net(key, H: int, k: int, m: int, dtype) -> Net:
@@ -232,16 +255,38 @@ def _first_net(key, H: int, k: int, m: int, dtype) -> Net:
                jax.random.uniform(k2, (H,), dtype, -1.0, 1.0), jnp.zeros((k, H), dtype), jnp.zeros((k,), dtype))
 
 
-def add_transitions(replay: Replay, key, x, u, x_next, y_next, horizon, keep: int) -> Replay:
-    """The replay with `keep` of the transitions `x (T, B, k)`, ... in place of its `keep` oldest: drawn uniformly
+def draw_transitions(key, x, u, x_next, y_next, horizon, keep: int) -> tuple[jax.Array, ...]:
+    """`keep` of the transitions `x (T, B, k)`, ... (`(x, u, x_next, y_next)`, each `(keep, ...)`), drawn uniformly
     (with replacement) from the steps `t < horizon` (all steps when `horizon` is `None`) of the batch."""
     T, B = x.shape[0], x.shape[1]
     k_t, k_b = jax.random.split(key)
     n_t = T if horizon is None else jnp.clip(horizon, 1, T)
     t = jnp.minimum(jnp.floor(jax.random.uniform(k_t, (keep,)) * n_t).astype(jnp.int32), T - 1)
     b = jax.random.randint(k_b, (keep,), 0, B)
-    new = [a[t, b] for a in (x, u, x_next, y_next)] + [jnp.ones((keep,), replay.w.dtype)]
-    return Replay(*(jnp.concatenate([old, a.astype(old.dtype)])[keep:] for old, a in zip(replay, new)))
+    return tuple(a[t, b] for a in (x, u, x_next, y_next))
+
+
+def block_moments(x, u, x_next, y_next) -> Moments:
+    """:class:`Moments` of the transitions `x (n, k)`, `u (n, m)`, `x_next (n, k)`, `y_next (n, c)`."""
+    f = jnp.float64
+    x, u, xn, yn = (v.astype(f) for v in (x, u, x_next, y_next))
+    a = jnp.concatenate([x, u, jnp.ones_like(x[:, :1])], axis=-1)
+    d = xn - x
+    return Moments(a.T @ a, a.T @ d, jnp.sum(d * d, axis=0), xn.T @ xn, xn.T @ yn)
+
+
+def add_transitions(state: NetState, new: tuple[jax.Array, ...]) -> tuple[Replay, Moments]:
+    """The replay and its moments with the transitions `new` (:func:`draw_transitions`) in the slot block of the
+    state's epoch (`epochs mod replay`: the oldest), in place."""
+    blocks = state.moments.aa.shape[0]
+    keep = new[0].shape[0]
+    slot = state.epochs % blocks
+    rows = list(new) + [jnp.ones((keep,), state.replay.w.dtype)]
+    replay = Replay(*(jax.lax.dynamic_update_slice_in_dim(old, a.astype(old.dtype), slot * keep, axis=0)
+                      for old, a in zip(state.replay, rows)))
+    moments = Moments(*(jax.lax.dynamic_update_index_in_dim(old, a, slot, axis=0)
+                        for old, a in zip(state.moments, block_moments(*new))))
+    return replay, moments
 
 
 def _least_squares(G, R, ridge: float):
@@ -249,37 +294,43 @@ def _least_squares(G, R, ridge: float):
     return jnp.linalg.solve(G + lam * jnp.eye(G.shape[0], dtype=G.dtype), R)
 
 
-def refit(rule, state: NetState, replay: Replay, key) -> tuple[NetModel, Any, jax.Array]:
-    """`(model, adam state, C_hat)` refitted on `replay` (module docstring), from the state's network (drawn anew
-    at the first epoch)."""
-    f = jnp.float64
-    w = replay.w.astype(f)
-    nw = jnp.maximum(jnp.sum(w), 1.0)
-    z = jnp.concatenate([replay.x, replay.u], axis=-1).astype(f)
-    d = (replay.x_next - replay.x).astype(f)
-    mu = jnp.sum(w[:, None] * z, 0) / nw
-    s_z = jnp.maximum(jnp.sqrt(jnp.sum(w[:, None] * (z - mu) ** 2, 0) / nw), FLOOR)
-    s_d = jnp.maximum(jnp.sqrt(jnp.sum(w[:, None] * d**2, 0) / nw), FLOOR)
-    zt = jnp.concatenate([(z - mu) / s_z, jnp.ones_like(w)[:, None]], axis=-1)
-    dt_ = d / s_d
-    L = _least_squares((zt * w[:, None]).T @ zt, (zt * w[:, None]).T @ dt_, rule.ridge).T  # (k, k + m + 1)
-    xn, yn = replay.x_next.astype(f), replay.y_next.astype(f)
-    C = _least_squares((xn * w[:, None]).T @ xn, (xn * w[:, None]).T @ yn, rule.ridge).T
+def affine_fit(moments: Moments, ridge: float):
+    r"""`(mu_z, s_z, s_d, L, C)` (float64) of the replay whose blocks have the raw `moments` (stacked): the
+    standardisation, the least-squares affine part $L$ of the scaled increments on $[\tilde z; 1]$ and the readout
+    $\hat C$ (module docstring, steps 1-2), from the moments alone: with $\tilde a = S a$,
+    $S = \begin{pmatrix}\mathrm{diag}(1/s_z) & -\mu_z/s_z \\ 0 & 1\end{pmatrix}$, the normal equations are
+    $S (\sum a a^\top) S^\top L^\top = S (\sum a d^\top)\,\mathrm{diag}(1/s_\Delta)$."""
+    tot = jax.tree.map(lambda a: jnp.sum(a, axis=0), moments)
+    n = jnp.maximum(tot.aa[-1, -1], 1.0)
+    mu = tot.aa[:-1, -1] / n
+    s_z = jnp.maximum(jnp.sqrt(jnp.maximum(jnp.diagonal(tot.aa)[:-1] / n - mu**2, 0.0)), FLOOR)
+    s_d = jnp.maximum(jnp.sqrt(tot.dd / n), FLOOR)
+    S = jnp.diag(jnp.append(1 / s_z, 1.0)).at[:-1, -1].set(-mu / s_z)
+    L = _least_squares(S @ tot.aa @ S.T, S @ tot.ad / s_d, ridge).T  # (k, k + m + 1)
+    C = _least_squares(tot.xx, tot.xy, ridge).T
+    return mu, s_z, s_d, L, C
+
+
+def refit(rule, state: NetState, replay: Replay, moments: Moments, key) -> tuple[NetModel, Any, jax.Array]:
+    """`(model, adam state, C_hat)` refitted on `replay` with the raw `moments` of its blocks (module docstring),
+    from the state's network (drawn anew at the first epoch)."""
+    mu, s_z, s_d, L, C = affine_fit(moments, rule.ridge)
     dtype = replay.x.dtype
-    target = (dt_ - zt @ L.T).astype(dtype)  # the residual of the affine fit, scaled
-    zs = ((z - mu) / s_z).astype(dtype)
-    wd = replay.w
+    mu, s_z, s_d, L = (a.astype(dtype) for a in (mu, s_z, s_d, L))
     k_init, k_fit = jax.random.split(key)
     k, m = replay.x.shape[-1], replay.u.shape[-1]
     net0 = jax.tree.map(lambda a, b: jnp.where(state.epochs == 0, a, b),
                         _first_net(k_init, rule.hidden, k, m, dtype), state.model.net)
     adam = _adam(rule)
-    n, batch = wd.shape[0], rule.fit_batch
+    n, batch = replay.w.shape[0], rule.fit_batch
 
     def loss(net, idx):
-        zi, ti, wi = (zs, target, wd) if idx is None else (zs[idx], target[idx], wd[idx])
-        out = jnp.tanh(zi @ net.W1.T + net.b1) @ net.W2.T + net.b2
-        return jnp.sum(wi[:, None] * (out - ti) ** 2) / jnp.maximum(jnp.sum(wi), 1.0)
+        x, u, xn, w = (replay.x, replay.u, replay.x_next, replay.w) if idx is None else (
+            replay.x[idx], replay.u[idx], replay.x_next[idx], replay.w[idx])
+        zs = (jnp.concatenate([x, u], axis=-1) - mu) / s_z
+        target = (xn - x) / s_d - zs @ L[:, :-1].T - L[:, -1]  # the residual of the affine fit, scaled
+        out = jnp.tanh(zs @ net.W1.T + net.b1) @ net.W2.T + net.b2
+        return jnp.sum(w[:, None] * (out - target) ** 2) / jnp.maximum(jnp.sum(w), 1.0)
 
     idx_all = None if batch >= n else jax.random.randint(k_fit, (rule.fit_steps, batch), 0, n)
 
@@ -290,8 +341,7 @@ def refit(rule, state: NetState, replay: Replay, key) -> tuple[NetModel, Any, ja
         return (optax.apply_updates(net, upd), opt), None
 
     (net, opt), _ = jax.lax.scan(step, (net0, state.opt), idx_all, length=rule.fit_steps)
-    model = NetModel(mu.astype(dtype), s_z.astype(dtype), s_d.astype(dtype), L.astype(dtype), net)
-    return model, opt, C.astype(dtype)
+    return NetModel(mu, s_z, s_d, L, net), opt, C.astype(dtype)
 
 
 def network_gradient(rule, problem, trained, consts, key, settings, state: NetState):
@@ -299,9 +349,10 @@ def network_gradient(rule, problem, trained, consts, key, settings, state: NetSt
     task, hp, plant = problem.task, consts.hyper, problem.plant
     episode, sigma, xi, total, traj, mask = collect_transitions(rule, problem, trained, consts, key, settings)
     k_add, k_fit = jax.random.split(jax.random.fold_in(key, 3))
-    replay = add_transitions(state.replay, k_add, traj.x, traj.u, traj.x_next, plant.observe(traj.x_next),
-                             settings.horizon, rule.keep)
-    model, opt, C = refit(rule, state, replay, k_fit)
+    new = tuple(a.astype(state.replay.x.dtype) for a in draw_transitions(  # as the replay holds them
+        k_add, traj.x, traj.u, traj.x_next, plant.observe(traj.x_next), settings.horizon, rule.keep))
+    replay, moments = add_transitions(state, new)
+    model, opt, C = refit(rule, state, replay, moments, k_fit)
     if rule.path == "observed":
         fitted, points = LinearisedPlant(C_hat=C, m=traj.u.shape[-1]), Point(traj.x, traj.u, traj.x_next,
                                                                               *jacobians(model, traj.x, traj.u))
@@ -314,17 +365,18 @@ def network_gradient(rule, problem, trained, consts, key, settings, state: NetSt
 
     _, grads, var = per_episode_gradient(f, trained, rule.variance)
     # the records, on the epoch's transitions just added to the replay (`keep` of them, drawn within T_e)
-    x, u, x_next = (a[-rule.keep:] for a in (replay.x, replay.u, replay.x_next))
-    residual = jnp.sum((x_next - predict(state.model, x, u)) ** 2) / jnp.sum(x_next**2)
+    x, u, x_next, _ = new
+    before, after = (NetworkPlant.of(mo, C).dynamics(x, u) for mo in (state.model, model))
+    residual = jnp.sum((x_next - before) ** 2) / jnp.sum(x_next**2)
     residual = jnp.where(state.epochs > 0, residual, jnp.nan)
     true = plant.dynamics(x, u)
-    err = jnp.sqrt(jnp.sum((predict(model, x, u) - true) ** 2) / jnp.sum((true - x) ** 2))
+    err = jnp.sqrt(jnp.sum((after - true) ** 2) / jnp.sum((true - x) ** 2))
     records = {"model_error": err.astype(problem.dtype), "model_residual": residual.astype(problem.dtype)}
     if rule.noisy_actions:
         records["sigma"] = jnp.asarray(sigma, problem.dtype)
     if rule.variance:
         records["grad_variance"] = var
-    new_state = NetState(model, opt, replay, state.epochs + 1)
+    new_state = NetState(model, opt, replay, state.epochs + 1, moments)
     moments = gain_moments(traj.x, traj.u if xi is None else traj.u - xi) if task.gains else None
     return RuleStep(jnp.mean(total), grads, LossAux(moments=moments), new_state, records)
 
