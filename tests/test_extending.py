@@ -33,7 +33,7 @@ SHORT = {
     "oscillator": (["epochs=40", "record.chunk=10"], 20),
     "pendulum": (["epochs=30", "task.batch=32", "task.test_batch=16", "record.chunk=10"], 10),
     "velocity_penalty": (["epochs=30", "record.chunk=10"], None),
-    "curriculum": (["curriculum.phase_epochs=[10, 10, 10]", "record.chunk=5"], 15),
+    "curriculum": (["curriculum.phase_epochs=[10, 10, 10]", "record.chunk=5"], 10),  # stopped after phase 1
     "dale_rnn": (["epochs=30", "record.chunk=10"], 10),
 }
 

@@ -40,7 +40,8 @@ def test_ensemble_equals_runs_one_by_one(tmp_path):
     cfg = _cfg('[sweep]\n"train.lr" = [0.05, 0.2]\n"agent.N" = [12, 9]\n')
     arrays, ds = _arrays(loopdyn.train(cfg, tmp_path / "ens.zarr", progress=False))
     assert ds.sizes["run"] == 12
-    for i in (0, 4, 7, 11):  # both groups (N), both learning rates, several seeds
+    # both groups (N, the smaller one padded), both learning rates, two seeds: each solo run costs a compilation
+    for i in (0, 11):
         run = ds.isel(run=i)
         solo = dataclasses.replace(cfg, seeds=(int(run.seed),), sweep=())
         solo = _config.with_values(solo, {"train.lr": float(run.lr), "agent.N": int(run.N)})
@@ -74,17 +75,22 @@ def test_tanh_ensemble_in_blocks_equals_runs_one_by_one(tmp_path):
     assert not np.allclose(arrays["train_loss"][0], arrays["train_loss"][5])  # different seeds, different runs
 
 
-def test_same_config_same_numbers(tmp_path):
-    cfg = _cfg()
-    a, _ = _arrays(loopdyn.train(cfg, tmp_path / "a.zarr", progress=False))
-    b, _ = _arrays(loopdyn.train(cfg, tmp_path / "b.zarr", progress=False))
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory):
+    """SMALL trained once, uninterrupted: the reference of the tests below, which only read it."""
+    return loopdyn.train(_cfg(), tmp_path_factory.mktemp("small") / "small.zarr", progress=False)
+
+
+def test_same_config_same_numbers(tmp_path, small_store):
+    a, _ = _arrays(small_store)
+    b, _ = _arrays(loopdyn.train(_cfg(), tmp_path / "b.zarr", progress=False))
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
 
 
-def test_resume_is_identical_to_uninterrupted(tmp_path):
+def test_resume_is_identical_to_uninterrupted(tmp_path, small_store):
     cfg = _cfg()
-    full, _ = _arrays(loopdyn.train(cfg, tmp_path / "full.zarr", progress=False))
+    full, _ = _arrays(small_store)
     part = loopdyn.train(cfg, tmp_path / "part.zarr", progress=False, stop_after=20)
     _, ds = _arrays(part)
     assert ds.sizes["epoch"] == 20 and ds.sizes["checkpoint"] == 20
@@ -95,9 +101,9 @@ def test_resume_is_identical_to_uninterrupted(tmp_path):
         np.testing.assert_array_equal(full[k], resumed[k])
 
 
-def test_half_written_chunk_is_ignored_and_overwritten(tmp_path):
+def test_half_written_chunk_is_ignored_and_overwritten(tmp_path, small_store):
     cfg = _cfg()
-    full, _ = _arrays(loopdyn.train(cfg, tmp_path / "full.zarr", progress=False))
+    full, _ = _arrays(small_store)
     part = loopdyn.train(cfg, tmp_path / "part.zarr", progress=False, stop_after=10)
     import zarr
 
@@ -130,9 +136,8 @@ def test_divergent_run_is_marked_and_others_kept_bit_identical(tmp_path):
     assert np.all(np.isnan(a["eigenvalues"][3:, 1:]))
 
 
-def test_store_records_provenance(tmp_path):
-    cfg = _cfg()
-    ds = loopdyn.open_run(loopdyn.train(cfg, tmp_path / "p.zarr", progress=False))
+def test_store_records_provenance(small_store):
+    ds = loopdyn.open_run(small_store)
     assert ds.attrs["config"]["agent"]["N"] == 12
     assert ds.attrs["versions"]["jax"] and ds.attrs["git_commit"]
     assert list(ds.seed.values) == [0, 1, 2]
