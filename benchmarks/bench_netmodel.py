@@ -4,7 +4,9 @@ against bptt at the same N, T and batch, in the same process, on the shipped lea
 
 bptt of the linear agent runs on the reduced (rank-1) network, as every rule does; `model` rolls the plant out
 once (the transitions), refits, then back-propagates through the model. The rows "+ variance" add the half-batch
-gradient-variance estimate (what the learning-rules experiment records). Timed by `_timing.py`'s loop (shared
+gradient-variance estimate (what the learning-rules experiment records); like for like, they are also compared
+with bptt recording the same estimate ("bptt + variance", a plain rollout of the batch with its two halves). Timed
+by `_timing.py`'s loop (shared
 with `bench_rules.py`): CPU time by default, so run it on one core (`taskset -c 0`).
 
 `--parts` also times the network rule's parts, each jitted alone and run over the runs as the trainer runs an
@@ -28,6 +30,7 @@ def rules(extra: dict) -> dict:
     net = {"sigma": 0.1, "model": "network", **extra}
     return {  # name -> (kind, parameters)
         "bptt": ("bptt", {}),
+        "bptt + variance": ("bptt", {"variance": True}),
         "model linear": ("model", {"variance": False, "sigma": 0.1}),
         "model network": ("model", {**net, "variance": False}),
         "model network + variance": ("model", {**net, "variance": True}),
@@ -110,6 +113,8 @@ def main() -> None:
         best = best_per_run_epoch(calls, args.runs, args.epochs, args.rounds, args.clock)
         for name, t in best.items():
             print(f"{agent:6s} {name:26s} {1e3 * t:8.3f} ms per run-epoch ({t / best['bptt']:.2f}x bptt)", flush=True)
+        print(f"{agent:6s} like for like: model network + variance / bptt + variance = "
+              f"{best['model network + variance'] / best['bptt + variance']:.2f}x", flush=True)
         if args.parts:
             for name, t in parts(calls["model network"], args.rounds, args.runs, args.clock).items():
                 print(f"{agent:6s}   part: {name:20s} {1e3 * t:8.3f} ms per run", flush=True)

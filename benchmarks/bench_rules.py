@@ -53,7 +53,9 @@ def main() -> None:
         print(f"{agent}: reinforce/bptt = {best['reinforce'] / ref:.2f}x (with variance "
               f"{best['reinforce + variance'] / ref:.2f}x), model/bptt = {best['model'] / ref:.2f}x (with variance "
               f"{best['model + variance'] / ref:.2f}x); against bptt's plain rollout of the batch: reinforce "
-              f"{best['reinforce'] / plain:.2f}x, model {best['model'] / plain:.2f}x", flush=True)
+              f"{best['reinforce'] / plain:.2f}x, model {best['model'] / plain:.2f}x; like for like (both with the "
+              f"variance estimate): reinforce {best['reinforce + variance'] / plain:.2f}x, model "
+              f"{best['model + variance'] / plain:.2f}x", flush=True)
 
 
 if __name__ == "__main__":
