@@ -351,8 +351,8 @@ def network_gradient(rule, problem, trained, consts, key, settings, state: NetSt
     k_add, k_fit = jax.random.split(jax.random.fold_in(key, 3))
     new = tuple(a.astype(state.replay.x.dtype) for a in draw_transitions(  # as the replay holds them
         k_add, traj.x, traj.u, traj.x_next, plant.observe(traj.x_next), settings.horizon, rule.keep))
-    replay, moments = add_transitions(state, new)
-    model, opt, C = refit(rule, state, replay, moments, k_fit)
+    replay, ring = add_transitions(state, new)
+    model, opt, C = refit(rule, state, replay, ring, k_fit)
     if rule.path == "observed":
         fitted, points = LinearisedPlant(C_hat=C, m=traj.u.shape[-1]), Point(traj.x, traj.u, traj.x_next,
                                                                               *jacobians(model, traj.x, traj.u))
@@ -376,7 +376,7 @@ def network_gradient(rule, problem, trained, consts, key, settings, state: NetSt
         records["sigma"] = jnp.asarray(sigma, problem.dtype)
     if rule.variance:
         records["grad_variance"] = var
-    new_state = NetState(model, opt, replay, state.epochs + 1, moments)
+    new_state = NetState(model, opt, replay, state.epochs + 1, ring)
     moments = gain_moments(traj.x, traj.u if xi is None else traj.u - xi) if task.gains else None
     return RuleStep(jnp.mean(total), grads, LossAux(moments=moments), new_state, records)
 
