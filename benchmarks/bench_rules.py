@@ -9,7 +9,7 @@ with bptt's plain rollout of the batch (`variance = true`, which adds the half-b
 backward pass costs something, reinforce (no backward pass through the plant) should be below bptt.
 
 Timed by the process's CPU time (`--clock cpu`, the default: on a shared machine it counts only this process's
-work; run it on one core, `taskset -c 0`, so that it equals the wall time of an idle core) or by `--clock wall`
+work; run it on one core, `taskset -c 0`; where it and the wall time differ: `_timing.py`) or by `--clock wall`
 (the loop is `_timing.py`'s, shared with `bench_netmodel.py`).
 
     PYTHONPATH=src taskset -c 0 python benchmarks/bench_rules.py [--runs 4] [--epochs 20] [--agents linear,tanh]
