@@ -27,7 +27,9 @@ from ._base import Reproduce, register
 from .ablations import Ablation, ablation_numbers, in_memory
 
 ACTIVATIONS = ("linear", "tanh", "relu")
-GRAD_VARIANCE = "gradient variance tr Cov(g) at the last epoch (half-batch estimate; NaN: bptt)"
+GRAD_VARIANCE = "gradient variance tr Cov(g) at the last epoch (half-batch estimate)"
+INITIAL_GRAD_VARIANCE = ("gradient variance tr Cov(g) at epoch 0 (half-batch estimate; the initial weights, the same "
+                         "per seed in every condition)")
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ class LearningRules(Ablation):
     description = "bptt vs reinforce vs model vs a T-curriculum (issue 20)"
     table = LearningRulesTable
     figure_names = ("learning_rules",)
-    extra_metrics = ("gain_stage1_end", "gain_stage2_end", "zigzag_k1", "final_grad_variance")
+    extra_metrics = ("gain_stage1_end", "gain_stage2_end", "zigzag_k1", "final_grad_variance", "initial_grad_variance")
     n_panels = 1
     reproduce = Reproduce(
         "learning-rules", quick=("epochs=150", "learning_rules.activations=['linear']",
@@ -100,7 +102,9 @@ class LearningRules(Ablation):
         out = []
         for a in t["activations"]:
             act = {"agent.activation": a}
-            out.append((f"{a}/bptt", act))
+            # every rule records its gradient variance (bptt too: the same half-batch estimate, from the plain
+            # rollout of the batch), so that the rules' variances compare at the same weights (epoch 0)
+            out.append((f"{a}/bptt", {**act, "gradient.variance": True}))
             for s in t["sigmas"]:
                 out.append((f"{a}/reinforce-{s:g}", {**act, "gradient.kind": "reinforce", "gradient.sigma": float(s),
                                                       "gradient.variance": True}))
@@ -108,22 +112,25 @@ class LearningRules(Ablation):
                      "gradient.model": t["model"], "gradient.sigma": float(t["model_sigma"])}
             out.append((f"{a}/model" + ("-network" if t["model"] == "network" else ""), {**act, **model}))
             out.append((f"{a}/bptt-T{t['T_values'][0]}to{cfg.task.T}",
-                        {**act, "schedule.T": [[e, T] for e, T in zip(t["T_epochs"], t["T_values"])]}))
+                        {**act, "gradient.variance": True,
+                         "schedule.T": [[e, T] for e, T in zip(t["T_epochs"], t["T_values"])]}))
         return out
 
     def analyse(self, ds, runs, result) -> None:
         run_metrics(ds, runs, result)
-        v = np.full(ds.sizes["run"], np.nan)
+        v, v0 = np.full(ds.sizes["run"], np.nan), np.full(ds.sizes["run"], np.nan)
         if "grad_variance" in ds:
             gv = ds.grad_variance.values
             for run in runs:
-                v[run.index] = gv[run.index, run.epochs - 1]
+                v[run.index], v0[run.index] = gv[run.index, run.epochs - 1], gv[run.index, 0]
         result.put("final_grad_variance", v, ("run",), GRAD_VARIANCE)
+        result.put("initial_grad_variance", v0, ("run",), INITIAL_GRAD_VARIANCE)
         arrays = {name: values for name, (_, values) in result.arrays.items()
                   if name in (*METRICS, *self.extra_metrics, "final_gains")}
         result.numbers["conditions"] = condition_statistics(ds, arrays, self.extra_metrics)
         result.numbers["metric_descriptions"] = {**METRICS, **{k: SHORT[k] for k in self.extra_metrics if k in SHORT},
-                                                 "final_grad_variance": GRAD_VARIANCE}
+                                                 "final_grad_variance": GRAD_VARIANCE,
+                                                 "initial_grad_variance": INITIAL_GRAD_VARIANCE}
 
     def panels(self, ds, axes, numbers) -> None:
         ax = axes[0]
@@ -142,9 +149,10 @@ class LearningRules(Ablation):
                title="gradient variance (median; colours as in b)")
 
     def answers(self, ds) -> dict[str, str]:
-        """The two questions of issue 20, answered from the analysed store."""
+        """The two questions of issue 20, answered from the analysed store, and (`variance`, for stores that record
+        it for every rule) each rule's gradient variance at the initial weights relative to bptt's, paired by seed."""
         rows = {r["condition"]: r for r in ablation_numbers(ds)["conditions"]}
-        curriculum, survive = [], []
+        curriculum, survive, noise = [], [], []
         for label in rows:
             agent, rule = label.split("/", 1)
             base = rows.get(f"{agent}/bptt")
@@ -174,8 +182,17 @@ class LearningRules(Ablation):
                 survive.append(f"{label}: all three stages in {three}/{len(idx)} seeds (bptt {three0}/{len(idx0)}), "
                                f"stable at the end in {stable}/{len(idx)} (bptt {stable0}/{len(idx0)}), stage-2 "
                                f"zig-zag of k1 {zig} (bptt {zig0})")
-        return {"curriculum": "Does a T-curriculum shorten the plateau? " + "; ".join(curriculum) + ".",
-                "survive": "Do the stages survive model-free learning? " + "; ".join(survive) + "."}
+                if "initial_grad_variance" in ds:  # same seed order in every condition: same initial weights
+                    v0 = ds.initial_grad_variance.values
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        ratio = v0[idx] / v0[idx0]
+                    noise.append(f"{label} {fmt_spread(spread(ratio), '{:.3g}')}x")
+        answers = {"curriculum": "Does a T-curriculum shorten the plateau? " + "; ".join(curriculum) + ".",
+                   "survive": "Do the stages survive model-free learning? " + "; ".join(survive) + "."}
+        if noise:
+            answers["variance"] = ("Gradient variance at the initial weights (the same per seed in every condition), "
+                                   "relative to bptt's, per seed: " + "; ".join(noise) + ".")
+        return answers
 
     def captions(self, ds) -> dict:
         ds = in_memory(ds)
@@ -192,5 +209,6 @@ class LearningRules(Ablation):
                          f"{fmt_spread(m['final_train_loss'], '{:.3g}')}")
         a = self.answers(ds)
         source = "the gains" if n1.startswith("gain") else "P(theta) at the checkpoints"
-        return {"learning_rules": f"{a['curriculum']} {a['survive']} Per condition (median [IQR] over seeds; stage "
-                                  f"boundaries from {source}): " + "; ".join(parts) + "."}
+        answers = " ".join(a[k] for k in ("curriculum", "survive", "variance") if k in a)
+        return {"learning_rules": f"{answers} Per condition (median [IQR] over seeds; stage boundaries from {source}): "
+                                  + "; ".join(parts) + "."}
