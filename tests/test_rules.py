@@ -270,10 +270,23 @@ def test_the_learning_rules_experiment_end_to_end(tmp_path):
     # the curriculum's episode length is recorded per epoch: 10 before epoch 20, 50 from it
     cur = np.nonzero(ds.phase.values == "linear/bptt-T10to50")[0]
     assert np.all(ds.T_epoch.values[cur, :20] == 10) and np.all(ds.T_epoch.values[cur, 20:] == 50)
+    # every condition records its gradient variance; at epoch 0 (same weights per seed) the least-squares model's
+    # gradient is bptt's (the model is exact on the span the transitions visit), reinforce's far noisier
+    v0 = {p: ds.initial_grad_variance.values[ds.phase.values == p] for p in phases}
+    assert all(np.all(np.isfinite(v) & (v > 0)) for v in v0.values())
+    # (to float32 round-off: where the initial loop blows up, 1e17 for seed 0 here, the halves' difference is
+    # round-off amplified over T steps and agrees only in its order of magnitude)
+    tame = v0["linear/bptt"] < 1e8
+    assert tame.any()
+    np.testing.assert_allclose(v0["linear/model"][tame], v0["linear/bptt"][tame], rtol=1e-3)
+    np.testing.assert_allclose(np.log(v0["linear/model"]), np.log(v0["linear/bptt"]), atol=0.5)
+    assert np.all(v0["linear/reinforce-0.3"] > 10 * v0["linear/bptt"])
     exp = get("learning-rules")
     caption = exp.captions(ds)["learning_rules"]
     assert caption.startswith("Does a T-curriculum shorten the plateau? linear:")
     assert "Do the stages survive model-free learning? linear/reinforce-0.3: all three stages in" in caption
+    ratio = np.median(v0["linear/reinforce-0.3"] / v0["linear/bptt"])
+    assert f"relative to bptt's, per seed: linear/reinforce-0.3 {ratio:.3g} [" in caption
     fig = exp.figures(ds)["learning_rules"]
     assert text_overlaps(fig) == [] and small_text(fig) == []
 
