@@ -251,3 +251,35 @@ def test_a_killed_scheduler_is_one_line_and_nothing_is_merged(tmp_path, real_clu
     assert f"lost the Dask scheduler {address}" in lines[0] and f"loopdyn train --resume {store}" in lines[0], err
     assert "progress" not in loopdyn.store.read_root(store)["attributes"]  # nothing merged
     assert loopdyn.check_store(store)["epochs_done"] == 0
+
+
+def _compile_on_worker():
+    import jax
+    import jax.numpy as jnp
+
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.jit(lambda x: jnp.sin(x) * 3.0 + x)(jnp.arange(5.0)).block_until_ready()
+    return os.environ.get(_units.COMPILE_CACHE_ENV)
+
+
+def test_local_workers_share_a_compilation_cache_removed_with_the_cluster(monkeypatch):
+    """`--workers`: the workers compile into one temporary JAX compilation cache (a unit loads what another
+    compiled), removed when the cluster closes; a cache the user names in the environment is used instead."""
+    monkeypatch.delenv(_units.COMPILE_CACHE_ENV, raising=False)
+    with _units.dask_client(1, None) as client:
+        (cache,) = client.run(_compile_on_worker).values()
+        assert cache and "loopdyn-xla-cache-" in cache
+        assert any(Path(cache).iterdir())  # the worker's compilation was written there
+    assert not Path(cache).exists()
+
+    mine = []
+    monkeypatch.setenv(_units.COMPILE_CACHE_ENV, "/somewhere/shared")
+    monkeypatch.setattr(_units, "_connect", lambda w, s, cache: mine.append(cache) or (_Closing(), None))
+    with _units.dask_client(1, None):
+        pass
+    assert mine == [None]  # nothing made: the workers inherit the user's cache from the environment
+
+
+class _Closing:
+    def close(self):
+        pass

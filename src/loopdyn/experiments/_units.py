@@ -19,6 +19,7 @@ import contextlib
 import math
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,7 +160,8 @@ def check_workers(workers: int, unit_memory: float = 0.0) -> None:
 @contextlib.contextmanager
 def dask_client(workers: int | None, scheduler: str | None, unit_memory: float = 0.0):
     """`with dask_client(workers, scheduler) as client:` a Dask client of a `LocalCluster` of `workers`
-    single-threaded processes (each one host device), or of the scheduler at `scheduler`; `None` when
+    single-threaded processes (each one host device, sharing a compilation cache: :data:`COMPILE_CACHE_ENV`), or
+    of the scheduler at `scheduler`; `None` when
     neither is given (units then run in this process). One-line errors when it cannot be had: at once where
     nothing listens at the address, else within CONNECT_TIMEOUT_S (5 s);
     or when the machine cannot hold `workers` processes of `unit_memory` bytes each (:func:`check_workers`)."""
@@ -168,7 +170,10 @@ def dask_client(workers: int | None, scheduler: str | None, unit_memory: float =
         return
     if scheduler is None:
         check_workers(workers, unit_memory)
-    client, cluster = _connect(workers, scheduler)
+    cache = None
+    if scheduler is None and COMPILE_CACHE_ENV not in os.environ:
+        cache = tempfile.mkdtemp(prefix="loopdyn-xla-cache-")
+    client, cluster = _connect(workers, scheduler, cache)
     quiet = _QuietDistributed()
     try:
         yield client
@@ -177,9 +182,18 @@ def dask_client(workers: int | None, scheduler: str | None, unit_memory: float =
             client.close()
             if cluster is not None:
                 cluster.close()
+        if cache is not None:
+            shutil.rmtree(cache, ignore_errors=True)
 
 
-def _connect(workers: int | None, scheduler: str | None):
+COMPILE_CACHE_ENV = "JAX_COMPILATION_CACHE_DIR"
+"""JAX's persistent compilation cache, shared by the workers of a local cluster: a unit whose program another unit
+compiled loads it instead of compiling (the same executable: the same numbers). Unless the environment already
+sets the variable (to a directory; empty: no cache), `--workers` gives its workers a temporary one, removed with the
+cluster (`docs/scaling.md`)."""
+
+
+def _connect(workers: int | None, scheduler: str | None, cache: str | None = None):
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError as e:  # pragma: no cover - a declared dependency
@@ -193,9 +207,11 @@ def _connect(workers: int | None, scheduler: str | None):
             raise ConfigError(unreachable.format(type(e).__name__)) from e
     if workers is None or workers < 1:
         raise ConfigError(f"--workers {workers}: give a positive number of worker processes")
+    env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=1", "OMP_NUM_THREADS": "1"}
+    if cache is not None:
+        env[COMPILE_CACHE_ENV] = cache
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                           silence_logs=50, env={"XLA_FLAGS": "--xla_force_host_platform_device_count=1",
-                                                 "OMP_NUM_THREADS": "1"})
+                           silence_logs=50, env=env)
     return Client(cluster), cluster
 
 
