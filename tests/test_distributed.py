@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -274,12 +275,8 @@ def test_local_workers_share_a_compilation_cache_removed_with_the_cluster(monkey
 
     mine = []
     monkeypatch.setenv(_units.COMPILE_CACHE_ENV, "/somewhere/shared")
-    monkeypatch.setattr(_units, "_connect", lambda w, s, cache: mine.append(cache) or (_Closing(), None))
+    client = types.SimpleNamespace(close=lambda: None)
+    monkeypatch.setattr(_units, "_connect", lambda w, s, cache: mine.append(cache) or (client, None))
     with _units.dask_client(1, None):
         pass
     assert mine == [None]  # nothing made: the workers inherit the user's cache from the environment
-
-
-class _Closing:
-    def close(self):
-        pass

@@ -161,8 +161,7 @@ def check_workers(workers: int, unit_memory: float = 0.0) -> None:
 def dask_client(workers: int | None, scheduler: str | None, unit_memory: float = 0.0):
     """`with dask_client(workers, scheduler) as client:` a Dask client of a `LocalCluster` of `workers`
     single-threaded processes (each one host device, sharing a compilation cache: :data:`COMPILE_CACHE_ENV`), or
-    of the scheduler at `scheduler`; `None` when
-    neither is given (units then run in this process). One-line errors when it cannot be had: at once where
+    of the scheduler at `scheduler`; `None` when neither is given (units then run in this process). One-line errors when it cannot be had: at once where
     nothing listens at the address, else within CONNECT_TIMEOUT_S (5 s);
     or when the machine cannot hold `workers` processes of `unit_memory` bytes each (:func:`check_workers`)."""
     if workers is None and scheduler is None:
